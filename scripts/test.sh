@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command (README.md, .ci/run): set up the environment, then lint, type-check and test.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup_env.sh
+VENV="${TRT_PERCEPTION_VENV:-$ROOT/.venv}"
+echo "== ruff (py310)"
+"$VENV/bin/ruff" check trt_perception test tools bench
+echo "== mypy (TensorRT module against tensorrt-stubs)"
+"$VENV/bin/mypy" --config-file pyproject.toml trt_perception/inference
+echo "== pytest"
+exec "$VENV/bin/python" -m pytest "$@"

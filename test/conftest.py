@@ -1,0 +1,158 @@
+"""Shared fixtures: a real rclpy context on a private ROS domain, and nodes started as processes.
+
+No fake rclpy anywhere: integration tests start the node's console script (the same one
+``ros2 launch`` runs) with the same parameter files, and talk to it over Fast DDS.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config"
+MODELS = ROOT / "models"
+
+# One DDS domain per test run (pid-derived) keeps parallel runs on one machine apart; the shipped
+# image profile gives nodes and the test process the same fast transport.
+os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 150))
+os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")
+if not any(
+    os.environ.get(k)
+    for k in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
+):
+    _profile = CONFIG / "fastdds_images.xml"
+    if _profile.is_file():
+        os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(_profile)
+    else:
+        os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+
+
+def executable(name: str) -> str:
+    """A console script of this package, from the interpreter's own bin folder (the venv's)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"console script '{name}' is not installed (run scripts/setup_env.sh)")
+    return found
+
+
+class NodeProcess:
+    """A node started as its own process; its output goes to a log file shown on failure."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.proc = proc
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_node(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., NodeProcess]]:
+    """``start_node("detector", params_file=CONFIG / "detector.yaml", params={...}, remap={...})``."""
+    started: list[NodeProcess] = []
+
+    def _start(
+        exe: str,
+        params_file: Path | str | None = None,
+        params: dict[str, Any] | None = None,
+        remap: dict[str, str] | None = None,
+        name: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> NodeProcess:
+        args = [executable(exe), "--ros-args"]
+        if name:
+            args += ["-r", f"__node:={name}"]
+        if params_file:
+            args += ["--params-file", str(params_file)]
+        for k, v in (params or {}).items():
+            args += ["-p", f"{k}:={_param_literal(v)}"]
+        for k, v in (remap or {}).items():
+            args += ["-r", f"{k}:={v}"]
+        log_path = tmp_path / f"{exe}-{len(started)}.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=tmp_path
+            )
+        node = NodeProcess(proc, log_path)
+        started.append(node)
+        return node
+
+    yield _start
+    for node in started:
+        node.stop()
+    failed = request.node.rep_call.failed if hasattr(request.node, "rep_call") else False
+    if failed:
+        for node in started:
+            sys.stderr.write(f"\n----- {node.proc.args[0]} log -----\n{node.log()[-4000:]}\n")
+
+
+def _param_literal(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_param_literal(x) for x in v) + "]"
+    if isinstance(v, str):
+        return v if v else "''"
+    return str(v)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture
+def ros_node() -> Iterator[Any]:
+    """A real rclpy node in this test process (own context), with ``spin_until``."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node(f"test_probe_{os.getpid()}", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+
+    def spin_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+            if condition():
+                return True
+        return condition()
+
+    node.spin_until = spin_until  # type: ignore[attr-defined]
+    try:
+        yield node
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)

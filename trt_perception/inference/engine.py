@@ -1,0 +1,140 @@
+"""The one inference interface every stage uses; backends differ only inside their own module.
+
+Modelled on Polygraphy's runners: tensors are discovered by name with their shapes (``None`` or a
+string for a dynamic dimension) and dtypes, ``infer`` maps names to numpy arrays, and the time of the
+last call is kept for the latency reports.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+Dim = int | str | None
+
+
+class EngineError(RuntimeError):
+    """A model or engine that cannot be loaded or run; the message names file, tensor and values."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape (``None``/str for dynamic dimensions) and numpy dtype of one model tensor."""
+
+    name: str
+    shape: tuple[Dim, ...]
+    dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
+
+    @property
+    def is_dynamic(self) -> bool:
+        return any(not isinstance(d, int) or d < 0 for d in self.shape)
+
+    def matches(self, shape: tuple[int, ...]) -> bool:
+        """True when a concrete ``shape`` fits this spec (same rank, equal on every static dim)."""
+        if len(shape) != len(self.shape):
+            return False
+        return all(not isinstance(d, int) or d < 0 or d == s for d, s in zip(self.shape, shape))
+
+    def __str__(self) -> str:
+        dims = ",".join("?" if not isinstance(d, int) or d < 0 else str(d) for d in self.shape)
+        return f"{self.name}[{dims}]:{np.dtype(self.dtype).name}"
+
+
+def describe(specs: list[TensorSpec]) -> str:
+    """``a[1,3,?,?]:float32, b[...]`` for error messages."""
+    return ", ".join(str(s) for s in specs)
+
+
+class Engine(abc.ABC):
+    """A loaded model: named input/output specs and ``infer`` on numpy arrays.
+
+    Implementations preallocate their buffers per input shape so the hot path allocates nothing new
+    once a shape has been seen (the returned arrays may be reused by the next call: copy to keep).
+    """
+
+    #: Short backend name used in reports and diagnostics (``onnxruntime``, ``tensorrt``).
+    backend: str = "abstract"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.last_latency_ms: float = float("nan")
+
+    @property
+    @abc.abstractmethod
+    def inputs(self) -> list[TensorSpec]: ...
+
+    @property
+    @abc.abstractmethod
+    def outputs(self) -> list[TensorSpec]: ...
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """Free-form model metadata (e.g. an OCR model's character list); empty by default."""
+        return {}
+
+    @abc.abstractmethod
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once; sets ``last_latency_ms`` to the engine call's own time."""
+
+    def input(self, name: str | None = None) -> TensorSpec:
+        """The spec named ``name``, or the only input when ``name`` is None."""
+        return _pick(self.inputs, name, self.path, "input")
+
+    def output(self, name: str | None = None) -> TensorSpec:
+        return _pick(self.outputs, name, self.path, "output")
+
+    def check_feeds(self, feeds: Mapping[str, np.ndarray]) -> None:
+        """Raise EngineError naming the tensor and the expected vs actual shape or dtype."""
+        expected = {s.name: s for s in self.inputs}
+        missing = sorted(set(expected) - set(feeds))
+        unknown = sorted(set(feeds) - set(expected))
+        if missing or unknown:
+            raise EngineError(
+                f"{self.path.name}: inputs expected {describe(self.inputs)}; missing {missing}, unknown {unknown}"
+            )
+        for name, arr in feeds.items():
+            spec = expected[name]
+            if not spec.matches(tuple(arr.shape)):
+                raise EngineError(
+                    f"{self.path.name}: input '{name}' expects shape {spec} but got {tuple(arr.shape)}"
+                )
+            if np.dtype(arr.dtype) != np.dtype(spec.dtype):
+                raise EngineError(
+                    f"{self.path.name}: input '{name}' expects dtype {np.dtype(spec.dtype).name} "
+                    f"but got {np.dtype(arr.dtype).name}"
+                )
+
+    def warmup(self, iterations: int = 3, shapes: Mapping[str, tuple[int, ...]] | None = None) -> None:
+        """Run ``iterations`` inferences on zeros so first-frame latency is not the lazy init's."""
+        feeds = {}
+        for spec in self.inputs:
+            shape = (shapes or {}).get(spec.name) or tuple(
+                d if isinstance(d, int) and d > 0 else 1 for d in spec.shape
+            )
+            feeds[spec.name] = np.zeros(shape, dtype=spec.dtype)
+        for _ in range(iterations):
+            self.infer(feeds)
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most backends free on garbage collection
+        """Release device memory and sessions early."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pick(specs: list[TensorSpec], name: str | None, path: Path, kind: str) -> TensorSpec:
+    if name is None:
+        if len(specs) != 1:
+            raise EngineError(f"{path.name}: has {len(specs)} {kind}s ({describe(specs)}); name one")
+        return specs[0]
+    for s in specs:
+        if s.name == name:
+            return s
+    raise EngineError(f"{path.name}: no {kind} named '{name}'; it has {describe(specs)}")

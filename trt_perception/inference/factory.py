@@ -1,0 +1,32 @@
+"""Open a model or engine file with the right backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .engine import Engine, EngineError
+
+BACKENDS = ("auto", "onnxruntime", "tensorrt")
+
+
+def open_engine(path: str | Path, backend: str = "auto", **options: object) -> Engine:
+    """``.onnx`` -> ONNX Runtime, ``.engine``/``.plan`` -> TensorRT; ``backend`` forces one.
+
+    ``auto`` on an ONNX file stays on ONNX Runtime: building a TensorRT engine is the engine
+    builder's job, so a node never blocks for minutes on a build it did not ask for.
+    """
+    path = Path(path)
+    if backend not in BACKENDS:
+        raise EngineError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+    if not path.exists():
+        raise EngineError(f"model file not found: {path}")
+    is_plan = path.suffix in (".engine", ".plan", ".trt")
+    if backend == "tensorrt" or (backend == "auto" and is_plan):
+        from .tensorrt_backend import TensorRTEngine
+
+        return TensorRTEngine(path, **options)  # type: ignore[arg-type]
+    if is_plan:
+        raise EngineError(f"{path} is a TensorRT plan; backend '{backend}' cannot run it")
+    from .onnxruntime_backend import OnnxRuntimeEngine
+
+    return OnnxRuntimeEngine(path, **options)  # type: ignore[arg-type]

@@ -1,0 +1,130 @@
+"""Per-stage latency over a sliding window: the numbers every node reports on ``/diagnostics``.
+
+ROS-free. A stage records milliseconds under a name (``preprocess``, ``inference``, ``postprocess``,
+``end_to_end``, ``frame_age`` by convention); ``stats`` summarises the window the way rqt and the
+benchmark reports read it (count, mean, std, min, max, p50, p95, p99, rate in Hz).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+PREPROCESS = "preprocess"
+INFERENCE = "inference"
+POSTPROCESS = "postprocess"
+END_TO_END = "end_to_end"
+FRAME_AGE = "frame_age"
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """Summary of one stage's window; times in milliseconds, rate in samples per second."""
+
+    count: int
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    rate_hz: float
+    total_count: int
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+class LatencyRecorder:
+    """Thread-safe sliding windows of latency samples, one per named stage.
+
+    ``total_count`` keeps counting after the window is full, so a reader can tell a stalled stage
+    (total unchanged) from a slow one.
+    """
+
+    def __init__(self, window: int = 300, clock: Callable[[], float] | None = None) -> None:
+        if window < 2:
+            raise ValueError(f"latency window must hold at least 2 samples, got {window}")
+        self._window = window
+        self._clock: Callable[[], float] = clock or time.monotonic
+        self._samples: dict[str, deque[tuple[float, float]]] = {}
+        self._totals: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def window(self) -> int:
+        return self._window
+
+    def record(self, stage: str, ms: float, at: float | None = None) -> None:
+        """Add one sample of ``ms`` milliseconds to ``stage``, observed at monotonic time ``at``."""
+        t = self._clock() if at is None else at
+        with self._lock:
+            samples = self._samples.get(stage)
+            if samples is None:
+                samples = self._samples[stage] = deque(maxlen=self._window)
+            samples.append((t, float(ms)))
+            self._totals[stage] = self._totals.get(stage, 0) + 1
+
+    @contextmanager
+    def measure(self, stage: str) -> Iterator[None]:
+        """Record the wall time of the ``with`` body under ``stage``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.record(stage, (time.perf_counter() - start) * 1e3)
+
+    def record_frame_age(self, stamp_ns: int, now_ns: int) -> float:
+        """Record receive time minus the image's header stamp (both ROS time in ns); returns ms."""
+        age_ms = (now_ns - stamp_ns) * 1e-6
+        self.record(FRAME_AGE, age_ms)
+        return age_ms
+
+    def stages(self) -> list[str]:
+        with self._lock:
+            return list(self._samples)
+
+    def stats(self, stage: str) -> StageStats | None:
+        with self._lock:
+            samples = self._samples.get(stage)
+            if not samples:
+                return None
+            data = np.array(samples, dtype=np.float64)
+            total = self._totals[stage]
+        times, ms = data[:, 0], data[:, 1]
+        span = times[-1] - times[0]
+        rate = (len(times) - 1) / span if len(times) > 1 and span > 0 else 0.0
+        p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+        return StageStats(
+            count=len(ms),
+            mean_ms=float(ms.mean()),
+            std_ms=float(ms.std()),
+            min_ms=float(ms.min()),
+            max_ms=float(ms.max()),
+            p50_ms=float(p50),
+            p95_ms=float(p95),
+            p99_ms=float(p99),
+            rate_hz=float(rate),
+            total_count=total,
+        )
+
+    def summary(self) -> dict[str, StageStats]:
+        """Stats of every stage that has samples, in first-recorded order."""
+        out = {}
+        for stage in self.stages():
+            s = self.stats(stage)
+            if s is not None:
+                out[stage] = s
+        return out
+
+    def reset(self) -> None:
+        with self._lock:
+            self._samples.clear()
+            self._totals.clear()

@@ -1,0 +1,168 @@
+"""What every trt_perception node shares: parameters, latency diagnostics, image subscriptions that
+report bad input without dying, and a ``main`` that starts and stops rclpy cleanly.
+
+A node subclasses ``PerceptionNode``, lists its own ``PARAMETERS`` (the common ones below are added),
+builds its ROS-free stage from ``self.params`` and only converts messages around the stage call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from ..metrics.latency import LatencyRecorder
+from .diagnostics import ERROR, WARN, DiagnosticsPublisher
+from .params import Param, declare_all
+from .qos import sensor_qos
+
+COMMON_PARAMETERS: tuple[Param, ...] = (
+    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 disables them)."),
+    Param("latency_window", 300, "Samples kept per stage for the latency statistics."),
+    Param("latency_warn_ms", 0.0, "End-to-end mean latency (ms) that turns the status WARN; 0 disables."),
+    Param("latency_error_ms", 0.0, "End-to-end mean latency (ms) that turns the status ERROR; 0 disables."),
+    Param("hardware_id", "", "diagnostic_msgs hardware_id; empty uses the node's fully qualified name."),
+    Param(
+        "no_data_timeout",
+        5.0,
+        "Seconds an image subscription may see no data while a publisher exists "
+        "before the node warns (often a QoS or DDS transport mismatch).",
+    ),
+)
+
+#: Fast DDS profile shipped for images (shared-memory transport with large segments).
+FASTDDS_PROFILE_NAME = "fastdds_images.xml"
+
+
+class PerceptionNode(Node):
+    """Base of every node: declared parameters, a latency recorder and its diagnostics publisher."""
+
+    #: The node's own parameters; subclasses override. ``COMMON_PARAMETERS`` are added to them.
+    PARAMETERS: tuple[Param, ...] = ()
+    #: Component name in the diagnostics status (``<node>: <component>``).
+    COMPONENT = "perception"
+
+    def __init__(self, node_name: str, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.params: dict[str, Any] = declare_all(self, self.all_parameters())
+        self.latency = LatencyRecorder(window=int(self.params["latency_window"]))
+        self.diagnostics = DiagnosticsPublisher(
+            self,
+            self.latency,
+            component=self.COMPONENT,
+            hardware_id=str(self.params["hardware_id"]),
+            period_s=float(self.params["diagnostics_period"]),
+            warn_ms=float(self.params["latency_warn_ms"]),
+            error_ms=float(self.params["latency_error_ms"]),
+        )
+        self._image_watch: dict[str, float] = {}
+        timeout = float(self.params["no_data_timeout"])
+        if timeout > 0:
+            self.create_timer(timeout, self._check_image_flow)
+
+    @classmethod
+    def all_parameters(cls) -> tuple[Param, ...]:
+        return tuple(cls.PARAMETERS) + COMMON_PARAMETERS
+
+    # -- problems: one log line per throttle period, a WARN/ERROR status, never an exception upward
+    def warn_input(self, key: str, message: str, level: int = WARN, throttle_s: float = 5.0) -> None:
+        """Report bad input or a transient failure: throttled log + diagnostics status, keep serving."""
+        log = self.get_logger().error if level >= ERROR else self.get_logger().warning
+        log(f"{key}: {message}", throttle_duration_sec=throttle_s)
+        self.diagnostics.report(key, level, message)
+
+    def guarded(self, key: str, fn: Callable[..., None]) -> Callable[..., None]:
+        """Wrap a callback so an exception in it is reported (``key``) instead of killing the node."""
+
+        def wrapper(*args: Any) -> None:
+            try:
+                fn(*args)
+            except Exception as exc:
+                self.warn_input(key, f"{type(exc).__name__}: {exc}")
+                self.get_logger().debug(traceback.format_exc())
+
+        return wrapper
+
+    # -- images
+    def subscribe_images(self, topic: str, callback: Callable[[Image], None], depth: int = 5) -> Any:
+        """Sensor-data QoS subscription (matches best-effort and reliable publishers), with a watchdog
+        that warns when a publisher exists but nothing arrives (QoS or transport mismatch)."""
+        resolved = self.resolve_topic_name(topic)
+        self._image_watch[resolved] = time.monotonic()
+
+        def on_image(msg: Image) -> None:
+            self._image_watch[resolved] = time.monotonic()
+            callback(msg)
+
+        return self.create_subscription(Image, topic, self.guarded("image", on_image), sensor_qos(depth))
+
+    def _check_image_flow(self) -> None:
+        timeout = float(self.params["no_data_timeout"])
+        now = time.monotonic()
+        for topic, last in self._image_watch.items():
+            infos = self.get_publishers_info_by_topic(topic)
+            if infos and now - last > timeout:
+                qos = ", ".join(f"{i.node_name}:{i.qos_profile.reliability.name}" for i in infos)
+                self.warn_input(
+                    "no_data",
+                    f"{len(infos)} publisher(s) on {topic} ({qos}) but no image for {now - last:.0f} s: "
+                    f"check QoS and the Fast DDS profile ({FASTDDS_PROFILE_NAME})",
+                )
+
+
+def default_fastdds_profile() -> Path | None:
+    """The shipped Fast DDS image profile, from the installed share folder or the source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        share = Path(get_package_share_directory("trt_perception"))
+    except Exception:
+        share = Path(__file__).resolve().parents[2]
+    path = share / "config" / FASTDDS_PROFILE_NAME
+    return path if path.is_file() else None
+
+
+def use_fast_image_transport() -> None:
+    """Point Fast DDS at the shipped image profile unless the user chose a transport already.
+
+    With Fast DDS defaults best-effort 720p images never arrive between processes; this must run
+    before ``rclpy.init`` creates the participant.
+    """
+    chosen = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
+    if any(os.environ.get(k) for k in chosen):
+        return
+    profile = default_fastdds_profile()
+    if profile is not None:
+        os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(profile)
+    else:
+        os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+
+
+def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
+    """``main`` of every node: init, spin until Ctrl-C or shutdown, destroy, exit code."""
+    use_fast_image_transport()
+    rclpy.init(args=list(args) if args is not None else sys.argv)
+    node = None
+    try:
+        node = factory()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            shutdown = getattr(node, "on_shutdown", None)
+            if callable(shutdown):
+                shutdown()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
