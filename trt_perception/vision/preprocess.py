@@ -96,23 +96,37 @@ class Letterbox:
 
 
 class Preprocessor:
-    """Writes frames into one preallocated ``[batch, ...]`` tensor; reuses every buffer per frame size."""
+    """Writes frames into one preallocated ``[batch, ...]`` tensor; nothing is allocated per frame.
+
+    NCHW (the common case) takes one resize into a reused buffer, one ``cv2.split`` into reused
+    channel planes, then one ``cv2.addWeighted`` per channel that converts to float, applies the
+    affine normalisation and writes straight into the tensor plane (the channel order picks the
+    plane, so the BGR->RGB swap costs nothing). Letterbox padding is written once per frame size.
+    """
 
     def __init__(self, config: PreprocessConfig, batch: int = 1) -> None:
+        if batch <= 0:
+            raise ValueError(f"batch must be positive, got {batch}")
         self.config = config
         self.tensor = np.zeros(config.shape(batch), dtype=np.dtype(config.dtype))
-        self._canvas = np.full((config.height, config.width, 3), config.pad_value, np.uint8)
-        self._resized: dict[tuple[int, int], np.ndarray] = {}
-        self._last_size: tuple[int, int] | None = None
-        std = np.asarray(config.std, np.float32)
+        std = np.asarray(config.std, np.float64)
         # x * scale, then (x - mean) / std  ==  x * (scale / std) - mean / std
-        self._gain = (config.scale / std).astype(np.float32)
-        self._bias = (-np.asarray(config.mean, np.float32) / std).astype(np.float32)
-        self._work = np.empty((config.height, config.width, 3), np.float32)
+        self._gain = (config.scale / std).tolist()
+        self._bias = (-np.asarray(config.mean, np.float64) / std).tolist()
+        self._cv_depth = cv2.CV_32F if config.dtype == "float32" else cv2.CV_16F
+        # Source channel (BGR order) feeding output channel c.
+        self._src_channel = (2, 1, 0) if config.rgb else (0, 1, 2)
+        self._resized: dict[tuple[int, int], np.ndarray] = {}
+        self._planes: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._placed: list[tuple[int, int] | None] = [None] * batch
+        if config.layout == "NHWC":
+            # cvtColor already puts channels in output order; mean/std/gain are per output channel.
+            self._nhwc_gain = (*self._gain, 0.0)
+            self._nhwc_bias = (*self._bias, 0.0)
 
     @property
     def batch(self) -> int:
-        return self.tensor.shape[0]
+        return int(self.tensor.shape[0])
 
     def placement(self, src_width: int, src_height: int) -> Letterbox:
         c = self.config
@@ -124,6 +138,10 @@ class Preprocessor:
             nw / src_width, nh / src_height, (c.width - nw) // 2, (c.height - nh) // 2, src_width, src_height
         )
 
+    def pad_value_normalized(self) -> list[float]:
+        """The pad colour as it appears in each output channel."""
+        return [self.config.pad_value * g + b for g, b in zip(self._gain, self._bias)]
+
     def __call__(self, bgr: np.ndarray, index: int = 0) -> tuple[np.ndarray, Letterbox]:
         """Place ``bgr`` (H, W, 3 uint8) at batch ``index``; returns the whole tensor and the placement."""
         if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
@@ -133,27 +151,48 @@ class Preprocessor:
         h, w = bgr.shape[:2]
         if h == 0 or w == 0:
             raise ValueError(f"empty image {w}x{h}")
+        if not 0 <= index < self.batch:
+            raise IndexError(f"batch index {index} outside [0, {self.batch})")
         box = self.placement(w, h)
-        c = self.config
         nw, nh = round(w * box.scale_x), round(h * box.scale_y)
         px, py = int(box.pad_x), int(box.pad_y)
-        if (nw, nh) == (c.width, c.height):
-            canvas = cv2.resize(bgr, (nw, nh), dst=self._canvas, interpolation=c.interpolation)
+        resized = self._resized.get((nw, nh))
+        if resized is None:
+            resized = self._resized[(nw, nh)] = np.empty((nh, nw, 3), np.uint8)
+        if (nw, nh) == (w, h):
+            np.copyto(resized, bgr)
         else:
-            resized = self._resized.get((nw, nh))
-            if resized is None:
-                resized = self._resized[(nw, nh)] = np.empty((nh, nw, 3), np.uint8)
-            if self._last_size != (nw, nh):
-                self._canvas[:] = c.pad_value  # the previous frame size left pixels in the padding
-            cv2.resize(bgr, (nw, nh), dst=resized, interpolation=c.interpolation)
-            self._canvas[py : py + nh, px : px + nw] = resized
-            canvas = self._canvas
-        self._last_size = (nw, nh)
-        src = canvas[:, :, ::-1] if c.rgb else canvas
-        np.multiply(src, self._gain, out=self._work)
-        np.add(self._work, self._bias, out=self._work)
-        if c.layout == "NCHW":
-            self.tensor[index] = self._work.transpose(2, 0, 1)
+            cv2.resize(bgr, (nw, nh), dst=resized, interpolation=self.config.interpolation)
+        if self._placed[index] != (nw, nh):
+            self._fill_padding(index)  # a previous frame size left pixels in the padding
+            self._placed[index] = (nw, nh)
+        if self.config.layout == "NCHW":
+            self._write_nchw(resized, self.tensor[index, :, py : py + nh, px : px + nw])
         else:
-            self.tensor[index] = self._work
+            self._write_nhwc(resized, self.tensor[index, py : py + nh, px : px + nw])
         return self.tensor, box
+
+    def _write_nchw(self, resized: np.ndarray, dst: np.ndarray) -> None:
+        key = resized.shape[:2]
+        planes = self._planes.get(key)
+        if planes is None:
+            planes = self._planes[key] = tuple(np.empty(key, np.uint8) for _ in range(3))  # type: ignore[assignment]
+        cv2.split(resized, planes)
+        for c, src in enumerate(self._src_channel):
+            cv2.addWeighted(
+                planes[src], self._gain[c], planes[src], 0.0, self._bias[c], dst=dst[c], dtype=self._cv_depth
+            )
+
+    def _write_nhwc(self, resized: np.ndarray, dst: np.ndarray) -> None:
+        # Rare layout (TF exports): two passes with per-channel scalars, channel swap by cvtColor.
+        src = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB) if self.config.rgb else resized
+        cv2.multiply(src, self._nhwc_gain, dst=dst, dtype=self._cv_depth)
+        cv2.add(dst, self._nhwc_bias, dst=dst)
+
+    def _fill_padding(self, index: int) -> None:
+        pad = self.pad_value_normalized()
+        if self.config.layout == "NCHW":
+            for c in range(3):
+                self.tensor[index, c] = pad[c]
+        else:
+            self.tensor[index] = pad
