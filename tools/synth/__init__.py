@@ -1,0 +1,1 @@
+"""Seeded synthetic-world generators (plates, road scenes, circuits); tools only, not installed."""
