@@ -1,0 +1,506 @@
+"""Camera source: V4L2 device, video file, image folder, network stream or GStreamer pipeline.
+
+ROS-free, shared by the ``camera_bridge`` node and the in-process perception pipeline. Capture runs in
+its own thread. Live sources (camera, stream, pipeline) keep only the newest frame, so a slow consumer
+never stalls the driver (the frames it missed are counted as ``dropped``); finite sources (file,
+folder) hand every frame over and play at the file's rate or ``rate_hz``. A source that fails or
+disappears is reopened with exponential backoff, and ``state`` says what is going on for diagnostics.
+
+    with CameraSource(CameraConfig(source="data/sample_scene.mp4", loop=True)) as cam:
+        frame = cam.read(timeout_s=1.0)   # Frame(image=BGR uint8, stamp_ns, seq, dropped, index) or None
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+# Source kinds.
+DEVICE, FILE, FOLDER, URL, GSTREAMER = "device", "file", "folder", "url", "gstreamer"
+KINDS = ("auto", DEVICE, FILE, FOLDER, URL, GSTREAMER)
+
+# Source states (``CameraState.status``).
+CONNECTING, CONNECTED, RECONNECTING, FAILED, FINISHED, STOPPED = (
+    "connecting",
+    "connected",
+    "reconnecting",
+    "failed",
+    "finished",
+    "stopped",
+)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
+
+
+class CameraError(RuntimeError):
+    """A source that cannot work as configured (missing file, empty folder, bad setting)."""
+
+
+@dataclass
+class CameraConfig:
+    """Where frames come from and how they are delivered. Field docs double as the node's parameters."""
+
+    #: Device index ("0") or path ("/dev/video0"), video file, image folder or glob, stream URL
+    #: (rtsp://, http://...) or GStreamer pipeline (contains "!", ends in appsink).
+    source: str = "0"
+    #: auto | device | file | folder | url | gstreamer ("auto" guesses from ``source``).
+    kind: str = "auto"
+    #: Most frames per second delivered; 0 = the source's own rate (a video file plays at its fps, a
+    #: folder as fast as the consumer reads, a camera as fast as it delivers).
+    rate_hz: float = 0.0
+    #: Output size; 0 keeps the source's size, one of them 0 keeps the aspect ratio.
+    width: int = 0
+    height: int = 0
+    #: Start a file or folder again at its end instead of finishing.
+    loop: bool = False
+    #: Reconnect backoff: first delay, doubled after each failed attempt up to the maximum.
+    reconnect_delay_s: float = 0.5
+    reconnect_max_delay_s: float = 10.0
+    #: Failed reconnect attempts in a row before giving up (state "failed"); 0 retries forever.
+    reconnect_attempts: int = 0
+    #: A live source that delivers nothing for this long is treated as lost and reopened.
+    read_timeout_s: float = 5.0
+    #: V4L2 capture settings requested from the driver; 0 / "" leave the driver's default.
+    capture_width: int = 0
+    capture_height: int = 0
+    capture_fps: float = 0.0
+    fourcc: str = ""
+    #: None = automatic: finite sources (file, folder) hand over every frame, live ones keep the newest.
+    lossless: bool | None = None
+
+    def resolved_kind(self) -> str:
+        """The source kind, guessed from ``source`` when ``kind`` is "auto"."""
+        if self.kind != "auto":
+            if self.kind not in KINDS:
+                raise CameraError(f"unknown camera source kind '{self.kind}'; use one of {', '.join(KINDS)}")
+            return self.kind
+        s = self.source.strip()
+        if s.lstrip("-").isdigit() or s.startswith("/dev/"):
+            return DEVICE
+        if "!" in s:
+            return GSTREAMER
+        if "://" in s:
+            return URL
+        if os.path.isdir(s) or any(c in s for c in "*?["):
+            return FOLDER
+        return FILE
+
+    def is_live(self) -> bool:
+        return self.resolved_kind() in (DEVICE, URL, GSTREAMER)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured frame: BGR uint8 pixels, wall-clock capture time, and counters."""
+
+    image: np.ndarray
+    #: Capture time, ``time.time_ns()`` right after the driver returned the frame.
+    stamp_ns: int
+    #: Delivery sequence number, 0, 1, 2... (gaps never appear; missed frames count in ``dropped``).
+    seq: int
+    #: Frames captured but never delivered because a newer one replaced them (total so far).
+    dropped: int
+    #: Position in a file or folder (frame number / image number), counting from 0; -1 for live sources.
+    index: int = -1
+    #: The image file a folder frame came from; "" otherwise.
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class CameraState:
+    """What the source is doing, for diagnostics."""
+
+    status: str = CONNECTING
+    message: str = ""
+    #: Whether the source ever delivered a frame (a camera that never opened is worse than one lost).
+    ever_connected: bool = False
+    reconnects: int = 0
+    captured: int = 0
+    dropped: int = 0
+    #: Frames the rate cap left out on a live source (not an error, unlike ``dropped``).
+    skipped: int = 0
+    #: Native rate the source reports (0 when unknown).
+    source_fps: float = 0.0
+    since: float = field(default_factory=time.monotonic)
+
+
+class _Reader:
+    """Uniform ``open() / read() -> (ok, image, index, path) / release()`` over OpenCV and folders."""
+
+    def __init__(self, cfg: CameraConfig, kind: str) -> None:
+        self.cfg, self.kind = cfg, kind
+        self.cap: Any = None
+        self.files: list[str] = []
+        self.pos = 0
+        self.fps = 0.0
+
+    def open(self) -> None:
+        cfg = self.cfg
+        if self.kind == FOLDER:
+            self.files = list_images(cfg.source)
+            if not self.files:
+                raise CameraError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in '{cfg.source}'")
+            self.pos = 0
+            return
+        if self.kind == FILE and not os.path.isfile(cfg.source):
+            raise CameraError(f"video file '{cfg.source}' not found")
+        cap = _open_capture(cfg, self.kind)
+        if cap is None or not cap.isOpened():
+            raise CameraError(f"OpenCV could not open {self.kind} source '{cfg.source}'")
+        self.cap = cap
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not 0 < self.fps < 1000:
+            self.fps = 0.0
+        self.pos = 0
+
+    def read(self) -> tuple[bool, np.ndarray | None, int, str]:
+        if self.kind == FOLDER:
+            if self.pos >= len(self.files):
+                return False, None, self.pos, ""
+            path = self.files[self.pos]
+            image = cv2.imread(path, cv2.IMREAD_COLOR)
+            if image is None:
+                raise CameraError(f"cannot read image '{path}'")
+            self.pos += 1
+            return True, image, self.pos - 1, path
+        ok, image = self.cap.read()
+        if not ok or image is None:
+            return False, None, self.pos, ""
+        self.pos += 1
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        return True, image, self.pos - 1, ""
+
+    def rewind(self) -> bool:
+        """Back to the start of a file or folder; False when it is gone."""
+        if self.kind == FOLDER:
+            self.files = list_images(self.cfg.source)
+            self.pos = 0
+            return bool(self.files)
+        self.release()
+        self.open()
+        return True
+
+    def release(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+def list_images(source: str) -> list[str]:
+    """Sorted image files of a folder, or of a glob pattern."""
+    pattern = os.path.join(glob.escape(source), "*") if os.path.isdir(source) else source
+    names = glob.glob(pattern)
+    return sorted(n for n in names if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(n))
+
+
+def _open_capture(cfg: CameraConfig, kind: str) -> Any:
+    timeout_ms = int(max(cfg.read_timeout_s, 0.1) * 1000)
+    if kind == DEVICE:
+        cap = cv2.VideoCapture(device_index(cfg.source), cv2.CAP_V4L2)
+        if not cap.isOpened():
+            cap = cv2.VideoCapture(cfg.source.strip(), cv2.CAP_ANY)
+        if cap.isOpened():
+            _configure_device(cap, cfg)
+        return cap
+    if kind == GSTREAMER:
+        return cv2.VideoCapture(cfg.source, cv2.CAP_GSTREAMER)
+    if kind == URL:
+        # Timeouts so a dead stream reports itself instead of blocking the capture thread forever.
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+        return cv2.VideoCapture(cfg.source, cv2.CAP_FFMPEG, params)
+    return cv2.VideoCapture(cfg.source)
+
+
+def device_index(source: str) -> int:
+    """V4L2 index of "0" or "/dev/video0" (OpenCV's V4L2 backend opens by index, not by path)."""
+    s = source.strip()
+    m = re.fullmatch(r"(?:/dev/video)?(\d+)", s)
+    if m is None:
+        real = os.path.realpath(s)  # /dev/v4l/by-id/... links to /dev/videoN
+        m = re.fullmatch(r"/dev/video(\d+)", real)
+    return int(m.group(1)) if m else -1
+
+
+def _configure_device(cap: Any, cfg: CameraConfig) -> None:
+    if cfg.fourcc:
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*cfg.fourcc[:4].ljust(4)))
+    if cfg.capture_width > 0:
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, cfg.capture_width)
+    if cfg.capture_height > 0:
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, cfg.capture_height)
+    if cfg.capture_fps > 0:
+        cap.set(cv2.CAP_PROP_FPS, cfg.capture_fps)
+    # Fewest driver buffers: the newest frame, not one queued a few periods ago.
+    cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+
+
+def output_size(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int]:
+    """(w, h) after resizing to ``width`` x ``height`` (0 = keep, one 0 = keep the aspect ratio)."""
+    if width > 0 and height > 0:
+        return width, height
+    if width > 0:
+        return width, max(1, round(src_h * width / src_w))
+    if height > 0:
+        return max(1, round(src_w * height / src_h)), height
+    return src_w, src_h
+
+
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    size = output_size(w, h, width, height)
+    if size == (w, h):
+        return image
+    shrink = size[0] * size[1] < w * h
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+class CameraSource:
+    """Threaded capture from a ``CameraConfig``: ``start()``, ``read(timeout_s)``, ``stop()``, ``state``."""
+
+    def __init__(self, cfg: CameraConfig) -> None:
+        self.cfg = cfg
+        self.kind = cfg.resolved_kind()
+        self.lossless = (not cfg.is_live()) if cfg.lossless is None else cfg.lossless
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._taken = True
+        self._seq = 0
+        self._returned = -1
+        self._state = CameraState()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reader = _Reader(cfg, self.kind)
+
+    # -- lifecycle
+    def start(self) -> CameraSource:
+        """Check the configuration, open the source once and start capturing.
+
+        Raises ``CameraError`` for a configuration that can never work (missing file, empty folder,
+        bad size or kind). A live source that does not open yet is not an error: the capture thread
+        keeps trying with backoff and ``state`` says so.
+        """
+        if self._thread is not None:
+            return self
+        self._validate()
+        if self.kind in (FILE, FOLDER):
+            self._reader.open()  # a missing file or an empty folder is a configuration error
+            self._set_state(CONNECTED, f"opened {self.kind} '{self.cfg.source}'", source_fps=self._reader.fps)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="camera-capture", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        self._reader.release()
+        self._set_state(STOPPED, "stopped")
+
+    def __enter__(self) -> CameraSource:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- consumer side
+    def read(self, timeout_s: float | None = 1.0) -> Frame | None:
+        """The newest frame not yet returned, waiting up to ``timeout_s``; None on timeout or at the end."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._cond:
+            while self._latest is None or self._latest.seq <= self._returned:
+                if self._stop.is_set() or self._state.status in (FINISHED, FAILED, STOPPED):
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            frame = self._latest
+            self._returned = frame.seq
+            self._taken = True
+            self._cond.notify_all()
+            return frame
+
+    @property
+    def state(self) -> CameraState:
+        with self._cond:
+            return self._state
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- capture thread
+    def _validate(self) -> None:
+        cfg = self.cfg
+        if cfg.width < 0 or cfg.height < 0:
+            raise CameraError(f"resize width/height must be >= 0, got {cfg.width}x{cfg.height}")
+        if cfg.rate_hz < 0:
+            raise CameraError(f"rate_hz must be >= 0, got {cfg.rate_hz}")
+        if cfg.reconnect_delay_s <= 0 or cfg.reconnect_max_delay_s < cfg.reconnect_delay_s:
+            raise CameraError(
+                f"reconnect delays must satisfy 0 < reconnect_delay_s <= reconnect_max_delay_s, got "
+                f"{cfg.reconnect_delay_s} and {cfg.reconnect_max_delay_s}"
+            )
+        if not cfg.source.strip():
+            raise CameraError("camera source is empty")
+
+    def _set_state(self, status: str, message: str, **changes: Any) -> None:
+        with self._cond:
+            old = self._state
+            since = old.since if old.status == status else time.monotonic()
+            self._state = replace(old, status=status, message=message, since=since, **changes)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        period = 1.0 / self.cfg.rate_hz if self.cfg.rate_hz > 0 else 0.0
+        next_due = time.monotonic()
+        failures = 0
+        live = self.cfg.is_live()
+        while not self._stop.is_set():
+            if self._reader.cap is None and self.kind != FOLDER:
+                if not self._connect(failures):
+                    failures += 1
+                    continue
+                next_due = time.monotonic()
+            try:
+                ok, image, index, path = self._reader.read()
+            except CameraError as exc:
+                self._lost(str(exc))
+                failures += 1
+                continue
+            if not ok or image is None:
+                if live:
+                    self._lost(f"{self.kind} '{self.cfg.source}' stopped delivering frames")
+                    failures += 1
+                elif not self._at_end():
+                    return
+                continue
+            now = time.monotonic()
+            stamp_ns = time.time_ns()
+            if failures or self._state.status != CONNECTED:
+                self._set_state(CONNECTED, f"capturing from {self.kind} '{self.cfg.source}'")
+            failures = 0
+            # Rate: a live source skips frames that come early; a finite one waits for its turn.
+            file_period = period or (
+                1.0 / self._reader.fps if self.kind == FILE and self._reader.fps else 0.0
+            )
+            if file_period and not live:
+                if self._wait_until(next_due):
+                    return
+                next_due = max(next_due + file_period, time.monotonic() - file_period)
+            elif period:
+                if now < next_due - 0.002:
+                    with self._cond:
+                        self._state = replace(self._state, skipped=self._state.skipped + 1)
+                    continue
+                next_due = max(next_due + period, now - period)
+            self._deliver(resize(image, self.cfg.width, self.cfg.height), stamp_ns, index, path)
+
+    def _connect(self, failures: int) -> bool:
+        """One open attempt of a live source (after the backoff for ``failures`` failed ones)."""
+        cfg = self.cfg
+        if failures:
+            if cfg.reconnect_attempts and failures >= cfg.reconnect_attempts:
+                self._set_state(FAILED, f"gave up after {failures} attempts: {self._state.message}")
+                self._stop.set()
+                return False
+            delay = min(cfg.reconnect_delay_s * 2 ** (failures - 1), cfg.reconnect_max_delay_s)
+            if self._stop.wait(delay):
+                return False
+        try:
+            self._reader.open()
+        except CameraError as exc:
+            status = RECONNECTING if self._state.ever_connected else CONNECTING
+            self._set_state(status, f"{exc} (attempt {failures + 1})")
+            return False
+        self._set_state(
+            CONNECTED,
+            f"opened {self.kind} '{cfg.source}'",
+            source_fps=self._reader.fps,
+            reconnects=self._state.reconnects + (1 if self._state.ever_connected else 0),
+        )
+        return True
+
+    def _lost(self, message: str) -> None:
+        self._reader.release()
+        if self.kind == FOLDER:
+            # A folder is "reconnected" by listing it again after the backoff.
+            self._reader.files, self._reader.pos = [], 0
+        self._set_state(RECONNECTING, message)
+        if self.kind == FOLDER:
+            self._retry_folder()
+
+    def _retry_folder(self) -> None:
+        failures = 1
+        cfg = self.cfg
+        while not self._stop.is_set():
+            if cfg.reconnect_attempts and failures > cfg.reconnect_attempts:
+                self._set_state(FAILED, f"gave up after {failures - 1} attempts: {self._state.message}")
+                self._stop.set()
+                return
+            delay = min(cfg.reconnect_delay_s * 2 ** (failures - 1), cfg.reconnect_max_delay_s)
+            if self._stop.wait(delay):
+                return
+            files = list_images(cfg.source)
+            if files:
+                self._reader.files, self._reader.pos = files, 0
+                self._set_state(
+                    CONNECTED, f"folder '{cfg.source}' is back", reconnects=self._state.reconnects + 1
+                )
+                return
+            self._set_state(RECONNECTING, f"no images in '{cfg.source}' (attempt {failures})")
+            failures += 1
+
+    def _at_end(self) -> bool:
+        """End of a file or folder: rewind when looping; False when the capture thread should end."""
+        if self.cfg.loop:
+            try:
+                if self._reader.rewind():
+                    return True
+            except CameraError as exc:
+                self._lost(str(exc))
+                return not self._stop.is_set()
+            self._lost(f"'{self.cfg.source}' is gone")
+            return not self._stop.is_set()
+        self._reader.release()
+        self._set_state(FINISHED, f"end of '{self.cfg.source}' after {self._state.captured} frames")
+        return False
+
+    def _wait_until(self, t: float) -> bool:
+        """Sleep until monotonic ``t``; True when stopped meanwhile."""
+        delay = t - time.monotonic()
+        return self._stop.wait(delay) if delay > 0 else self._stop.is_set()
+
+    def _deliver(self, image: np.ndarray, stamp_ns: int, index: int, path: str) -> None:
+        with self._cond:
+            if self.lossless:
+                while not self._taken and not self._stop.is_set():
+                    self._cond.wait(0.1)
+            dropped = self._state.dropped + (0 if self._taken else 1)
+            self._latest = Frame(image, stamp_ns, self._seq, dropped, index, path)
+            self._seq += 1
+            self._taken = False
+            self._state = replace(
+                self._state, captured=self._state.captured + 1, dropped=dropped, ever_connected=True
+            )
+            self._cond.notify_all()
+
+
+def open_source(path_or_cfg: str | Path | CameraConfig, **overrides: Any) -> CameraSource:
+    """Shorthand: ``open_source("data/sample_scene.mp4", loop=True)`` -> a started CameraSource."""
+    cfg = path_or_cfg if isinstance(path_or_cfg, CameraConfig) else CameraConfig(source=str(path_or_cfg))
+    return CameraSource(replace(cfg, **overrides)).start()
