@@ -1,0 +1,119 @@
+"""The argmax graph transform against numpy: random logits through every mode on ONNX Runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import segmentation_standin as standin
+
+from trt_perception.vision.argmax_fusion import (
+    MASK_OUTPUT,
+    MODES,
+    FusionConfig,
+    fuse_argmax,
+    fuse_argmax_file,
+    fusion_info,
+    parse_size,
+)
+
+
+def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Half-pixel bilinear sampling (edge-clamped), as ONNX Resize and cv2.INTER_LINEAR define it."""
+    src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    src = np.clip(src, 0, n_in - 1)
+    i0 = np.floor(src).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (src - i0).astype(np.float64)
+
+
+def bilinear(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    y0, y1, fy = _axis_weights(x.shape[-2], out_h)
+    x0, x1, fx = _axis_weights(x.shape[-1], out_w)
+    x = x.astype(np.float64)
+    rows = x[..., y0, :] * (1 - fy)[:, None] + x[..., y1, :] * fy[:, None]
+    return rows[..., x0] * (1 - fx) + rows[..., x1] * fx
+
+
+def nearest(mask: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    def idx(n_in: int, n_out: int) -> np.ndarray:
+        src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+        return np.clip(np.ceil(src - 0.5), 0, n_in - 1).astype(np.int64)  # round half down
+
+    return mask[..., idx(mask.shape[-2], out_h)[:, None], idx(mask.shape[-1], out_w)]
+
+
+def numpy_mask(logits: np.ndarray, mode: str, out_hw: tuple[int, int], divisor: int = 2) -> np.ndarray:
+    """The reference each mode must reproduce, from ``[1, C, h, w]`` logits."""
+    if mode.startswith("fused"):
+        mid = bilinear(logits[0], out_hw[0] // divisor, out_hw[1] // divisor)
+        return nearest(mid.argmax(axis=0).astype(np.uint8), *out_hw)
+    return bilinear(logits[0], *out_hw).argmax(axis=0).astype(np.uint8)
+
+
+def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run([MASK_OUTPUT], feeds)[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_modes_match_numpy_on_random_logits(tmp_path: Path, mode: str) -> None:
+    rng = np.random.default_rng(7)
+    c, h, w, out_hw = 19, 24, 40, (96, 160)
+    logits = rng.normal(size=(1, c, h, w)).astype(np.float32)
+    model = onnx.load(str(standin.identity_logits_model(tmp_path / "id.onnx", c, h, w)))
+    fused = fuse_argmax(model, FusionConfig(mode=mode, output_size=out_hw))
+    got = _run(fused, {"logits_in": logits})
+    want = numpy_mask(logits, mode, out_hw)
+    assert got.dtype == np.uint8
+    assert got.shape == (1, *out_hw)
+    # float32 in ORT vs float64 here: only near-ties may flip.
+    assert (got[0] == want).mean() > 0.999, mode
+
+
+def test_argmax_at_logits_resolution_is_exact(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(1, 6, 17, 23)).astype(np.float32)
+    logits[0, 4, :3] = logits[0, 2, :3] = 50.0  # ties: numpy and both ops take the first index
+    model = onnx.load(str(standin.identity_logits_model(tmp_path / "id.onnx", 6, 17, 23)))
+    for mode in ("argmax", "reducemax"):
+        got = _run(fuse_argmax(model, FusionConfig(mode=mode, output_size="logits")), {"logits_in": logits})
+        np.testing.assert_array_equal(got[0], logits[0].argmax(axis=0))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_dynamic_input_size_gives_mask_at_input_resolution(tmp_path: Path, mode: str) -> None:
+    src = standin.build(tmp_path / "seg.onnx")
+    dst = fuse_argmax_file(src, tmp_path / f"seg_{mode}.onnx", FusionConfig(mode=mode))
+    sess = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == [MASK_OUTPUT]
+    for h, w in ((64, 96), (128, 64)):
+        bgr, gt = standin.synthetic_frame(h, w, seed=3)
+        x = ((bgr[:, :, ::-1] / 255.0 - standin.MEAN) / standin.STD).transpose(2, 0, 1)[None]
+        mask = sess.run(None, {"input": x.astype(np.float32)})[0]
+        assert mask.shape == (1, h, w)
+        assert (mask[0] == gt).mean() > 0.9
+    assert fusion_info(onnx.load(str(dst)))["mode"] == mode
+
+
+def test_old_opset_is_upgraded_and_checked(tmp_path: Path) -> None:
+    src = standin.build(tmp_path / "seg11.onnx", opset=11)
+    fused = fuse_argmax(onnx.load(str(src)), FusionConfig())
+    assert max(i.version for i in fused.opset_import if i.domain in ("", "ai.onnx")) >= 13
+
+
+def test_keep_logits_and_errors(tmp_path: Path) -> None:
+    model = onnx.load(str(standin.build(tmp_path / "seg.onnx")))
+    both = fuse_argmax(model, FusionConfig(keep_logits=True))
+    assert [o.name for o in both.graph.output] == ["logits", MASK_OUTPUT]
+    with pytest.raises(ValueError, match="no output 'scores'"):
+        fuse_argmax(model, FusionConfig(logits="scores"))
+    with pytest.raises(ValueError, match="unknown argmax mode"):
+        FusionConfig(mode="softmax")
+    assert parse_size("768x1344") == (768, 1344)
+    assert parse_size("input") == "input"
+    with pytest.raises(ValueError, match="HxW"):
+        parse_size("big")
