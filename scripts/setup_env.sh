@@ -38,6 +38,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$req_hash" ]; then
   pip_install --no-deps "tensorrt-stubs==10.13.0.35.1"
   site=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   for d in tensorrt tensorrt_bindings; do [ -d "$site/$d" ] && touch "$site/$d/py.typed"; done
+  # The 10.13 stubs are not valid Python (a parameter named `in`, a required one after defaults),
+  # which stops mypy before it checks anything: rename/default them.
+  sed -i -E -e 's/([(,] ?)in: /\1in_: /g' \
+    -e 's/power: Weights = None, channel_axis: int\)/power: Weights = None, channel_axis: int = ...)/' \
+    "$site/tensorrt_bindings/tensorrt.pyi"
   pip_install --no-deps --no-build-isolation -e .
   echo "$req_hash" > "$stamp"
 fi

@@ -11,10 +11,21 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 Dim = int | str | None
+
+
+class Shaped(Protocol):
+    """Anything with a shape and dtype: a numpy array or a backend's device tensor."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> Any: ...
 
 
 class EngineError(RuntimeError):
@@ -87,7 +98,7 @@ class Engine(abc.ABC):
     def output(self, name: str | None = None) -> TensorSpec:
         return _pick(self.outputs, name, self.path, "output")
 
-    def check_feeds(self, feeds: Mapping[str, np.ndarray]) -> None:
+    def check_feeds(self, feeds: Mapping[str, Shaped]) -> None:
         """Raise EngineError naming the tensor and the expected vs actual shape or dtype."""
         expected = {s.name: s for s in self.inputs}
         missing = sorted(set(expected) - set(feeds))
