@@ -18,7 +18,9 @@ class PreprocessConfig:
     width: int
     height: int
     letterbox: bool = True
-    pad_value: int = 114
+    pad_value: float = 114
+    #: Letterbox placement: centred (Ultralytics) or top-left (YOLOX, PaddleOCR text lines).
+    center: bool = True
     rgb: bool = True
     scale: float = 1.0 / 255.0
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -32,8 +34,11 @@ class PreprocessConfig:
             raise ValueError(f"input size must be positive, got {self.width}x{self.height}")
         if self.layout not in ("NCHW", "NHWC"):
             raise ValueError(f"layout must be NCHW or NHWC, got '{self.layout}'")
-        if self.dtype not in ("float32", "float16"):
-            raise ValueError(f"dtype must be float32 or float16, got '{self.dtype}'")
+        if self.dtype not in ("float32", "float16", "uint8"):
+            raise ValueError(f"dtype must be float32, float16 or uint8, got '{self.dtype}'")
+        identity = self.scale == 1.0 and set(self.mean) == {0.0} and set(self.std) == {1.0}
+        if self.dtype == "uint8" and not identity:
+            raise ValueError("a uint8 input takes raw pixels: scale must be 1, mean 0 and std 1")
 
     def shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         if self.layout == "NCHW":
@@ -45,6 +50,8 @@ class PreprocessConfig:
 PRESETS: dict[str, PreprocessConfig] = {
     # Ultralytics YOLOv5/v8/v11 export: letterbox with grey 114, RGB, /255.
     "yolo": PreprocessConfig(640, 640, letterbox=True, pad_value=114, rgb=True, scale=1 / 255.0),
+    # YOLOX (Megvii export): letterbox 114 at the top-left, BGR, raw 0..255.
+    "yolox": PreprocessConfig(640, 640, letterbox=True, pad_value=114, center=False, rgb=False, scale=1.0),
     # TF Object Detection API SSD: plain resize to 300x300, RGB, x*2/255-1.
     "ssd_tf": PreprocessConfig(
         300, 300, letterbox=False, rgb=True, scale=2 / 255.0, mean=(1.0, 1.0, 1.0), std=(1.0, 1.0, 1.0)
@@ -113,7 +120,7 @@ class Preprocessor:
         # x * scale, then (x - mean) / std  ==  x * (scale / std) - mean / std
         self._gain = (config.scale / std).tolist()
         self._bias = (-np.asarray(config.mean, np.float64) / std).tolist()
-        self._cv_depth = cv2.CV_32F if config.dtype == "float32" else cv2.CV_16F
+        self._cv_depth = {"float32": cv2.CV_32F, "float16": cv2.CV_16F, "uint8": cv2.CV_8U}[config.dtype]
         # Source channel (BGR order) feeding output channel c.
         self._src_channel = (2, 1, 0) if config.rgb else (0, 1, 2)
         self._resized: dict[tuple[int, int], np.ndarray] = {}
@@ -133,10 +140,9 @@ class Preprocessor:
         if not c.letterbox:
             return Letterbox(c.width / src_width, c.height / src_height, 0.0, 0.0, src_width, src_height)
         s = min(c.width / src_width, c.height / src_height)
-        nw, nh = round(src_width * s), round(src_height * s)
-        return Letterbox(
-            nw / src_width, nh / src_height, (c.width - nw) // 2, (c.height - nh) // 2, src_width, src_height
-        )
+        nw, nh = max(round(src_width * s), 1), max(round(src_height * s), 1)
+        px, py = ((c.width - nw) // 2, (c.height - nh) // 2) if c.center else (0, 0)
+        return Letterbox(nw / src_width, nh / src_height, px, py, src_width, src_height)
 
     def pad_value_normalized(self) -> list[float]:
         """The pad colour as it appears in each output channel."""
@@ -178,6 +184,10 @@ class Preprocessor:
         if planes is None:
             planes = self._planes[key] = tuple(np.empty(key, np.uint8) for _ in range(3))  # type: ignore[assignment]
         cv2.split(resized, planes)
+        if self._cv_depth == cv2.CV_8U:
+            for c, src in enumerate(self._src_channel):
+                np.copyto(dst[c], planes[src])
+            return
         for c, src in enumerate(self._src_channel):
             cv2.addWeighted(
                 planes[src], self._gain[c], planes[src], 0.0, self._bias[c], dst=dst[c], dtype=self._cv_depth
@@ -186,6 +196,9 @@ class Preprocessor:
     def _write_nhwc(self, resized: np.ndarray, dst: np.ndarray) -> None:
         # Rare layout (TF exports): two passes with per-channel scalars, channel swap by cvtColor.
         src = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB) if self.config.rgb else resized
+        if self._cv_depth == cv2.CV_8U:
+            np.copyto(dst, src)
+            return
         cv2.multiply(src, self._nhwc_gain, dst=dst, dtype=self._cv_depth)
         cv2.add(dst, self._nhwc_bias, dst=dst)
 

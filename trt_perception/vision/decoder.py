@@ -1,0 +1,98 @@
+"""Detector output decoders: a common interface and the registry of formats by name.
+
+A decoder is bound once to the model's output specs (``bind``), which is where a model that does not
+fit the decoder fails, naming the expected and the actual tensors; ``decode`` then turns one frame's
+outputs into candidate boxes in network-input pixels (xyxy) with scores and class ids.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..inference.engine import EngineError, TensorSpec, describe
+
+
+class DecoderMismatchError(EngineError):
+    """The model's outputs do not have the layout the chosen decoder expects."""
+
+
+@dataclass
+class Candidates:
+    """Boxes xyxy in network-input pixels, scores, class ids; ``nms_done`` when the model ran NMS."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    nms_done: bool = False
+
+    @classmethod
+    def empty(cls, nms_done: bool = False) -> Candidates:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32), nms_done)
+
+
+class Decoder(abc.ABC):
+    #: Registry name (``yolov8``, ``ssd_tf``, ...).
+    name: str = "abstract"
+    #: What the outputs must look like, for the mismatch error.
+    expects: str = ""
+    #: True when the model itself already ran NMS (SSD exports, TensorRT NMS plugins).
+    nms_done: bool = False
+
+    def __init__(self) -> None:
+        self.input_width = 0
+        self.input_height = 0
+
+    def bind(
+        self, outputs: list[TensorSpec], input_width: int, input_height: int, num_classes: int = 0
+    ) -> None:
+        """Check the model's outputs fit; raise DecoderMismatchError naming expected vs actual."""
+        self.input_width, self.input_height = input_width, input_height
+        self._bind(outputs, num_classes)
+
+    @abc.abstractmethod
+    def _bind(self, outputs: list[TensorSpec], num_classes: int) -> None: ...
+
+    @abc.abstractmethod
+    def decode(self, outputs: Mapping[str, np.ndarray], conf_threshold: float) -> Candidates:
+        """Candidates of batch item 0."""
+
+    def mismatch(self, outputs: list[TensorSpec], why: str) -> DecoderMismatchError:
+        return DecoderMismatchError(
+            f"decoder '{self.name}' expects {self.expects}; the model has outputs {describe(outputs)} ({why})"
+        )
+
+
+def static(dim: object) -> int | None:
+    """A static dimension as int, None when dynamic."""
+    return dim if isinstance(dim, int) and dim >= 0 else None
+
+
+DECODERS = ("yolov8", "yolov11", "yolov5", "yolox", "ssd_tf", "trt_nms", "efficient_nms")
+
+
+def make_decoder(name: str, **options: object) -> Decoder:
+    """A decoder by name: ``yolov8``/``yolov11`` ([1, 4+nc, N]), ``yolov5`` ([1, N, 5+nc]),
+    ``yolox`` (grid-encoded [1, N, 5+nc], strides 8/16/32), ``ssd_tf`` (TF Object Detection API:
+    boxes/scores/classes/num_detections), ``trt_nms`` (TensorRT NMS plugin, 7 floats per detection),
+    ``efficient_nms`` (EfficientNMS_TRT's four outputs)."""
+    from . import ssd, yolo
+
+    table: dict[str, type[Decoder]] = {
+        "yolov8": yolo.YoloV8Decoder,
+        "yolov11": yolo.YoloV8Decoder,
+        "yolo11": yolo.YoloV8Decoder,
+        "yolov5": yolo.YoloV5Decoder,
+        "yolox": yolo.YoloXDecoder,
+        "ssd_tf": ssd.TfSsdDecoder,
+        "trt_nms": ssd.TrtNmsDecoder,
+        "efficient_nms": ssd.EfficientNmsDecoder,
+    }
+    try:
+        cls = table[name]
+    except KeyError:
+        raise ValueError(f"unknown decoder '{name}'; choose one of {', '.join(DECODERS)}") from None
+    return cls(**options)  # type: ignore[arg-type]
