@@ -140,11 +140,12 @@ def reader_crop(
     plate = render_plate(text, rng, height_px=int(rng.integers(40, 64)))
     ph, pw = plate.shape[:2]
     # Car body around the plate: a colour, a vertical gradient and a little texture.
-    canvas_h, canvas_w = ph * 3, pw + 2 * ph
+    canvas_h, canvas_w = ph * 2, pw + ph
     body = rng.uniform(20, 235, 3)
-    grad = np.linspace(rng.uniform(0.6, 1.0), rng.uniform(0.6, 1.1), canvas_h)[:, None, None]
-    canvas = np.clip(body * grad + rng.normal(0, 6, (canvas_h, canvas_w, 3)), 0, 255).astype(np.uint8)
-    x0, y0 = ph, ph
+    grad = np.linspace(rng.uniform(0.6, 1.0), rng.uniform(0.6, 1.1), canvas_h // 4)[:, None, None]
+    texture = body * grad + rng.normal(0, 6, (canvas_h // 4, canvas_w // 4, 3))
+    canvas = cv2.resize(np.clip(texture, 0, 255).astype(np.uint8), (canvas_w, canvas_h))
+    x0, y0 = ph // 2, ph // 2
     canvas[y0 : y0 + ph, x0 : x0 + pw] = plate
 
     corners = np.float32([[x0, y0], [x0 + pw, y0], [x0 + pw, y0 + ph], [x0, y0 + ph]])
@@ -165,7 +166,7 @@ def reader_crop(
     s = target_h / crop.shape[0]
     size = (max(4, round(crop.shape[1] * s)), max(4, round(crop.shape[0] * s)))
     crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    return _degrade(crop, rng)
+    return _degrade(crop, rng, blur_sigma=0.035 * target_h)
 
 
 def _view_homography(corners: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -202,11 +203,11 @@ def _lighting(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(f * 255.0, 0, 255).astype(np.uint8)
 
 
-def _degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Optical/motion blur, sensor noise and JPEG compression, as a camera frame has."""
+def _degrade(img: np.ndarray, rng: np.random.Generator, blur_sigma: float = 1.0) -> np.ndarray:
+    """Optical/motion blur (up to ``blur_sigma``), sensor noise and JPEG compression, as a camera frame has."""
     r = rng.random()
     if r < 0.3:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, max(0.35, blur_sigma)))
     elif r < 0.45:
         k = int(rng.integers(2, 4))
         kernel = np.zeros((k, k), np.float32)
