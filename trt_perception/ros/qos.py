@@ -13,11 +13,10 @@ from rclpy.qos import (
 
 def sensor_qos(depth: int = 5) -> QoSProfile:
     """Best-effort, keep-last ``depth``: matches both best-effort and reliable image publishers."""
-    qos = QoSProfile(
-        **{k: getattr(qos_profile_sensor_data, k) for k in ("reliability", "durability", "history")}
+    return QoSProfile(
+        depth=depth,
+        **{k: getattr(qos_profile_sensor_data, k) for k in ("reliability", "durability", "history")},
     )
-    qos.depth = depth
-    return qos
 
 
 def reliable_qos(depth: int = 10) -> QoSProfile:
