@@ -1,0 +1,171 @@
+"""Run every configuration over the same frames and collect accuracy and latency side by side.
+
+Latency per frame comes from two clocks, as in the thesis' end-to-end vs inference-only tables:
+``end_to_end`` is the wall time of the whole stage call (pre-processing, inference, decoding, NMS),
+``inference`` the sum of the engine calls the stage recorded during that frame. Frame decoding and
+ground-truth handling are outside both clocks.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from ..metrics.latency import INFERENCE, LatencyRecorder
+from .sources import Source
+from .tasks import EvalConfig, Task, TaskScores
+
+
+class _Collecting(LatencyRecorder):
+    """A recorder that also keeps every sample in order, so the runner can split them per frame."""
+
+    def __init__(self) -> None:
+        super().__init__(window=1000)
+        self.log: list[tuple[str, float]] = []
+
+    def record(self, stage: str, ms: float, at: float | None = None) -> None:
+        super().record(stage, ms, at)
+        self.log.append((stage, float(ms)))
+
+
+def latency_stats(ms: np.ndarray) -> dict[str, float]:
+    """mean/std/min/max/median/p95 in ms and FPS (avg = 1000/mean; min/max from the slowest/fastest frame)."""
+    if ms.size == 0:
+        return {}
+    mean = float(ms.mean())
+    return {
+        "mean_ms": mean,
+        "std_ms": float(ms.std()),
+        "min_ms": float(ms.min()),
+        "max_ms": float(ms.max()),
+        "median_ms": float(np.median(ms)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "fps_avg": 1000.0 / mean if mean > 0 else float("inf"),
+        "fps_min": 1000.0 / float(ms.max()) if ms.max() > 0 else float("inf"),
+        "fps_max": 1000.0 / float(ms.min()) if ms.min() > 0 else float("inf"),
+    }
+
+
+@dataclass
+class ConfigResult:
+    config: EvalConfig
+    scores: TaskScores | None = None
+    end_to_end_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    inference_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    frames: int = 0
+    error: str = ""  # the configuration could not be built or run (reported, others continue)
+    wall_s: float = 0.0
+
+    def latency(self) -> dict[str, dict[str, float]]:
+        return {
+            "end_to_end": latency_stats(self.end_to_end_ms),
+            "inference": latency_stats(self.inference_ms),
+        }
+
+
+@dataclass
+class EvalResult:
+    task: Task
+    source: Source
+    results: list[ConfigResult]
+    reference: str
+    started: str
+    frames: int
+    warnings: list[str]
+
+    def by_name(self, name: str) -> ConfigResult:
+        for r in self.results:
+            if r.config.name == name:
+                return r
+        raise KeyError(name)
+
+
+def machine_info() -> dict[str, Any]:
+    import onnxruntime
+
+    info = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime_providers": onnxruntime.get_available_providers(),
+    }
+    try:
+        import tensorrt  # type: ignore[import-not-found]
+
+        info["tensorrt"] = tensorrt.__version__
+    except Exception:
+        info["tensorrt"] = None
+    return info
+
+
+def evaluate(
+    source: Source,
+    task: Task,
+    configs: list[EvalConfig],
+    reference: str | None = None,
+    warmup: int = 3,
+    progress: bool = True,
+) -> EvalResult:
+    """Run ``configs`` over ``source``'s frames (each config sees the same frames) and score them."""
+    if not configs:
+        raise ValueError("no configuration to evaluate")
+    names = [c.name for c in configs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"configuration names must be unique: {names}")
+    task.bind(source)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results = [_run_one(source, task, cfg, warmup, progress) for cfg in configs]
+    frames = max((r.frames for r in results), default=0)
+    ref = reference or configs[0].name
+    if ref not in names:
+        raise ValueError(f"reference '{ref}' is not one of the configurations {names}")
+    return EvalResult(task, source, results, ref, started, frames, list(source.warnings))
+
+
+def _run_one(source: Source, task: Task, cfg: EvalConfig, warmup: int, progress: bool) -> ConfigResult:
+    from tqdm import tqdm
+
+    result = ConfigResult(cfg)
+    rec = _Collecting()
+    try:
+        predict = task.build(cfg, rec)
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        return result
+    outputs: dict[int, Any] = {}
+    e2e: list[float] = []
+    inf: list[float] = []
+    t_start = time.perf_counter()
+    bar = tqdm(total=len(source) or None, desc=cfg.name, unit="frame", disable=not progress, leave=True)
+    try:
+        for frame in source.frames():
+            if not outputs:  # warm-up on the first frame: lazy allocations are not the model's speed
+                for _ in range(warmup):
+                    predict(frame)
+                rec.log.clear()
+            mark = len(rec.log)
+            t0 = time.perf_counter()
+            outputs[frame.image_id] = predict(frame)
+            e2e.append((time.perf_counter() - t0) * 1e3)
+            inf.append(sum(ms for stage, ms in rec.log[mark:] if stage.endswith(INFERENCE)))
+            bar.update(1)
+    except Exception as exc:
+        result.error = f"{type(exc).__name__} after {len(outputs)} frames: {exc}"
+    finally:
+        bar.close()
+    result.wall_s = time.perf_counter() - t_start
+    result.frames = len(outputs)
+    result.end_to_end_ms = np.asarray(e2e)
+    # stages that record no engine time (a stand-in, a fused pipeline) get no inference clock
+    has_inference = any(stage.endswith(INFERENCE) for stage in rec.stages())
+    result.inference_ms = np.asarray(inf) if has_inference else np.zeros(0)
+    if outputs:
+        result.scores = task.score(source, outputs)
+    return result

@@ -1,0 +1,311 @@
+"""What "run a model on a frame" and "score the run" mean per task.
+
+A ``Task`` builds a predictor for one configuration (the real stage: ``Detector``, ``PlateReader``,
+``Segmenter``, ``Pilot``, so the evaluated code is the deployed code), keeps each frame's output in a
+compact form, and turns the collected outputs into metrics against the source's ground truth.
+Stages are imported when a task is built, so a missing stage only affects its own task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..metrics.coco import DEFAULT_CONF_THRESHOLD, detections_to_coco, evaluate_coco
+from ..metrics.latency import LatencyRecorder
+from ..metrics.plates import match_readings, score_plates
+from .sources import Frame, Source
+
+TASKS = ("detection", "plates", "segmentation", "regression")
+
+
+@dataclass
+class EvalConfig:
+    """One column of the report: a model file on a backend at a precision (+ stage options)."""
+
+    name: str
+    model: Path
+    backend: str = "auto"
+    precision: str = "fp32"
+    #: Stage config overrides (e.g. ``decoder``, ``preprocess``, ``charset``), by field name.
+    options: dict[str, Any] = field(default_factory=dict)
+    #: plates: a detector model makes the run end-to-end (detect, then read); else GT crops are read.
+    detector: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.model = Path(self.model)
+
+    @property
+    def size_mb(self) -> float:
+        return self.model.stat().st_size / 2**20 if self.model.is_file() else float("nan")
+
+
+@dataclass
+class TaskScores:
+    metrics: dict[str, float]  # flat, report-ready (fractions, not percent)
+    #: name -> (x, y) curves for plots (precision-recall per class).
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: metric keys in the order the report shows them, primary first
+    order: list[str] = field(default_factory=list)
+
+
+Predictor = Callable[[Frame], Any]
+
+
+def _stage_config(cls: type, base: dict[str, Any], options: dict[str, Any]) -> Any:
+    """``cls(**base, **options)`` with a clear error for an option the stage does not have."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no option(s) {unknown}; it has {sorted(names)}")
+    return cls(**{**base, **options})
+
+
+class Task:
+    name = "task"
+    #: the metric whose change against the reference the summary headline quotes
+    primary = ""
+    higher_is_better = True
+
+    def bind(self, source: Source) -> None:
+        """Read what the task needs from the source's ground truth before the first build."""
+
+    def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
+        raise NotImplementedError
+
+    def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
+        raise NotImplementedError
+
+
+class DetectionTask(Task):
+    """pycocotools bbox mAP; detections kept down to ``conf_threshold`` (1e-2 by default)."""
+
+    name = "detection"
+    primary = "AP"
+
+    def __init__(self, conf_threshold: float = DEFAULT_CONF_THRESHOLD, iou_threshold: float = 0.45) -> None:
+        self.conf_threshold = conf_threshold
+        self.iou_threshold = iou_threshold
+        self._categories: dict[str, int] = {}
+
+    def bind(self, source: Source) -> None:
+        self._categories = {name: cid for cid, name in source.category_names().items()}
+
+    def category_ids(self, class_ids: np.ndarray, labels: list[str]) -> np.ndarray:
+        """Detector class ids -> COCO category ids by label name (class id + 1 without labels)."""
+        if labels and self._categories:
+            lut = np.array([self._categories.get(lbl, -1) for lbl in labels], dtype=np.int64)
+            return lut[class_ids]
+        return class_ids.astype(np.int64) + 1
+
+    def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
+        from ..stages.detector import Detector, DetectorConfig
+
+        base = {
+            "model": str(cfg.model),
+            "backend": cfg.backend,
+            "conf_threshold": self.conf_threshold,
+            "iou_threshold": self.iou_threshold,
+        }
+        det = Detector(_stage_config(DetectorConfig, base, cfg.options), latency=latency)
+
+        def predict(frame: Frame) -> list[dict[str, Any]]:
+            d = det(frame.bgr, frame.stamp_ns)
+            cats = self.category_ids(d.class_ids, d.labels)
+            keep = cats > 0
+            return detections_to_coco(frame.image_id, d.boxes[keep], d.scores[keep], cats[keep])
+
+        return predict
+
+    def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
+        results = [r for rs in outputs.values() for r in rs]
+        m = evaluate_coco(source.coco, results, self.conf_threshold, image_ids=list(outputs))
+        metrics = m.as_dict()
+        for name, ap in m.per_class_ap.items():
+            metrics[f"AP[{name}]"] = ap
+        metrics["detections"] = float(m.num_detections)
+        curves = {name: (m.recall_thresholds, p) for name, p in m.pr_curves.items()}
+        order = list(m.as_dict()) + [f"AP[{n}]" for n in m.per_class_ap]
+        return TaskScores(metrics, curves, order)
+
+
+def _gt_plates(source: Source) -> dict[int, list[tuple[np.ndarray, str]]]:
+    """image id -> [(xyxy box, text)] of the annotations carrying a ``text``."""
+    out: dict[int, list[tuple[np.ndarray, str]]] = {}
+    for a in source.coco.get("annotations", []):
+        if a.get("text"):
+            x, y, w, h = a["bbox"]
+            out.setdefault(int(a["image_id"]), []).append((np.array([x, y, x + w, y + h]), str(a["text"])))
+    return out
+
+
+class PlatesTask(Task):
+    """Exact match and character accuracy; GT crops by default, detector + reader when given one."""
+
+    name = "plates"
+    primary = "exact_match"
+
+    def __init__(self) -> None:
+        self._gt: dict[int, list[tuple[np.ndarray, str]]] = {}
+
+    def bind(self, source: Source) -> None:
+        self._gt = _gt_plates(source)
+        if not self._gt:
+            raise ValueError(f"{source.description}: no annotation carries a plate 'text'")
+
+    def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
+        from ..stages.plate_reader import PlateReader, PlateReaderConfig
+
+        reader = PlateReader(
+            _stage_config(PlateReaderConfig, {"model": str(cfg.model), "backend": cfg.backend}, cfg.options),
+            latency=latency,
+        )
+        if cfg.detector is None:
+
+            def read_crops(frame: Frame) -> list[str | None]:
+                h, w = frame.bgr.shape[:2]
+                crops = []
+                for box, _ in self._gt.get(frame.image_id, []):
+                    x0, y0 = np.floor(box[:2]).clip(0).astype(int)
+                    x1, y1 = np.ceil(box[2:]).astype(int)
+                    crops.append(frame.bgr[y0 : min(y1, h), x0 : min(x1, w)])
+                return [text for text, _ in reader.read_crops(crops)] if crops else []
+
+            return read_crops
+
+        from ..stages.detector import Detector, DetectorConfig
+
+        det = Detector(
+            DetectorConfig(model=str(cfg.detector), backend=cfg.backend), latency=latency, prefix="detector/"
+        )
+
+        def end_to_end(frame: Frame) -> list[str | None]:
+            readings = reader(frame.bgr, det(frame.bgr, frame.stamp_ns), frame.stamp_ns)
+            gt = self._gt.get(frame.image_id, [])
+            boxes = np.array([r.box for r in readings], dtype=np.float64).reshape(-1, 4)
+            return match_readings(
+                np.array([b for b, _ in gt]).reshape(-1, 4), boxes, [r.text for r in readings]
+            )
+
+        return end_to_end
+
+    def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
+        preds: list[str | None] = []
+        truths: list[str] = []
+        for image_id, texts in outputs.items():
+            gt = self._gt.get(image_id, [])
+            preds.extend(texts)
+            truths.extend(t for _, t in gt)
+        s = score_plates(preds, truths)
+        metrics = {"exact_match": s.exact_match, "char_accuracy": s.char_accuracy, "cer": s.cer}
+        metrics.update(plates=float(s.count), missed=float(s.missed))
+        return TaskScores(metrics, order=list(metrics))
+
+
+class SegmentationTask(Task):
+    """mIoU and per-class IoU from one confusion matrix accumulated over the frames."""
+
+    name = "segmentation"
+    primary = "mIoU"
+
+    def __init__(self, num_classes: int = 0) -> None:
+        self.num_classes = num_classes
+        self.classes: list[str] = []
+
+    def bind(self, source: Source) -> None:
+        self.classes = list(source.segmentation_classes)
+        self.num_classes = self.num_classes or len(self.classes)
+        if self.num_classes <= 0:
+            raise ValueError(
+                f"{source.description}: number of segmentation classes unknown (pass --num-classes)"
+            )
+
+    def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
+        import cv2
+
+        from ..metrics.segmentation import confusion_matrix
+        from ..stages.segmenter import Segmenter, SegmenterConfig
+
+        seg = Segmenter(
+            _stage_config(SegmenterConfig, {"model": str(cfg.model), "backend": cfg.backend}, cfg.options),
+            latency=latency,
+        )
+        k = self.num_classes
+
+        def predict(frame: Frame) -> np.ndarray:
+            if frame.mask is None:
+                raise ValueError(f"frame {frame.name}: no ground-truth mask")
+            mask = seg(frame.bgr, frame.stamp_ns).mask
+            if mask.shape != frame.mask.shape:  # network-resolution output: compare at GT size
+                mask = cv2.resize(mask, frame.mask.shape[::-1], interpolation=cv2.INTER_NEAREST)
+            return confusion_matrix(frame.mask, mask, k)
+
+        return predict
+
+    def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
+        from ..metrics.segmentation import iou_per_class, mean_iou
+
+        cm = np.sum(list(outputs.values()), axis=0) if outputs else np.zeros((self.num_classes,) * 2)
+        metrics = {"mIoU": mean_iou(cm)}
+        names = self.classes or [str(i) for i in range(self.num_classes)]
+        for name, iou in zip(names, iou_per_class(cm)):
+            metrics[f"IoU[{name}]"] = float(iou)
+        pixels = cm.sum()
+        metrics["pixel_accuracy"] = float(np.trace(cm) / pixels) if pixels else float("nan")
+        return TaskScores(metrics, order=list(metrics))
+
+
+class RegressionTask(Task):
+    """MSE of a regression head (PilotNet's (v, w)) against each image's ``cmd`` target."""
+
+    name = "regression"
+    primary = "MSE"
+    higher_is_better = False
+
+    def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
+        from ..stages.pilot import Pilot, PilotConfig
+
+        pilot = Pilot(
+            _stage_config(PilotConfig, {"model": str(cfg.model), "backend": cfg.backend}, cfg.options),
+            latency=latency,
+        )
+
+        def predict(frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+            if frame.target is None:
+                raise ValueError(f"frame {frame.name}: no 'cmd' target in the ground truth")
+            c = pilot(frame.bgr, frame.stamp_ns)
+            return np.array([c.v, c.w]), frame.target[:2]
+
+        return predict
+
+    def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
+        if not outputs:
+            return TaskScores({"MSE": float("nan")}, order=["MSE"])
+        pred = np.array([p for p, _ in outputs.values()])
+        true = np.array([t for _, t in outputs.values()])
+        err = pred - true
+        metrics = {
+            "MSE": float((err**2).mean()),
+            "MSE[v]": float((err[:, 0] ** 2).mean()),
+            "MSE[w]": float((err[:, 1] ** 2).mean()),
+            "MAE": float(np.abs(err).mean()),
+        }
+        return TaskScores(metrics, order=list(metrics))
+
+
+def make_task(name: str, **kwargs: Any) -> Task:
+    tasks: dict[str, type[Task]] = {
+        "detection": DetectionTask,
+        "plates": PlatesTask,
+        "segmentation": SegmentationTask,
+        "regression": RegressionTask,
+    }
+    if name not in tasks:
+        raise ValueError(f"unknown task '{name}'; choose one of {', '.join(TASKS)}")
+    return tasks[name](**kwargs)
