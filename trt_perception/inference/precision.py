@@ -1,0 +1,462 @@
+"""Precision recipes on the ONNX itself, verified with ONNX Runtime (and what TensorRT 11 needs).
+
+* ``to_fp16``: an FP16 copy with FP32 inputs/outputs (onnxconverter-common ``float16``).
+* ``quantize_int8``: explicit INT8 as Q/DQ nodes from static calibration (ONNX Runtime
+  ``quantize_static``, QDQ, per-channel weights). ``target="tensorrt"`` makes symmetric signed INT8
+  activations (what TensorRT's Q/DQ path accepts); ``target="cpu"`` uses unsigned activations, the
+  fast U8S8 kernels of ONNX Runtime on x86. Calibration images come from a folder
+  (``images_from_folder``) or a rosbag2 topic (``images_from_bag``) through a ``preprocess`` callable.
+* ``quantize_int8_accuracy_aware``: the accuracy-aware loop of OpenVINO's POT (see the thesis in the
+  seeds): quantize everything, measure the metric, and while the drop exceeds the limit keep the
+  nodes that hurt the output most in float (``nodes_to_exclude``), one more per step, reporting each.
+  Nodes are ranked once by their effect on the model output: each quantized node is reverted to float
+  alone in the Q/DQ graph (graph surgery, no re-calibration) and the output error vs FP32 on a few
+  inputs is measured; the largest error reduction ranks first.
+
+NVIDIA ModelOpt (``modelopt.onnx.quantization``) is used by ``quantize_int8(..., method="modelopt")``
+only where it is importable; it is never required.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .engine import EngineError
+
+log = logging.getLogger(__name__)
+
+Feeds = dict[str, np.ndarray]
+Preprocess = Callable[[np.ndarray], Feeds]
+#: Quantizable op types whose inputs get Q/DQ (the compute-heavy ones TensorRT runs in INT8).
+DEFAULT_OP_TYPES = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def _load(path: str | Path) -> Any:
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise EngineError(f"ONNX model not found: {path}")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:
+        raise EngineError(f"cannot read ONNX model {path}: {exc}") from exc
+
+
+# -- FP16 -----------------------------------------------------------------------------------------
+
+
+def to_fp16(onnx_in: str | Path, onnx_out: str | Path, op_block_list: Sequence[str] | None = None) -> Path:
+    """FP16 weights and compute, FP32 inputs/outputs kept (``keep_io_types``) so callers are unchanged."""
+    import onnx
+    from onnxconverter_common import float16
+
+    model = _separate_consumed_outputs(_load(onnx_in))
+    kwargs: dict[str, Any] = {"keep_io_types": True}
+    if op_block_list is not None:
+        kwargs["op_block_list"] = list(op_block_list)
+    fp16 = float16.convert_float_to_float16(model, **kwargs)
+    out = Path(onnx_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(fp16, str(out))
+    return out
+
+
+def _separate_consumed_outputs(model: Any) -> Any:
+    """Give each graph output that other nodes also read its own Identity.
+
+    ``convert_float_to_float16(keep_io_types=True)`` otherwise feeds the FP32-cast output to the
+    internal consumers and writes an invalid graph (a type mismatch ONNX Runtime refuses to load).
+    """
+    from onnx import helper
+
+    outputs = {o.name for o in model.graph.output}
+    consumed = {i for n in model.graph.node for i in n.input} & outputs
+    for name in sorted(consumed):
+        internal = f"{name}__internal"
+        for node in model.graph.node:
+            node.output[:] = [internal if o == name else o for o in node.output]
+            node.input[:] = [internal if i == name else i for i in node.input]
+        model.graph.node.append(helper.make_node("Identity", [internal], [name], name=f"{name}__output"))
+    return model
+
+
+# -- calibration data -----------------------------------------------------------------------------
+
+
+def images_from_folder(folder: str | Path, limit: int = 0) -> Iterator[np.ndarray]:
+    """BGR images of a folder (recursively, sorted, deterministic), at most ``limit`` (0 = all)."""
+    import cv2
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EngineError(f"calibration folder not found: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise EngineError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+    for p in files[: limit or None]:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if img is None:
+            raise EngineError(f"cannot read calibration image {p}")
+        yield img
+
+
+def images_from_bag(
+    bag: str | Path, topic: str = "/camera/image_raw", limit: int = 0
+) -> Iterator[np.ndarray]:
+    """BGR images of a ``sensor_msgs/Image`` topic of a rosbag2 (sqlite3 or mcap) via rosbags."""
+    from rosbags.highlevel import AnyReader
+
+    bag = Path(bag)
+    if not bag.exists():
+        raise EngineError(f"calibration bag not found: {bag}")
+    count = 0
+    with AnyReader([bag]) as reader:
+        conns = [c for c in reader.connections if c.topic == topic]
+        if not conns:
+            topics = sorted({c.topic for c in reader.connections})
+            raise EngineError(f"{bag}: no topic '{topic}'; it has {topics}")
+        for conn, _t, raw in reader.messages(connections=conns):
+            msg = reader.deserialize(raw, conn.msgtype)
+            yield _image_msg_to_bgr(msg, bag)
+            count += 1
+            if limit and count >= limit:
+                return
+
+
+def _image_msg_to_bgr(msg: Any, bag: Path) -> np.ndarray:
+    import cv2
+
+    channels = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4}
+    enc = str(msg.encoding)
+    if enc not in channels:
+        raise EngineError(f"{bag}: image encoding '{enc}' not supported for calibration ({sorted(channels)})")
+    c = channels[enc]
+    rows = np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)
+    img = rows[:, : msg.width * c].reshape(msg.height, msg.width, c)
+    conv = {
+        "rgb8": cv2.COLOR_RGB2BGR,
+        "mono8": cv2.COLOR_GRAY2BGR,
+        "bgra8": cv2.COLOR_BGRA2BGR,
+        "rgba8": cv2.COLOR_RGBA2BGR,
+    }.get(enc)
+    return cv2.cvtColor(img, conv) if conv is not None else np.ascontiguousarray(img)
+
+
+def resize_preprocess(input_name: str, width: int, height: int, scale: float = 1 / 255.0) -> Preprocess:
+    """Plain resize -> RGB -> NCHW float32 * ``scale``; stages pass their own letterbox/normalize."""
+    import cv2
+
+    def pre(bgr: np.ndarray) -> Feeds:
+        rgb = cv2.cvtColor(
+            cv2.resize(bgr, (width, height), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB
+        )
+        return {input_name: (rgb.transpose(2, 0, 1)[None].astype(np.float32) * scale)}
+
+    return pre
+
+
+class FeedsReader:
+    """``onnxruntime.quantization.CalibrationDataReader`` over a list of feed dicts (rewindable)."""
+
+    def __init__(self, feeds: Sequence[Feeds]) -> None:
+        self.feeds = list(feeds)
+        self._it = iter(self.feeds)
+
+    def get_next(self) -> Feeds | None:
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = iter(self.feeds)
+
+    def __len__(self) -> int:
+        return len(self.feeds)
+
+
+def calibration_feeds(images: Iterable[np.ndarray], preprocess: Preprocess) -> list[Feeds]:
+    feeds = [preprocess(img) for img in images]
+    if not feeds:
+        raise EngineError("no calibration data: the image source was empty")
+    return feeds
+
+
+# -- INT8 -----------------------------------------------------------------------------------------
+
+
+def quantize_int8(
+    onnx_in: str | Path,
+    onnx_out: str | Path,
+    calibration: Sequence[Feeds] | Any,
+    *,
+    target: str = "tensorrt",
+    per_channel: bool = True,
+    nodes_to_exclude: Sequence[str] = (),
+    op_types: Sequence[str] = DEFAULT_OP_TYPES,
+    calibrate_method: str = "minmax",
+    calibration_cache: str | Path | None = None,
+    method: str = "onnxruntime",
+) -> Path:
+    """Static INT8 Q/DQ quantization. ``calibration``: feed dicts or a CalibrationDataReader.
+
+    ``calibration_cache`` (a JSON path) stores the computed ranges so repeated calls (the
+    accuracy-aware loop) skip the calibration inference; delete it when the data changes.
+    """
+    if method == "modelopt":
+        return _quantize_modelopt(onnx_in, onnx_out, calibration)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    _load(onnx_in)  # clear error for a missing/corrupt file before ORT's own
+    if target not in ("tensorrt", "cpu"):
+        raise EngineError(f"quantization target '{target}' unknown; choose tensorrt or cpu")
+    reader = FeedsReader(calibration) if isinstance(calibration, (list, tuple)) else calibration
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
+    if calibrate_method not in methods:
+        raise EngineError(f"calibrate_method '{calibrate_method}' unknown; choose {sorted(methods)}")
+    symmetric = target == "tensorrt"
+    out = Path(onnx_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    quantize_static(
+        str(onnx_in),
+        str(out),
+        reader,
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=list(op_types),
+        per_channel=per_channel,
+        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=list(nodes_to_exclude),
+        calibrate_method=methods[calibrate_method],
+        extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+        calibration_cache_path=None if calibration_cache is None else str(calibration_cache),
+    )
+    return out
+
+
+def _quantize_modelopt(onnx_in: str | Path, onnx_out: str | Path, calibration: Sequence[Feeds]) -> Path:
+    try:
+        from modelopt.onnx.quantization import quantize as mo_quantize
+    except ImportError:
+        raise EngineError("method='modelopt' needs nvidia-modelopt[onnx] (not installed)") from None
+    feeds = list(calibration)
+    data = {k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]}
+    mo_quantize(
+        onnx_path=str(onnx_in), quantize_mode="int8", calibration_data=data, output_path=str(onnx_out)
+    )
+    return Path(onnx_out)
+
+
+def quantizable_nodes(onnx_path: str | Path, op_types: Sequence[str] = DEFAULT_OP_TYPES) -> list[str]:
+    return [n.name for n in _load(onnx_path).graph.node if n.op_type in op_types and n.name]
+
+
+# -- accuracy-aware INT8 --------------------------------------------------------------------------
+
+
+@dataclass
+class AccuracyStep:
+    step: int
+    excluded: list[str]
+    metric: float
+    drop: float
+    relative_drop: float
+    seconds: float
+
+
+@dataclass
+class AccuracyAwareReport:
+    reference_metric: float
+    higher_is_better: bool
+    max_drop: float
+    relative: bool
+    ranking: list[tuple[str, float]] = field(default_factory=list)
+    steps: list[AccuracyStep] = field(default_factory=list)
+    output: str = ""
+    met: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def table(self) -> str:
+        lines = [
+            f"reference {self.reference_metric:.4f}; limit {self.max_drop:g}{' relative' if self.relative else ''}",
+            "step  excluded  metric    drop      rel.drop",
+        ]
+        lines += [
+            f"{s.step:4d}  {len(s.excluded):8d}  {s.metric:.4f}  {s.drop:+.4f}  {s.relative_drop:+.2%}"
+            for s in self.steps
+        ]
+        return "\n".join(lines)
+
+
+def _drop(reference: float, value: float, higher_is_better: bool) -> tuple[float, float]:
+    drop = (reference - value) if higher_is_better else (value - reference)
+    return drop, drop / abs(reference) if reference else drop
+
+
+def quantize_int8_accuracy_aware(
+    onnx_in: str | Path,
+    onnx_out: str | Path,
+    calibration: Sequence[Feeds],
+    evaluate: Callable[[Path], float],
+    *,
+    max_drop: float = 0.01,
+    relative: bool = True,
+    higher_is_better: bool = True,
+    ranking_feeds: Sequence[Feeds] | None = None,
+    max_steps: int = 20,
+    target: str = "tensorrt",
+    per_channel: bool = True,
+    op_types: Sequence[str] = DEFAULT_OP_TYPES,
+    calibrate_method: str = "minmax",
+    on_step: Callable[[AccuracyStep], None] | None = None,
+) -> AccuracyAwareReport:
+    """INT8 Q/DQ within ``max_drop`` of the FP32 ``evaluate(onnx_path)`` metric (see module docstring).
+
+    ``evaluate`` runs a whole validation set through the model at a path and returns one number;
+    ``ranking_feeds`` (default: the first 8 calibration feeds) rank the nodes by output error.
+    The best model found is written to ``onnx_out`` even when the limit is not met (``report.met``).
+    """
+    onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
+    reference = float(evaluate(onnx_in))
+    report = AccuracyAwareReport(reference, higher_is_better, max_drop, relative, output=str(onnx_out))
+    with tempfile.TemporaryDirectory(prefix="trt_perception_aaq_") as tmp_dir:
+        tmp = Path(tmp_dir)
+        cache = tmp / "calibration.json"
+        excluded: list[str] = []
+        ranking: list[str] | None = None
+        best: tuple[float, Path] | None = None
+        for step in range(max_steps + 1):
+            start = time.monotonic()
+            candidate = tmp / f"step{step}.onnx"
+            quantize_int8(
+                onnx_in,
+                candidate,
+                calibration,
+                target=target,
+                per_channel=per_channel,
+                nodes_to_exclude=excluded,
+                op_types=op_types,
+                calibrate_method=calibrate_method,
+                calibration_cache=cache,
+            )
+            value = float(evaluate(candidate))
+            drop, rel = _drop(reference, value, higher_is_better)
+            s = AccuracyStep(step, list(excluded), value, drop, rel, round(time.monotonic() - start, 2))
+            report.steps.append(s)
+            log.info(
+                "accuracy-aware step %d: %d excluded, metric %.4f, drop %.4f (%.2f%%)",
+                step,
+                len(excluded),
+                value,
+                drop,
+                100 * rel,
+            )
+            if on_step is not None:
+                on_step(s)
+            if best is None or drop < best[0]:
+                best = (drop, candidate)
+            if (rel if relative else drop) <= max_drop:
+                report.met = True
+                best = (drop, candidate)
+                break
+            if ranking is None:
+                scores = rank_nodes(onnx_in, candidate, ranking_feeds or calibration[:8], op_types)
+                report.ranking = scores
+                ranking = [name for name, _ in scores]
+            remaining = [n for n in ranking if n not in excluded]
+            if not remaining:
+                break
+            excluded.append(remaining[0])
+        assert best is not None
+        onnx_out.parent.mkdir(parents=True, exist_ok=True)
+        onnx_out.write_bytes(best[1].read_bytes())
+    return report
+
+
+def rank_nodes(
+    fp32_path: Path, qdq_path: Path, feeds: Sequence[Feeds], op_types: Sequence[str] = DEFAULT_OP_TYPES
+) -> list[tuple[str, float]]:
+    """Quantized nodes by how much reverting each alone to float reduces the output error vs FP32.
+
+    The output error is the mean over outputs of ``||y_q - y_fp32||^2 / ||y_fp32||^2`` on ``feeds``.
+    Returns ``[(node_name, error_reduction), ...]`` best first.
+    """
+    fp32 = _load(fp32_path)
+    qdq = _load(qdq_path)
+    reference = _run_all(fp32, feeds)
+    base_error = _output_error(_run_all(qdq, feeds), reference)
+    floats = {t.name: t for t in fp32.graph.initializer}
+    scores = []
+    for node in qdq.graph.node:
+        if not node.name or node.op_type not in op_types:
+            continue
+        reverted = _revert_node(qdq, node.name, floats)
+        if reverted is None:
+            continue
+        err = _output_error(_run_all(reverted, feeds), reference)
+        scores.append((node.name, base_error - err))
+    scores.sort(key=lambda kv: -kv[1])
+    return scores
+
+
+def _revert_node(qdq: Any, name: str, floats: dict[str, Any]) -> Any | None:
+    """A copy of ``qdq`` where node ``name`` reads float inputs (its input Q/DQ pairs bypassed);
+    None when the node has no dequantized input."""
+    import onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(qdq)
+    producers = {o: n for n in model.graph.node for o in n.output}
+    target = next(n for n in model.graph.node if n.name == name)
+    changed = False
+    for i, inp in enumerate(target.input):
+        dq = producers.get(inp)
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        q = producers.get(dq.input[0])
+        if q is not None and q.op_type == "QuantizeLinear":
+            target.input[i] = q.input[0]  # activation: use the float tensor
+            changed = True
+            continue
+        original = dq.input[0].removesuffix("_quantized")
+        if original in floats:  # weight/bias: the FP32 model's initializer, under a fresh name
+            fresh = f"{original}__float"
+            if fresh not in {t.name for t in model.graph.initializer}:
+                init = model.graph.initializer.add()
+                init.CopyFrom(floats[original])
+                init.name = fresh
+            target.input[i] = fresh
+            changed = True
+    return model if changed else None
+
+
+def _run_all(model: Any, feeds: Sequence[Feeds]) -> list[list[np.ndarray]]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return [sess.run(None, f) for f in feeds]
+
+
+def _output_error(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]]) -> float:
+    errs = []
+    for outs, refs in zip(outputs, reference):
+        for o, r in zip(outs, refs):
+            r64 = r.astype(np.float64)
+            errs.append(float(np.sum((o.astype(np.float64) - r64) ** 2) / max(float(np.sum(r64**2)), 1e-12)))
+    return float(np.mean(errs))
