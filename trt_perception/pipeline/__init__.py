@@ -1,0 +1,1 @@
+"""Stages chained in one process (camera -> detector -> plate reader -> segmenter), no ROS types."""

@@ -1,0 +1,143 @@
+"""Shared by the detector, plate_reader and perception_pipeline nodes: their stage parameters
+(declared once, with descriptions) and the stage configs built from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..ros.params import Param
+from ..stages.detector import DetectorConfig
+from ..stages.plate_reader import PlateReaderConfig
+
+DETECTOR_PARAMETERS: tuple[Param, ...] = (
+    Param(
+        "model",
+        "models/detector.onnx",
+        "ONNX model or TensorRT engine (relative paths: cwd, then the package share).",
+    ),
+    Param(
+        "backend",
+        "auto",
+        "auto | onnxruntime | tensorrt (auto: .onnx -> ONNX Runtime, .engine/.plan -> TensorRT).",
+    ),
+    Param(
+        "decoder",
+        "yolov8",
+        "Output format: yolov8 | yolov11 | yolov5 | yolox | ssd_tf | trt_nms | efficient_nms.",
+    ),
+    Param("preprocess", "yolo", "Pre-processing preset: yolo | yolox | ssd_tf | imagenet | pilotnet."),
+    Param("input_width", 0, "Network input width; 0 takes it from the model."),
+    Param("input_height", 0, "Network input height; 0 takes it from the model."),
+    Param("conf_threshold", 0.25, "Minimum detection score."),
+    Param("iou_threshold", 0.45, "IoU above which NMS suppresses a box of the same class."),
+    Param("max_detections", 100, "Most detections per frame after NMS."),
+    Param(
+        "labels", "", "Labels file (line N = class id N); empty uses <model>_labels.txt next to the model."
+    ),
+    Param("classes", [], "Classes to keep, by label or id; empty keeps all."),
+    Param("precision", "fp16", "Engine precision asked from the engine builder (fp32 | fp16 | int8)."),
+    Param(
+        "use_engine_builder",
+        False,
+        "Wait for the engine_builder node's engine instead of loading 'model' directly.",
+    ),
+    Param(
+        "engine_wait_timeout", 600.0, "Seconds to wait for the engine builder before falling back to 'model'."
+    ),
+)
+
+READER_PARAMETERS: tuple[Param, ...] = (
+    Param("model", "models/plate_reader_ctc.onnx", "Reader ONNX model or TensorRT engine."),
+    Param("backend", "auto", "auto | onnxruntime | tensorrt."),
+    Param(
+        "decoder",
+        "ctc",
+        "ctc (probs [N,T,C], CTC greedy) | heads (probs [N,K,C], one softmax per character).",
+    ),
+    Param("charset", "", "Character file; empty reads the model metadata key 'character'."),
+    Param("blank_index", 0, "CTC blank class (heads: the 'no character' class)."),
+    Param("plate_class", "plate", "Detector label (or id) whose boxes are read."),
+    Param("padding", 0.05, "Crop growth on each side, as a fraction of the box size."),
+    Param("min_width", 16, "Boxes narrower than this (px) are not read (DeepStream input-object-min-width)."),
+    Param("min_height", 8, "Boxes lower than this (px) are not read."),
+    Param("max_width", 0, "Boxes wider than this (px) are not read; 0 = no limit."),
+    Param("max_height", 0, "Boxes higher than this (px) are not read; 0 = no limit."),
+    Param("max_batch", 16, "Most crops per reader call."),
+    Param("input_width", 0, "Reader input width; 0 takes it from the model."),
+    Param("input_height", 0, "Reader input height; 0 takes it from the model."),
+    Param("min_confidence", 0.0, "Readings below this confidence are not published."),
+)
+
+
+def resolve_file(path: str) -> str:
+    """``path`` as given when it exists, else under the installed share folder or the source tree."""
+    if not path or Path(path).is_absolute() or Path(path).exists():
+        return path
+    roots = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        roots.append(Path(get_package_share_directory("trt_perception")))
+    except Exception:
+        pass
+    roots.append(Path(__file__).resolve().parents[2])
+    for root in roots:
+        if (root / path).exists():
+            return str(root / path)
+    return path
+
+
+def detector_config(p: dict[str, Any], prefix: str = "", model: str | None = None) -> DetectorConfig:
+    g = lambda k: p[prefix + k]  # noqa: E731
+    return DetectorConfig(
+        model=model or resolve_file(str(g("model"))),
+        backend=str(g("backend")),
+        decoder=str(g("decoder")),
+        preprocess=str(g("preprocess")),
+        input_width=int(g("input_width")),
+        input_height=int(g("input_height")),
+        conf_threshold=float(g("conf_threshold")),
+        iou_threshold=float(g("iou_threshold")),
+        max_detections=int(g("max_detections")),
+        labels=resolve_file(str(g("labels"))),
+        classes=[str(c) for c in g("classes") if str(c)],
+    )
+
+
+def reader_config(p: dict[str, Any], prefix: str = "", model: str | None = None) -> PlateReaderConfig:
+    g = lambda k: p[prefix + k]  # noqa: E731
+    return PlateReaderConfig(
+        model=model or resolve_file(str(g("model"))),
+        backend=str(g("backend")),
+        decoder=str(g("decoder")),
+        charset=resolve_file(str(g("charset"))),
+        blank_index=int(g("blank_index")),
+        plate_class=str(g("plate_class")),
+        padding=float(g("padding")),
+        min_size=(int(g("min_width")), int(g("min_height"))),
+        max_size=(int(g("max_width")), int(g("max_height"))),
+        max_batch=int(g("max_batch")),
+        input_width=int(g("input_width")),
+        input_height=int(g("input_height")),
+        min_confidence=float(g("min_confidence")),
+    )
+
+
+def prefixed(params: tuple[Param, ...], prefix: str) -> tuple[Param, ...]:
+    return tuple(Param(prefix + p.name, p.default, p.description, p.read_only) for p in params)
+
+
+def model_file(node: Any, model: str, precision: str, use_builder: bool, timeout_s: float) -> str:
+    """The file to load: the engine builder's engine when asked and available, else ``model``."""
+    model = resolve_file(model)
+    if not use_builder:
+        return model
+    try:
+        from ..ros.engine_wait import resolve_model
+    except ImportError:
+        node.get_logger().warning(
+            "use_engine_builder is set but ros/engine_wait is missing; loading the model"
+        )
+        return model
+    return str(resolve_model(node, model, precision, use_builder, timeout_s))

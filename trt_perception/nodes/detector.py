@@ -1,0 +1,101 @@
+"""``detector`` node: ``sensor_msgs/Image`` -> ``vision_msgs/Detection2DArray``.
+
+Thin: parameters -> ``stages.detector.Detector``; each image is converted (a view for bgr8), run
+through the stage and published with the input's header. The annotated image is drawn only while
+someone subscribes to it. Latency per stage and input problems go to ``/diagnostics``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray
+
+from ..inference.engine import EngineError
+from ..metrics.latency import END_TO_END
+from ..ros.detection_msgs import detections_to_msg, stamp_ns
+from ..ros.diagnostics import ERROR
+from ..ros.image_conversion import ImageEncodingError, image_to_bgr, numpy_to_image
+from ..ros.node_base import PerceptionNode, run_node
+from ..ros.params import Param
+from ..ros.qos import reliable_qos
+from ..stages.detector import Detector
+from ..vision.draw import draw_detections
+from ._detection_common import DETECTOR_PARAMETERS, detector_config, model_file
+
+MESSAGE = "message"
+
+PARAMETERS: tuple[Param, ...] = (
+    *DETECTOR_PARAMETERS,
+    Param(
+        "image_topic",
+        "camera/image_raw",
+        "Input image topic (sensor-data QoS: best-effort and reliable publishers match).",
+    ),
+    Param("detections_topic", "detections", "Output vision_msgs/Detection2DArray topic."),
+    Param("annotated_topic", "detections/image", "Annotated image topic, drawn only while subscribed."),
+    Param("publish_annotated", True, "Offer the annotated image at all."),
+    Param("qos_depth", 5, "Image subscription queue depth."),
+)
+
+
+class DetectorNode(PerceptionNode):
+    PARAMETERS = PARAMETERS
+    COMPONENT = "detector"
+
+    def __init__(self) -> None:
+        super().__init__("detector")
+        p = self.params
+        self.detector: Detector | None = None
+        try:
+            model = model_file(
+                self,
+                str(p["model"]),
+                str(p["precision"]),
+                bool(p["use_engine_builder"]),
+                float(p["engine_wait_timeout"]),
+            )
+            self.detector = Detector(detector_config(p, model=model), self.latency)
+            self.detector.warmup()
+            self.diagnostics.set_value("model", model)
+            self.diagnostics.set_value("backend", self.detector.engine.backend)
+            self.get_logger().info(
+                f"detector ready: {model} ({self.detector.engine.backend}, decoder {p['decoder']}, "
+                f"input {self.detector.input_size[0]}x{self.detector.input_size[1]}, labels {self.detector.labels})"
+            )
+        except (EngineError, ValueError, OSError) as exc:
+            self.get_logger().error(f"cannot start the detector: {exc}")
+            self.diagnostics.report("model", ERROR, str(exc), ttl_s=None)
+        self.pub = self.create_publisher(Detection2DArray, str(p["detections_topic"]), reliable_qos(10))
+        self.annotated_pub = (
+            self.create_publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
+            if p["publish_annotated"]
+            else None
+        )
+        self.subscribe_images(str(p["image_topic"]), self.on_image, int(p["qos_depth"]))
+
+    def on_image(self, msg: Image) -> None:
+        start = time.perf_counter()
+        if self.detector is None:
+            self.warn_input("model", "no model loaded; see the startup error", level=ERROR)
+            return
+        try:
+            bgr = image_to_bgr(msg)
+        except ImageEncodingError as exc:
+            self.warn_input("input", str(exc))
+            return
+        stamp = stamp_ns(msg.header)
+        if stamp:
+            self.latency.record_frame_age(stamp, self.get_clock().now().nanoseconds)
+        dets = self.detector(bgr, stamp)
+        with self.latency.measure(MESSAGE):
+            out = detections_to_msg(dets, msg.header)
+        self.pub.publish(out)
+        self.latency.record(END_TO_END, (time.perf_counter() - start) * 1e3)
+        if self.annotated_pub is not None and self.annotated_pub.get_subscription_count() > 0:
+            self.annotated_pub.publish(numpy_to_image(draw_detections(bgr, dets), "bgr8", header=msg.header))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(DetectorNode, args)

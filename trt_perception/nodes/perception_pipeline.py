@@ -1,0 +1,164 @@
+"""``perception_pipeline`` node: camera -> detector -> plate reader (-> segmenter) in ONE process.
+
+Frames go from the ROS-free ``CameraSource`` straight into the stages as numpy arrays (DeepStream's
+single pipeline); only the results are published: ``detections`` and ``plates``
+(Detection2DArray), ``segmentation/mask`` when the segmenter is on, and the camera image itself only
+when ``publish_image`` is set (or someone subscribes to the annotated view).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray
+
+from ..inference.engine import EngineError
+from ..pipeline.perception import PerceptionPipeline, PipelineResult
+from ..ros.detection_msgs import detections_to_msg, readings_to_msg
+from ..ros.diagnostics import ERROR, WARN
+from ..ros.image_conversion import numpy_to_image
+from ..ros.node_base import PerceptionNode, run_node
+from ..ros.params import Param
+from ..ros.qos import reliable_qos
+from ..stages.camera import CameraConfig, CameraError, CameraSource
+from ..vision.draw import draw_detections, draw_readings
+from ._detection_common import (
+    DETECTOR_PARAMETERS,
+    READER_PARAMETERS,
+    detector_config,
+    prefixed,
+    reader_config,
+    resolve_file,
+)
+
+PARAMETERS: tuple[Param, ...] = (
+    Param(
+        "camera.source",
+        "0",
+        "Camera: device index or /dev/videoN, video file, image folder, URL or GStreamer pipeline.",
+    ),
+    Param("camera.rate_hz", 0.0, "Most frames per second; 0 = the source's rate."),
+    Param("camera.loop", False, "Restart a file or folder at its end."),
+    Param("camera.width", 0, "Resize frames to this width (0 keeps the source size)."),
+    Param("camera.height", 0, "Resize frames to this height (0 keeps the source size)."),
+    Param("frame_id", "camera", "frame_id of the published headers."),
+    Param("publish_image", False, "Also publish the camera frames (costs a copy and the transport)."),
+    Param("image_topic", "camera/image_raw", "Where the camera frames go when publish_image is set."),
+    Param("detections_topic", "detections", "Detector output (vision_msgs/Detection2DArray)."),
+    Param("plates_topic", "plates", "Plate readings (Detection2DArray, class_id = text)."),
+    Param("annotated_topic", "perception/image", "Annotated frames, drawn only while subscribed."),
+    Param("plate_reader.enabled", True, "Run the plate reader on the detector's plate boxes."),
+    Param("segmentation.enabled", False, "Run the segmenter too (needs stages/segmenter.py)."),
+    Param("segmentation.model", "models/segmenter.onnx", "Segmentation model."),
+    Param("segmentation.backend", "auto", "Segmentation backend."),
+    Param("segmentation.mask_topic", "segmentation/mask", "mono8 class-index mask topic."),
+    *prefixed(DETECTOR_PARAMETERS[:11], "detector."),
+    *prefixed(READER_PARAMETERS, "plate_reader."),
+)
+
+
+class PerceptionPipelineNode(PerceptionNode):
+    PARAMETERS = PARAMETERS
+    COMPONENT = "perception_pipeline"
+
+    def __init__(self) -> None:
+        super().__init__("perception_pipeline")
+        p = self.params
+        self.pipeline: PerceptionPipeline | None = None
+        self.camera: CameraSource | None = None
+        try:
+            seg_cfg = None
+            if p["segmentation.enabled"]:
+                from ..stages.segmenter import SegmenterConfig
+
+                seg_cfg = SegmenterConfig(
+                    model=resolve_file(str(p["segmentation.model"])), backend=str(p["segmentation.backend"])
+                )
+            self.pipeline = PerceptionPipeline.build(
+                detector_config(p, "detector."),
+                reader_config(p, "plate_reader.") if p["plate_reader.enabled"] else None,
+                seg_cfg,
+                self.latency,
+            )
+            self.pipeline.warmup()
+            self.camera = CameraSource(
+                CameraConfig(
+                    source=resolve_file(str(p["camera.source"])),
+                    rate_hz=float(p["camera.rate_hz"]),
+                    loop=bool(p["camera.loop"]),
+                    width=int(p["camera.width"]),
+                    height=int(p["camera.height"]),
+                )
+            ).start()
+        except (EngineError, CameraError, ValueError, OSError, ImportError) as exc:
+            self.get_logger().error(f"cannot start the pipeline: {exc}")
+            self.diagnostics.report("startup", ERROR, str(exc), ttl_s=None)
+        qos = reliable_qos(10)
+        self.det_pub = self.create_publisher(Detection2DArray, str(p["detections_topic"]), qos)
+        self.plate_pub = self.create_publisher(Detection2DArray, str(p["plates_topic"]), qos)
+        self.image_pub = self.create_publisher(Image, str(p["image_topic"]), reliable_qos(2))
+        self.annotated_pub = self.create_publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
+        self.mask_pub = (
+            self.create_publisher(Image, str(p["segmentation.mask_topic"]), reliable_qos(2))
+            if p["segmentation.enabled"]
+            else None
+        )
+        self.frames = 0
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._run, name="perception-pipeline", daemon=True)
+        if self.pipeline is not None and self.camera is not None:
+            self._worker.start()
+
+    def _run(self) -> None:
+        assert self.camera is not None and self.pipeline is not None
+        frame_id = str(self.params["frame_id"])
+        while not self._stop.is_set():
+            frame = self.camera.read(timeout_s=0.5)
+            if frame is None:
+                state = self.camera.state
+                if state.status in ("finished", "stopped"):
+                    self.diagnostics.report(
+                        "camera", WARN, f"source {state.status}: {state.message}", ttl_s=None
+                    )
+                    self.get_logger().info(f"camera source {state.status} after {self.frames} frames")
+                    return
+                if state.status != "connected":
+                    self.warn_input("camera", f"{state.status}: {state.message}")
+                continue
+            try:
+                result = self.pipeline(frame.image, frame.stamp_ns)
+                self._publish(frame.image, result, frame_id)
+            except Exception as exc:  # a bad frame must not end the worker
+                self.warn_input("pipeline", f"{type(exc).__name__}: {exc}")
+            self.frames += 1
+            self.diagnostics.set_value("frames", self.frames)
+            self.diagnostics.set_value("camera_dropped", frame.dropped)
+
+    def _publish(self, bgr: Any, result: PipelineResult, frame_id: str) -> None:
+        header = Header(frame_id=frame_id)
+        header.stamp = Time(sec=result.stamp_ns // 1_000_000_000, nanosec=result.stamp_ns % 1_000_000_000)
+        self.det_pub.publish(detections_to_msg(result.detections, header))
+        if self.pipeline is not None and self.pipeline.plate_reader is not None:
+            self.plate_pub.publish(readings_to_msg(result.plates, header))
+        if self.mask_pub is not None and result.segmentation is not None:
+            self.mask_pub.publish(numpy_to_image(result.segmentation.mask, "mono8", header=header))
+        if self.params["publish_image"]:
+            self.image_pub.publish(numpy_to_image(bgr, "bgr8", header=header))
+        if self.annotated_pub.get_subscription_count() > 0:
+            img = draw_readings(draw_detections(bgr, result.detections), result.plates, copy=False)
+            self.annotated_pub.publish(numpy_to_image(img, "bgr8", header=header))
+
+    def on_shutdown(self) -> None:
+        self._stop.set()
+        if self._worker.is_alive():
+            self._worker.join(5.0)
+        if self.camera is not None:
+            self.camera.stop()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(PerceptionPipelineNode, args)

@@ -1,0 +1,142 @@
+"""``plate_reader`` node: image + detections (matched by header stamp) -> plate texts.
+
+Publishes ``vision_msgs/Detection2DArray`` on ``plates``: one detection per read plate, box from the
+detector, ``class_id`` = text, ``score`` = reading confidence, stamped with the image's header.
+Pairs messages with ``message_filters`` where importable, else with a bounded ``StampMatcher``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray
+
+from ..inference.engine import EngineError
+from ..metrics.latency import END_TO_END
+from ..pipeline.stamp_sync import StampMatcher
+from ..ros.detection_msgs import msg_to_detections, readings_to_msg, stamp_ns
+from ..ros.diagnostics import ERROR
+from ..ros.image_conversion import ImageEncodingError, image_to_bgr, numpy_to_image
+from ..ros.node_base import PerceptionNode, run_node
+from ..ros.params import Param
+from ..ros.qos import reliable_qos, sensor_qos
+from ..stages.plate_reader import PlateReader
+from ..vision.draw import draw_readings
+from ._detection_common import READER_PARAMETERS, model_file, reader_config
+
+PARAMETERS: tuple[Param, ...] = (
+    *READER_PARAMETERS,
+    Param("precision", "fp16", "Engine precision asked from the engine builder."),
+    Param(
+        "use_engine_builder", False, "Wait for the engine_builder node's engine instead of loading 'model'."
+    ),
+    Param("engine_wait_timeout", 600.0, "Seconds to wait for the engine builder."),
+    Param("image_topic", "camera/image_raw", "Input image topic (sensor-data QoS)."),
+    Param("detections_topic", "detections", "Detector output (vision_msgs/Detection2DArray)."),
+    Param("plates_topic", "plates", "Output: one Detection2D per read plate, class_id = text."),
+    Param("annotated_topic", "plates/image", "Annotated image topic, drawn only while subscribed."),
+    Param("publish_annotated", True, "Offer the annotated image at all."),
+    Param("qos_depth", 5, "Image subscription queue depth."),
+    Param("sync_queue_size", 10, "Messages kept per input while waiting for the matching stamp."),
+    Param("sync_slop", 0.0, "Largest stamp difference (s) still paired; 0 = exact stamps."),
+    Param("use_message_filters", True, "Use message_filters where importable (else the built-in matcher)."),
+)
+
+
+class PlateReaderNode(PerceptionNode):
+    PARAMETERS = PARAMETERS
+    COMPONENT = "plate_reader"
+
+    def __init__(self) -> None:
+        super().__init__("plate_reader")
+        p = self.params
+        self.reader: PlateReader | None = None
+        try:
+            model = model_file(
+                self,
+                str(p["model"]),
+                str(p["precision"]),
+                bool(p["use_engine_builder"]),
+                float(p["engine_wait_timeout"]),
+            )
+            self.reader = PlateReader(reader_config(p, model=model), self.latency)
+            self.reader.engine.warmup()
+            self.diagnostics.set_value("model", model)
+            self.get_logger().info(
+                f"plate reader ready: {model} ({p['decoder']}, {self.reader.width}x{self.reader.height})"
+            )
+        except (EngineError, ValueError, OSError) as exc:
+            self.get_logger().error(f"cannot start the plate reader: {exc}")
+            self.diagnostics.report("model", ERROR, str(exc), ttl_s=None)
+        self.pub = self.create_publisher(Detection2DArray, str(p["plates_topic"]), reliable_qos(10))
+        self.annotated_pub = (
+            self.create_publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
+            if p["publish_annotated"]
+            else None
+        )
+        self._sync_setup(p)
+
+    def _sync_setup(self, p: dict[str, Any]) -> None:
+        queue, slop = int(p["sync_queue_size"]), float(p["sync_slop"])
+        mf = None
+        if p["use_message_filters"]:
+            try:
+                import message_filters as mf
+            except ImportError:
+                mf = None
+        if mf is not None:
+            subs = [
+                mf.Subscriber(
+                    self, Image, str(p["image_topic"]), qos_profile=sensor_qos(int(p["qos_depth"]))
+                ),
+                mf.Subscriber(
+                    self, Detection2DArray, str(p["detections_topic"]), qos_profile=reliable_qos(10)
+                ),
+            ]
+            sync = (
+                mf.ApproximateTimeSynchronizer(subs, queue, slop)
+                if slop > 0
+                else mf.TimeSynchronizer(subs, queue)
+            )
+            sync.registerCallback(self.guarded("pair", self.on_pair))
+            self._keep = (subs, sync)
+            self.diagnostics.set_value("sync", "message_filters")
+            return
+        self.matcher = StampMatcher(queue, int(slop * 1e9))
+        self.subscribe_images(str(p["image_topic"]), lambda m: self._add("a", m), int(p["qos_depth"]))
+        self.create_subscription(
+            Detection2DArray,
+            str(p["detections_topic"]),
+            self.guarded("detections", lambda m: self._add("b", m)),
+            reliable_qos(10),
+        )
+        self.diagnostics.set_value("sync", "stamp_matcher")
+
+    def _add(self, side: str, msg: Any) -> None:
+        pair = self.matcher.add(side, stamp_ns(msg.header), msg)
+        if pair is not None:
+            self.on_pair(pair[0], pair[1])
+
+    def on_pair(self, image: Image, detections: Detection2DArray) -> None:
+        start = time.perf_counter()
+        if self.reader is None:
+            self.warn_input("model", "no reader model loaded; see the startup error", level=ERROR)
+            return
+        try:
+            bgr = image_to_bgr(image)
+        except ImageEncodingError as exc:
+            self.warn_input("input", str(exc))
+            return
+        readings = self.reader(bgr, msg_to_detections(detections), stamp_ns(image.header))
+        self.pub.publish(readings_to_msg(readings, image.header))
+        self.latency.record(END_TO_END, (time.perf_counter() - start) * 1e3)
+        if self.annotated_pub is not None and self.annotated_pub.get_subscription_count() > 0:
+            self.annotated_pub.publish(
+                numpy_to_image(draw_readings(bgr, readings), "bgr8", header=image.header)
+            )
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(PlateReaderNode, args)
