@@ -71,3 +71,36 @@ def synthetic_frame(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarr
         mask[max(cy - bh, 0) : cy, max(cx - bw // 2, 0) : cx + bw // 2] = 3
     bgr = PALETTE_BGR[mask].astype(np.int16) + rng.normal(0, 6, (h, w, 3)).astype(np.int16)
     return np.clip(bgr, 0, 255).astype(np.uint8), mask
+
+
+def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Half-pixel bilinear sampling (edge-clamped), as ONNX Resize and cv2.INTER_LINEAR define it."""
+    src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    src = np.clip(src, 0, n_in - 1)
+    i0 = np.floor(src).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (src - i0).astype(np.float64)
+
+
+def bilinear(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    y0, y1, fy = _axis_weights(x.shape[-2], out_h)
+    x0, x1, fx = _axis_weights(x.shape[-1], out_w)
+    x = x.astype(np.float64)
+    rows = x[..., y0, :] * (1 - fy)[:, None] + x[..., y1, :] * fy[:, None]
+    return rows[..., x0] * (1 - fx) + rows[..., x1] * fx
+
+
+def nearest(mask: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    def idx(n_in: int, n_out: int) -> np.ndarray:
+        src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+        return np.clip(np.ceil(src - 0.5), 0, n_in - 1).astype(np.int64)  # round half down
+
+    return mask[..., idx(mask.shape[-2], out_h)[:, None], idx(mask.shape[-1], out_w)]
+
+
+def numpy_mask(logits: np.ndarray, mode: str, out_hw: tuple[int, int], divisor: int = 2) -> np.ndarray:
+    """The reference each mode must reproduce, from ``[1, C, h, w]`` logits."""
+    if mode.startswith("fused"):
+        mid = bilinear(logits[0], out_hw[0] // divisor, out_hw[1] // divisor)
+        return nearest(mid.argmax(axis=0).astype(np.uint8), *out_hw)
+    return bilinear(logits[0], *out_hw).argmax(axis=0).astype(np.uint8)

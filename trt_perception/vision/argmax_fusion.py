@@ -173,7 +173,12 @@ def fuse_argmax(model: onnx.ModelProto, config: FusionConfig) -> onnx.ModelProto
     kept = [o for o in graph.output if config.keep_logits and o.name == logits]
     del graph.output[:]
     graph.output.extend([*kept, out_info])
-    meta = {"mode": config.mode, "divisor": config.divisor, "output_size": config.output_size}
+    meta = {
+        "mode": config.mode,
+        "divisor": config.divisor,
+        "output_size": config.output_size,
+        "num_classes": num_classes,
+    }
     _set_metadata(model, METADATA_KEY, json.dumps(meta))
     onnx.checker.check_model(model)
     return model

@@ -1,0 +1,379 @@
+"""Segmenter stage (ROS-free): BGR frame -> ``SegmentationResult`` (uint8 class mask).
+
+The network gives low-resolution logits ``[1, C, h, w]``; turning them into a mask is where the time
+goes (see the seed's Fast-SCNN table). Three ways, chosen by ``argmax``:
+
+``cpu``    bilinear-upsample the logits to the output size (OpenCV), then ``numpy.argmax``: the
+           reference result, and the slowest.
+``fused``  the model is rewritten once at load time (``vision.argmax_fusion``: resize -> argmax ->
+           resize nearest, or the reducemax variants) so the runtime returns the uint8 mask itself.
+           A model or TensorRT engine that already ends in a uint8 mask is used as it is.
+``gpu``    TensorRT only: the logits stay on the GPU and ``vision.cuda_argmax`` upsamples and takes the
+           argmax in one kernel on the engine's stream; only the mask is copied back.
+
+``output_resolution`` is ``input`` (the camera frame's size) or ``network`` (the network input size).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..inference.engine import Engine, EngineError
+from ..inference.factory import open_engine
+from ..metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
+from ..vision.preprocess import Preprocessor, preset
+
+ARGMAX_MODES = ("cpu", "fused", "gpu")
+RESOLUTIONS = ("input", "network")
+#: The sample segmenter's classes (``models/segmenter.md``), used when neither config nor model names them.
+DEFAULT_CLASSES = ("background", "road", "lane_marking", "vehicle")
+#: BGR colours per class for the overlay: background left as is, then Cityscapes-like colours.
+DEFAULT_PALETTE = ((0, 0, 0), (128, 64, 128), (0, 220, 220), (142, 0, 0))
+_STRIDE = 32  # the contract: dynamic H and W are multiples of 32
+
+
+@dataclass
+class SegmenterConfig:
+    model: str
+    backend: str = "auto"
+    #: cpu | fused | gpu
+    argmax: str = "cpu"
+    #: input (camera frame size) | network (network input size)
+    output_resolution: str = "input"
+    #: Network input size; 0 takes the model's static size, else the frame size rounded to 32.
+    input_width: int = 0
+    input_height: int = 0
+    #: Graph transform for ``argmax="fused"``: fused-argmax | argmax | reducemax | fused-reducemax.
+    fusion_mode: str = "fused-argmax"
+    #: Fused modes take the argmax at network size / divisor, then upsample the mask (nearest).
+    fusion_divisor: int = 2
+    #: Logits output name; empty picks ``logits`` or the only output.
+    logits_output: str = ""
+    class_names: list[str] = field(default_factory=list)
+    #: Overlay colours, BGR per class; empty uses DEFAULT_PALETTE, then generated colours.
+    palette: list[tuple[int, int, int]] = field(default_factory=list)
+    overlay_alpha: float = 0.5
+    #: Where ``fused`` writes the rewritten ONNX; empty uses the system temp folder.
+    cache_dir: str = ""
+
+    def __post_init__(self) -> None:
+        if self.argmax not in ARGMAX_MODES:
+            raise ValueError(f"argmax must be one of {', '.join(ARGMAX_MODES)}, got '{self.argmax}'")
+        if self.output_resolution not in RESOLUTIONS:
+            raise ValueError(
+                f"output_resolution must be one of {', '.join(RESOLUTIONS)}, got '{self.output_resolution}'"
+            )
+        for name in ("input_width", "input_height"):
+            v = getattr(self, name)
+            if v < 0 or v % _STRIDE:
+                raise ValueError(f"{name} must be 0 or a positive multiple of {_STRIDE}, got {v}")
+        if not 0.0 <= self.overlay_alpha <= 1.0:
+            raise ValueError(f"overlay_alpha must be in [0, 1], got {self.overlay_alpha}")
+
+
+@dataclass
+class SegmentationResult:
+    """``mask`` [H, W] uint8 class indices at the input or network resolution."""
+
+    mask: np.ndarray
+    stamp_ns: int
+    class_names: list[str]
+    palette: np.ndarray  # [256, 3] uint8 BGR lookup table
+    network_size: tuple[int, int]  # (width, height)
+
+    def colorize(self) -> np.ndarray:
+        """The mask in palette colours, BGR [H, W, 3]."""
+        return self.palette[self.mask]
+
+    def overlay(self, bgr: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+        """``bgr`` with non-background classes blended in their colours (mask resized if needed)."""
+        h, w = bgr.shape[:2]
+        mask = self.mask
+        if mask.shape != (h, w):
+            mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+        blended = cv2.addWeighted(bgr, 1.0 - alpha, self.palette[mask], alpha, 0.0)
+        out = bgr.copy()
+        cv2.copyTo(blended, (mask > 0).astype(np.uint8), out)
+        return out
+
+    def class_fractions(self) -> dict[str, float]:
+        """Share of pixels per class (for diagnostics and quick checks)."""
+        counts = np.bincount(self.mask.ravel(), minlength=len(self.class_names))
+        total = max(int(counts.sum()), 1)
+        return {n: float(c) / total for n, c in zip(self.class_names, counts)}
+
+
+class Segmenter:
+    """``Segmenter(cfg)(bgr, stamp_ns) -> SegmentationResult``; records preprocess/inference/postprocess."""
+
+    def __init__(
+        self,
+        cfg: SegmenterConfig,
+        latency: LatencyRecorder | None = None,
+        engine: Engine | None = None,
+        prefix: str = "",
+    ) -> None:
+        self.cfg = cfg
+        self.latency = latency or LatencyRecorder()
+        self._names = (prefix + PREPROCESS, prefix + INFERENCE, prefix + POSTPROCESS)
+        self.engine = engine or open_engine(_model_for(cfg), cfg.backend)
+        self._input = self.engine.input()
+        self._mask_out, self._logits_out = _pick_outputs(self.engine, cfg)
+        if cfg.argmax == "fused" and self._mask_out is None:
+            raise EngineError(
+                f"{self.engine.path.name}: argmax 'fused' needs a uint8 mask output; build the engine from "
+                "an ONNX rewritten by 'trt-perception fuse-argmax'"
+            )
+        self.num_classes = _class_count(self.engine, self._logits_out)
+        self.class_names = _class_names(cfg, self.engine, self.num_classes)
+        self.palette = make_palette(cfg.palette)
+        self._static = _static_size(self._input.shape)
+        self._pre: dict[tuple[int, int], Preprocessor] = {}
+        self._gpu = (
+            _GpuArgmax(self.engine, self._logits_out, self.num_classes) if cfg.argmax == "gpu" else None
+        )
+
+    # -- sizes
+    def network_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) fed to the network for a ``width`` x ``height`` frame."""
+        if self.cfg.input_width and self.cfg.input_height:
+            return self.cfg.input_width, self.cfg.input_height
+        if self._static is not None:
+            return self._static
+        return _round(width), _round(height)
+
+    def _preprocessor(self, size: tuple[int, int]) -> Preprocessor:
+        pre = self._pre.get(size)
+        if pre is None:
+            cfg = preset("imagenet", width=size[0], height=size[1], letterbox=False)
+            pre = self._pre[size] = Preprocessor(cfg)
+        return pre
+
+    # -- the stage
+    def __call__(self, bgr: np.ndarray, stamp_ns: int = 0) -> SegmentationResult:
+        if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8 or 0 in bgr.shape:
+            raise ValueError(f"expected a non-empty (H, W, 3) uint8 BGR image, got {bgr.shape} {bgr.dtype}")
+        h, w = bgr.shape[:2]
+        size = self.network_size(w, h)
+        out_w, out_h = (w, h) if self.cfg.output_resolution == "input" else size
+        pre_name, inf_name, post_name = self._names
+        with self.latency.measure(pre_name):
+            tensor, _ = self._preprocessor(size)(bgr)
+        feeds = {self._input.name: tensor}
+        if self._gpu is not None:
+            mask = self._gpu(feeds, (out_h, out_w), self.latency, inf_name, post_name)
+        else:
+            with self.latency.measure(inf_name):
+                outputs = self.engine.infer(feeds)
+            with self.latency.measure(post_name):
+                if self._mask_out is not None and self.cfg.argmax != "cpu":
+                    mask = _resize_mask(outputs[self._mask_out][0], out_w, out_h)
+                else:
+                    mask = upsample_argmax(outputs[self._logits_out][0], out_w, out_h)
+        return SegmentationResult(mask, stamp_ns, self.class_names, self.palette, size)
+
+    def warmup(self, width: int = 0, height: int = 0) -> None:
+        """One pass on a grey frame (network size by default) so the first real frame is not slow."""
+        w, h = self.network_size(width or 640, height or 384)
+        self(np.full((height or h, width or w, 3), 114, np.uint8))
+
+
+def upsample_argmax(logits: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``[C, h, w]`` logits -> bilinear (half-pixel, OpenCV) to ``height`` x ``width`` -> argmax, uint8."""
+    c, h, w = logits.shape
+    hwc = np.ascontiguousarray(logits.transpose(1, 2, 0))
+    if (w, h) != (width, height):
+        if c <= 512:  # OpenCV's channel limit (CV_CN_MAX)
+            hwc = cv2.resize(hwc, (width, height), interpolation=cv2.INTER_LINEAR)
+        else:
+            hwc = np.stack([cv2.resize(hwc[..., i], (width, height)) for i in range(c)], axis=-1)
+        if hwc.ndim == 2:
+            hwc = hwc[..., None]
+    return hwc.argmax(axis=-1).astype(np.uint8)
+
+
+def make_palette(colors: list[tuple[int, int, int]] | tuple[tuple[int, int, int], ...] = ()) -> np.ndarray:
+    """[256, 3] uint8 BGR lookup: the given colours, then DEFAULT_PALETTE, then well-spread generated ones."""
+    lut = np.zeros((256, 3), np.uint8)
+    # Pascal VOC bit-interleaved colours: distinct, deterministic, for any class count.
+    idx = np.arange(256)
+    for bit in range(8):
+        for ch in range(3):
+            lut[:, 2 - ch] |= (((idx >> (3 * bit + ch)) & 1) << (7 - bit)).astype(np.uint8)
+    for i, col in enumerate(DEFAULT_PALETTE):
+        lut[i] = col
+    for i, col in enumerate(colors[:256]):
+        if len(col) != 3:
+            raise ValueError(f"palette colour {i} must be (B, G, R), got {col}")
+        lut[i] = col
+    return lut
+
+
+# ---- helpers
+
+
+def _model_for(cfg: SegmenterConfig) -> str:
+    """The file to open: ``fused`` rewrites a plain ONNX once (cached by content and transform)."""
+    path = Path(cfg.model)
+    if cfg.argmax != "fused" or path.suffix != ".onnx":
+        return cfg.model
+    import onnx
+
+    from ..vision.argmax_fusion import FusionConfig, fuse_argmax, fusion_info
+
+    if not path.is_file():
+        raise EngineError(f"model file not found: {path}")
+    data = path.read_bytes()
+    model = onnx.load_from_string(data)
+    if fusion_info(model) is not None:
+        return cfg.model
+    fcfg = FusionConfig(mode=cfg.fusion_mode, divisor=cfg.fusion_divisor, logits=cfg.logits_output or None)
+    key = hashlib.sha256(data + repr(fcfg).encode()).hexdigest()[:16]
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(tempfile.gettempdir()) / "trt_perception"
+    out = cache / f"{path.stem}.{cfg.fusion_mode}.{key}.onnx"
+    if not out.is_file():
+        try:
+            fused = fuse_argmax(model, fcfg)
+        except ValueError as exc:
+            raise EngineError(f"{path.name}: cannot fuse the argmax: {exc}") from exc
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        onnx.save(fused, str(tmp))
+        tmp.replace(out)  # atomic: parallel nodes never read half a file
+    return str(out)
+
+
+def _pick_outputs(engine: Engine, cfg: SegmenterConfig) -> tuple[str | None, str | None]:
+    """(uint8 mask output or None, float logits output or None); at least one must exist."""
+    outs = engine.outputs
+    masks = [o for o in outs if np.dtype(o.dtype) == np.uint8]
+    floats = [o for o in outs if np.dtype(o.dtype).kind == "f"]
+    if cfg.logits_output:
+        named = [o for o in floats if o.name == cfg.logits_output]
+        if not named:
+            raise EngineError(
+                f"{engine.path.name}: no float output '{cfg.logits_output}'; it has {[str(o) for o in outs]}"
+            )
+        floats = named
+    elif len(floats) > 1:
+        floats = [o for o in floats if o.name == "logits"] or floats[:1]
+    mask = masks[0].name if masks else None
+    logits = floats[0].name if floats else None
+    if logits is None and (mask is None or cfg.argmax != "fused"):
+        raise EngineError(
+            f"{engine.path.name}: argmax '{cfg.argmax}' needs float logits [1, C, h, w]; outputs are "
+            f"{[str(o) for o in outs]}"
+        )
+    if logits is not None:
+        shape = engine.output(logits).shape
+        if len(shape) != 4:
+            raise EngineError(f"{engine.path.name}: logits '{logits}' must be [1, C, h, w], got {shape}")
+    return mask, logits
+
+
+def _class_count(engine: Engine, logits: str | None) -> int:
+    if logits is not None:
+        c = engine.output(logits).shape[1]
+        if isinstance(c, int) and c > 0:
+            return c
+    from ..vision.argmax_fusion import METADATA_KEY
+
+    fused = engine.metadata.get(METADATA_KEY)
+    if fused:
+        import json
+
+        n = json.loads(fused).get("num_classes")
+        if n:
+            return int(n)
+    return len(DEFAULT_CLASSES)
+
+
+def _class_names(cfg: SegmenterConfig, engine: Engine, n: int) -> list[str]:
+    if cfg.class_names:
+        return list(cfg.class_names)
+    meta = engine.metadata.get("classes") or engine.metadata.get("class_names")
+    if meta:
+        import json
+
+        try:
+            names = json.loads(meta)
+        except ValueError:
+            names = [s.strip() for s in meta.split(",")]
+        if isinstance(names, dict):
+            names = [names[k] for k in sorted(names, key=int)]
+        return [str(s) for s in names]
+    if n == len(DEFAULT_CLASSES):
+        return list(DEFAULT_CLASSES)
+    return [f"class_{i}" for i in range(n)]
+
+
+def _static_size(shape: tuple[Any, ...]) -> tuple[int, int] | None:
+    h, w = shape[2], shape[3]
+    if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+        return w, h
+    return None
+
+
+def _round(v: int) -> int:
+    return max(_STRIDE, round(v / _STRIDE) * _STRIDE)
+
+
+def _resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    if mask.shape == (height, width):
+        return mask.copy()  # the engine's buffer is reused by the next call
+    return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+class _GpuArgmax:
+    """TensorRT logits left on the device -> NVRTC upsample+argmax on the engine's stream -> host mask."""
+
+    def __init__(self, engine: Engine, logits: str | None, num_classes: int) -> None:
+        if not hasattr(engine, "infer_device") or logits is None:
+            raise EngineError(
+                f"{engine.path.name}: argmax 'gpu' needs the TensorRT backend (device outputs) and float "
+                f"logits; this is {engine.backend}. Use argmax 'fused' or 'cpu' here."
+            )
+        from ..inference import cuda_memory as cm
+        from ..vision.cuda_argmax import CudaArgmax
+
+        self.engine = engine
+        self.logits = logits
+        self.kernel = CudaArgmax(num_classes, engine.output(logits).dtype)
+        self._cm = cm
+        self._dev = cm.DeviceBuffer(1)
+        self._host = cm.PinnedBuffer((1, 1), np.uint8)
+
+    def __call__(
+        self,
+        feeds: dict[str, np.ndarray],
+        out_hw: tuple[int, int],
+        latency: LatencyRecorder,
+        inf_name: str,
+        post_name: str,
+    ) -> np.ndarray:
+        engine: Any = self.engine
+        stream = int(engine.stream_handle)
+        with latency.measure(inf_name):
+            t = engine.infer_device(feeds)[self.logits]
+        with latency.measure(post_name):  # includes waiting for the network: one sync per frame
+            n, _, h, w = t.shape
+            self._dev.ensure(n * out_hw[0] * out_hw[1])
+            host = self._host.resize((out_hw[0], out_hw[1]))
+            self.kernel.upsample_argmax(t.ptr, 1, h, w, self._dev.ptr, out_hw[0], out_hw[1], stream)
+            self._cm.copy_dtoh_async(host, self._dev.ptr, _StreamRef(stream))
+            engine.synchronize()
+            return host.copy()
+
+
+class _StreamRef:
+    """Duck-types ``cuda_memory.Stream`` for the copy helpers, for a stream owned elsewhere."""
+
+    def __init__(self, handle: int) -> None:
+        self.handle = handle
