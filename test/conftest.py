@@ -34,7 +34,7 @@ if not any(
 ):
     _profile = CONFIG / "fastdds_images.xml"
     if _profile.is_file():
-        os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(_profile)
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(_profile)  # Fast DDS 3 name (Kilted wheels)
     else:
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
 

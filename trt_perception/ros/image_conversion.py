@@ -8,6 +8,7 @@ included); writing costs one copy (``tobytes``), the fast path measured in ``../
 
 from __future__ import annotations
 
+import array
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -91,8 +92,8 @@ def image_to_numpy(msg: Any) -> np.ndarray:
     if step < row_bytes:
         raise ImageEncodingError(f"step smaller than a row of {row_bytes} bytes: {desc}")
     if size < step * (h - 1) + row_bytes:
-        raise ImageEncodingError(f"data shorter than step*height ({step * h} bytes): {desc}")
-    buf = np.frombuffer(data, dtype=np.uint8)
+        raise ImageEncodingError(f"data shorter than step*height = {step * h} bytes: {desc}")
+    buf = _bytes_view(data)
     if step % dtype.itemsize:
         # Rows not aligned to the pixel type: compact them first (rare, but legal).
         rows = np.lib.stride_tricks.as_strided(buf, (h, row_bytes), (step, 1))
@@ -109,6 +110,16 @@ def image_to_numpy(msg: Any) -> np.ndarray:
     return arr[:, :, 0] if channels == 1 else arr
 
 
+def _bytes_view(data: Any) -> np.ndarray:
+    """uint8 view of a message's data (bytes, array.array, numpy); a copy only for a plain list."""
+    if isinstance(data, np.ndarray):
+        return data.reshape(-1).view(np.uint8)
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except TypeError:
+        return np.asarray(data, dtype=np.uint8)
+
+
 def image_to_bgr(msg: Any) -> np.ndarray:
     """8-bit BGR ``(H, W, 3)`` for the vision stages: a view for bgr8, one conversion otherwise."""
     if msg.encoding not in _TO_BGR:
@@ -122,7 +133,12 @@ def image_to_bgr(msg: Any) -> np.ndarray:
 
 
 def numpy_to_image(arr: np.ndarray, encoding: str, msg: Any = None, header: Any = None) -> Any:
-    """Fill ``msg`` (a new ``sensor_msgs/Image`` when None) from ``arr``: one copy, no padding."""
+    """Fill ``msg`` (a new ``sensor_msgs/Image`` when None) from ``arr``: one copy, no padding.
+
+    rclpy messages get an ``array.array`` filled straight from the array's buffer (0.2 ms for 1080p;
+    assigning a numpy array to ``Image.data`` converts element by element and takes ~200 ms). Other
+    Image-like objects (rosbags messages) get a flat uint8 numpy copy.
+    """
     dtype, channels = layout(encoding)
     shape = arr.shape
     if (
@@ -135,6 +151,8 @@ def numpy_to_image(arr: np.ndarray, encoding: str, msg: Any = None, header: Any 
         )
     if arr.dtype != dtype:
         raise ImageEncodingError(f"array dtype {arr.dtype} does not fit encoding '{encoding}' ({dtype.name})")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ImageEncodingError(f"empty image: array of shape {shape} for encoding '{encoding}'")
     if msg is None:
         from sensor_msgs.msg import Image
 
@@ -145,7 +163,14 @@ def numpy_to_image(arr: np.ndarray, encoding: str, msg: Any = None, header: Any 
     msg.encoding = encoding
     msg.is_bigendian = int(_HOST_BIG_ENDIAN and dtype.itemsize > 1)
     msg.step = int(shape[1] * channels * dtype.itemsize)
-    msg.data = arr.tobytes()
+    contiguous = np.ascontiguousarray(arr)  # a view when it already is
+    if isinstance(getattr(msg, "_data", None), array.array):
+        buf = array.array("B")
+        buf.frombytes(contiguous.reshape(-1).view(np.uint8).data)
+        # The generated setter would copy the array once more; store it the way the setter does.
+        msg._data = buf
+    else:
+        msg.data = contiguous.reshape(-1).view(np.uint8).copy()
     return msg
 
 

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,8 @@ class PerceptionNode(Node):
 
     def __init__(self, node_name: str, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.params: dict[str, Any] = declare_all(self, self.all_parameters())
+        param_errors: list[str] = []
+        self.params: dict[str, Any] = declare_all(self, self.all_parameters(), param_errors)
         self.latency = LatencyRecorder(window=int(self.params["latency_window"]))
         self.diagnostics = DiagnosticsPublisher(
             self,
@@ -64,6 +65,8 @@ class PerceptionNode(Node):
             warn_ms=float(self.params["latency_warn_ms"]),
             error_ms=float(self.params["latency_error_ms"]),
         )
+        if param_errors:
+            self.startup_error("parameters", "; ".join(param_errors))
         self._image_watch: dict[str, float] = {}
         timeout = float(self.params["no_data_timeout"])
         if timeout > 0:
@@ -79,6 +82,12 @@ class PerceptionNode(Node):
         log = self.get_logger().error if level >= ERROR else self.get_logger().warning
         log(f"{key}: {message}", throttle_duration_sec=throttle_s)
         self.diagnostics.report(key, level, message)
+
+    def startup_error(self, key: str, message: str) -> None:
+        """A configuration that cannot work (bad parameter, missing file): one error line and an ERROR
+        status that stays; the node keeps running (diagnostics, parameters) instead of crash-looping."""
+        self.get_logger().error(f"{key}: {message}")
+        self.diagnostics.report(key, ERROR, message, ttl_s=None)
 
     def guarded(self, key: str, fn: Callable[..., None]) -> Callable[..., None]:
         """Wrap a callback so an exception in it is reported (``key``) instead of killing the node."""
@@ -131,20 +140,36 @@ def default_fastdds_profile() -> Path | None:
     return path if path.is_file() else None
 
 
-def use_fast_image_transport() -> None:
+#: ROS 2 distributions whose Fast DDS (2.x) reads only FASTRTPS_DEFAULT_PROFILES_FILE; Fast DDS 3
+#: (Kilted and later) reads FASTDDS_DEFAULT_PROFILES_FILE and warns that the old name is deprecated.
+_FASTDDS2_DISTROS = ("foxy", "galactic", "humble", "iron", "jazzy")
+_TRANSPORT_CHOICES = (
+    "FASTDDS_DEFAULT_PROFILES_FILE",
+    "FASTRTPS_DEFAULT_PROFILES_FILE",
+    "FASTDDS_BUILTIN_TRANSPORTS",
+)
+
+
+def use_fast_image_transport(environ: MutableMapping[str, str] | None = None) -> str | None:
     """Point Fast DDS at the shipped image profile unless the user chose a transport already.
 
-    With Fast DDS defaults best-effort 720p images never arrive between processes; this must run
-    before ``rclpy.init`` creates the participant.
+    With Fast DDS defaults best-effort 720p images never arrive between processes; the profile adds a
+    shared-memory transport with 32 MiB segments and keeps UDPv4, so these nodes still talk to
+    processes running Fast DDS defaults. Must run before ``rclpy.init`` creates the participant.
+    Returns the profile in use (None when the user chose builtin transports or none was found).
     """
-    chosen = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
-    if any(os.environ.get(k) for k in chosen):
-        return
-    profile = default_fastdds_profile()
-    if profile is not None:
-        os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(profile)
-    else:
-        os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+    env = os.environ if environ is None else environ
+    legacy = env.get("ROS_DISTRO", "") in _FASTDDS2_DISTROS
+    if not any(env.get(k) for k in _TRANSPORT_CHOICES):
+        profile = default_fastdds_profile()
+        if profile is None:
+            env["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+            return None
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+    chosen = env.get("FASTDDS_DEFAULT_PROFILES_FILE") or env.get("FASTRTPS_DEFAULT_PROFILES_FILE")
+    if legacy and chosen and not env.get("FASTRTPS_DEFAULT_PROFILES_FILE"):
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = chosen  # launch files set the new name only
+    return chosen or None
 
 
 def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:

@@ -21,24 +21,54 @@ class Param:
     read_only: bool = False
 
 
-def declare_all(node: Node, params: tuple[Param, ...] | list[Param]) -> dict[str, Any]:
+def declare_all(
+    node: Node, params: tuple[Param, ...] | list[Param], errors: list[str] | None = None
+) -> dict[str, Any]:
     """Declare ``params`` on ``node`` and return their current values by name.
 
-    An empty list default is declared as a string array (ROS needs a typed array).
+    Scalars are declared with dynamic typing and coerced to the default's type, so ``source:=0`` (an
+    int on the command line or from a launch argument) still gives the string "0", and ``rate:=30`` the
+    float 30.0. A value that cannot be coerced keeps the default and its message is appended to
+    ``errors`` (the node reports it), instead of an exception that kills the node. An empty list default
+    is declared as a string array (ROS needs a typed array).
     """
+    from rclpy.parameter import Parameter
+
     values: dict[str, Any] = {}
     for p in params:
-        desc = ParameterDescriptor(description=p.description, read_only=p.read_only)
         if isinstance(p.default, list) and not p.default:
-            from rclpy.parameter import Parameter
-
+            desc = ParameterDescriptor(description=p.description, read_only=p.read_only)
             param = node.declare_parameter(p.name, Parameter.Type.STRING_ARRAY, desc)
             values[p.name] = list(param.value) if param.type_ != Parameter.Type.NOT_SET else []
             continue
+        scalar = isinstance(p.default, (bool, int, float, str))
+        desc = ParameterDescriptor(description=p.description, read_only=p.read_only, dynamic_typing=scalar)
         node.declare_parameter(p.name, p.default, desc)
         value = node.get_parameter(p.name).value
+        if scalar:
+            try:
+                value = coerce(value, p.default)
+            except ValueError as exc:
+                if errors is None:
+                    raise
+                errors.append(f"parameter '{p.name}': {exc}; using the default {p.default!r}")
+                value = p.default
         values[p.name] = list(value) if isinstance(value, (list, tuple)) else value
     return values
+
+
+def coerce(value: Any, default: Any) -> Any:
+    """``value`` as the type of ``default`` (str, int, float, bool); ValueError when it does not fit."""
+    kind = type(default)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
 
 
 def defaults(params: tuple[Param, ...] | list[Param]) -> dict[str, Any]:

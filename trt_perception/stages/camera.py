@@ -103,7 +103,8 @@ class Frame:
     """One captured frame: BGR uint8 pixels, wall-clock capture time, and counters."""
 
     image: np.ndarray
-    #: Capture time, ``time.time_ns()`` right after the driver returned the frame.
+    #: Capture time (``time.time_ns()``): when the driver returned a live frame, when a file or folder
+    #: frame was handed over (its turn at the playback rate).
     stamp_ns: int
     #: Delivery sequence number, 0, 1, 2... (gaps never appear; missed frames count in ``dropped``).
     seq: int
@@ -390,7 +391,8 @@ class CameraSource:
                     return
                 continue
             now = time.monotonic()
-            stamp_ns = time.time_ns()
+            # A live frame's time is when the driver returned it; a file frame's is when it is due.
+            stamp_ns = time.time_ns() if live else None
             if failures or self._state.status != CONNECTED:
                 self._set_state(CONNECTED, f"capturing from {self.kind} '{self.cfg.source}'")
             failures = 0
@@ -485,11 +487,13 @@ class CameraSource:
         delay = t - time.monotonic()
         return self._stop.wait(delay) if delay > 0 else self._stop.is_set()
 
-    def _deliver(self, image: np.ndarray, stamp_ns: int, index: int, path: str) -> None:
+    def _deliver(self, image: np.ndarray, stamp_ns: int | None, index: int, path: str) -> None:
         with self._cond:
             if self.lossless:
                 while not self._taken and not self._stop.is_set():
                     self._cond.wait(0.1)
+            if stamp_ns is None:
+                stamp_ns = time.time_ns()
             dropped = self._state.dropped + (0 if self._taken else 1)
             self._latest = Frame(image, stamp_ns, self._seq, dropped, index, path)
             self._seq += 1

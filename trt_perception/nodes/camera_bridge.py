@@ -1,0 +1,256 @@
+"""``camera_bridge`` node: camera, video, image folder, stream or GStreamer pipeline -> ``sensor_msgs/Image``.
+
+Thin: parameters -> ``stages.camera.CameraSource`` (capture in its own thread, newest frame only,
+reconnect with backoff). A publishing thread takes each new frame, converts it with one copy and
+publishes it with sensor-data QoS, stamped with the capture time; ``CameraInfo`` from a calibration
+YAML goes out with the same header. Latency capture -> publish, rates, drops and the source's state
+(WARN while reconnecting, ERROR when it never opened or gave up) go to ``/diagnostics``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from rclpy.qos import ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from ..metrics.latency import END_TO_END
+from ..ros.diagnostics import ERROR, WARN
+from ..ros.image_conversion import ImageEncodingError, bgr_to_encoding, numpy_to_image
+from ..ros.node_base import PerceptionNode, run_node
+from ..ros.params import Param
+from ..ros.qos import sensor_qos
+from ..stages.camera import (
+    CONNECTED,
+    CONNECTING,
+    FAILED,
+    FINISHED,
+    RECONNECTING,
+    CameraConfig,
+    CameraError,
+    CameraSource,
+)
+from ..vision.calibration import CalibrationError, CameraCalibration, load_calibration
+
+#: Output encodings the bridge converts BGR frames into.
+OUTPUT_ENCODINGS = ("bgr8", "rgb8", "bgra8", "rgba8", "mono8", "8UC3", "8UC1", "yuv422", "yuv422_yuy2")
+CONVERT, PUBLISH = "convert", "publish"
+
+PARAMETERS: tuple[Param, ...] = (
+    Param(
+        "source",
+        "0",
+        "Camera: V4L2 index ('0') or device path ('/dev/video0'); or a video file, an image folder or "
+        "glob (sorted), a stream URL (rtsp://, http://), or a GStreamer pipeline ending in appsink.",
+    ),
+    Param(
+        "source_kind", "auto", "auto | device | file | folder | url | gstreamer ('auto' guesses from source)."
+    ),
+    Param("frame_id", "camera", "header.frame_id of the images and camera info."),
+    Param(
+        "rate_hz",
+        0.0,
+        "Most frames per second published; 0 = the source's rate (a video file plays at its fps, a "
+        "folder as fast as frames are published, a camera as it delivers).",
+    ),
+    Param("width", 0, "Output width in pixels; 0 keeps the source's (with height set: keeps the aspect)."),
+    Param("height", 0, "Output height in pixels; 0 keeps the source's (with width set: keeps the aspect)."),
+    Param("encoding", "bgr8", f"Output encoding: {', '.join(OUTPUT_ENCODINGS)}."),
+    Param("loop", False, "Start a video file or image folder again at its end."),
+    Param("qos_depth", 5, "Image publisher queue depth (sensor-data QoS)."),
+    Param(
+        "reliability",
+        "best_effort",
+        "best_effort (sensor data) or reliable (also matches subscribers that insist on reliable, e.g. rviz2 defaults).",
+    ),
+    Param("image_topic", "camera/image_raw", "Output sensor_msgs/Image topic."),
+    Param("camera_info_topic", "camera/camera_info", "Output sensor_msgs/CameraInfo topic."),
+    Param(
+        "calibration_file",
+        "",
+        "camera_calibration_parsers YAML (cameracalibrator's output); scaled to the output size. Empty: no camera info.",
+    ),
+    Param("reconnect_delay", 0.5, "Seconds before the first reconnect attempt; doubled after each failure."),
+    Param("reconnect_max_delay", 10.0, "Longest wait between reconnect attempts, in seconds."),
+    Param(
+        "reconnect_attempts",
+        0,
+        "Failed attempts in a row before giving up (ERROR status); 0 retries forever.",
+    ),
+    Param("read_timeout", 5.0, "Seconds a network stream may stall before it counts as lost."),
+    Param("capture_width", 0, "V4L2: frame width requested from the driver; 0 = driver default."),
+    Param("capture_height", 0, "V4L2: frame height requested from the driver; 0 = driver default."),
+    Param("capture_fps", 0.0, "V4L2: frame rate requested from the driver; 0 = driver default."),
+    Param("fourcc", "", "V4L2: pixel format requested from the driver, e.g. MJPG or YUYV; empty = default."),
+    Param("stats_period", 0.0, "Seconds between one-line rate/latency logs in the terminal; 0 = off."),
+)
+
+
+class CameraBridge(PerceptionNode):
+    PARAMETERS = PARAMETERS
+    COMPONENT = "camera"
+
+    def __init__(self) -> None:
+        super().__init__("camera_bridge")
+        p = self.params
+        self.encoding = str(p["encoding"])
+        self.frame_id = str(p["frame_id"])
+        self.source: CameraSource | None = None
+        self.calibration: CameraCalibration | None = None
+        self._info_cache: dict[tuple[int, int], CameraInfo] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._published = 0
+        reliability = str(p["reliability"])
+        qos = sensor_qos(int(p["qos_depth"]))
+        if reliability == "reliable":
+            qos.reliability = ReliabilityPolicy.RELIABLE
+        self.image_pub = self.create_publisher(Image, str(p["image_topic"]), qos)
+        self.info_pub = self.create_publisher(CameraInfo, str(p["camera_info_topic"]), qos)
+        try:
+            self.source = self._configure(reliability)
+        except (CameraError, CalibrationError, ImageEncodingError, ValueError) as exc:
+            self.startup_error("config", str(exc))
+            return
+        self._thread = threading.Thread(target=self._publish_loop, name="camera-publish", daemon=True)
+        self._thread.start()
+        self.create_timer(0.5, self._update_status)
+        period = float(p["stats_period"])
+        if period > 0:
+            self.create_timer(period, self._print_stats)
+        self.get_logger().info(
+            f"publishing {self.source.kind} '{self.source.cfg.source}' as {self.encoding} on "
+            f"{self.image_pub.topic_name} (frame_id '{self.frame_id}')"
+        )
+
+    # -- setup
+    def _configure(self, reliability: str) -> CameraSource:
+        p = self.params
+        if self.encoding not in OUTPUT_ENCODINGS:
+            raise ImageEncodingError(
+                f"unknown output encoding '{self.encoding}'; choose one of {', '.join(OUTPUT_ENCODINGS)}"
+            )
+        if reliability not in ("best_effort", "reliable"):
+            raise ValueError(f"reliability must be best_effort or reliable, got '{reliability}'")
+        if int(p["qos_depth"]) < 1:
+            raise ValueError(f"qos_depth must be >= 1, got {p['qos_depth']}")
+        if p["calibration_file"]:
+            self.calibration = load_calibration(str(p["calibration_file"]))
+        cfg = CameraConfig(
+            source=str(p["source"]),
+            kind=str(p["source_kind"]),
+            rate_hz=float(p["rate_hz"]),
+            width=int(p["width"]),
+            height=int(p["height"]),
+            loop=bool(p["loop"]),
+            reconnect_delay_s=float(p["reconnect_delay"]),
+            reconnect_max_delay_s=float(p["reconnect_max_delay"]),
+            reconnect_attempts=int(p["reconnect_attempts"]),
+            read_timeout_s=float(p["read_timeout"]),
+            capture_width=int(p["capture_width"]),
+            capture_height=int(p["capture_height"]),
+            capture_fps=float(p["capture_fps"]),
+            fourcc=str(p["fourcc"]),
+        )
+        if self.encoding.startswith("yuv422"):
+            bgr_to_encoding(np.zeros((2, 2, 3), np.uint8), self.encoding)  # fails early on a bad encoding
+        return CameraSource(cfg).start()
+
+    # -- publishing thread: the executor never waits on the camera
+    def _publish_loop(self) -> None:
+        assert self.source is not None
+        while not self._stop.is_set():
+            frame = self.source.read(timeout_s=0.5)
+            if frame is None:
+                if not self.source.running:
+                    return
+                continue
+            try:
+                self._publish(frame.image, frame.stamp_ns)
+            except Exception as exc:  # a bad frame must not end the stream
+                self.warn_input("publish", f"{type(exc).__name__}: {exc}")
+
+    def _publish(self, bgr: np.ndarray, capture_ns: int) -> None:
+        t0 = time.perf_counter()
+        pixels = bgr_to_encoding(bgr, self.encoding)
+        header = Header(frame_id=self.frame_id)
+        # Capture time in the node's clock (system time, or /clock with use_sim_time).
+        stamp = self.get_clock().now().nanoseconds - (time.time_ns() - capture_ns)
+        header.stamp.sec, header.stamp.nanosec = divmod(max(stamp, 0), 1_000_000_000)
+        msg = numpy_to_image(pixels, self.encoding, header=header)
+        t1 = time.perf_counter()
+        self.image_pub.publish(msg)
+        if self.calibration is not None:
+            info = self._camera_info(msg.width, msg.height)
+            info.header = header
+            self.info_pub.publish(info)
+        done_ns = time.time_ns()
+        self.latency.record(CONVERT, (t1 - t0) * 1e3)
+        self.latency.record(PUBLISH, (time.perf_counter() - t1) * 1e3)
+        self.latency.record(END_TO_END, (done_ns - capture_ns) * 1e-6)
+        self._published += 1
+
+    def _camera_info(self, width: int, height: int) -> CameraInfo:
+        info = self._info_cache.get((width, height))
+        if info is None:
+            assert self.calibration is not None
+            cal = self.calibration.scaled(width, height)
+            info = CameraInfo(width=width, height=height, distortion_model=cal.distortion_model)
+            info.k = cal.k.reshape(-1).tolist()
+            info.d = cal.d.tolist()
+            info.r = cal.r.reshape(-1).tolist()
+            info.p = cal.p.reshape(-1).tolist()
+            self._info_cache[(width, height)] = info
+        return info
+
+    # -- diagnostics
+    def _update_status(self) -> None:
+        if self.source is None:
+            return
+        st = self.source.state
+        d = self.diagnostics
+        d.set_value("source", self.source.cfg.source)
+        d.set_value("source_state", st.status)
+        d.set_value("frames_captured", st.captured)
+        d.set_value("frames_published", self._published)
+        d.set_value("frames_dropped", st.dropped)
+        d.set_value("frames_skipped_by_rate_cap", st.skipped)
+        d.set_value("reconnects", st.reconnects)
+        d.set_value("source_fps", st.source_fps)
+        if st.status == CONNECTED or (st.status == FINISHED and st.ever_connected):
+            d.clear("source")
+        elif st.status == RECONNECTING:
+            self.warn_input("source", st.message, level=WARN)
+        elif st.status == FAILED or (st.status == CONNECTING and st.message):
+            # Never opened (after its first attempt) or gave up: the camera is not there.
+            self.warn_input("source", st.message, level=ERROR)
+
+    def _print_stats(self) -> None:
+        s = self.latency.stats(END_TO_END)
+        st = self.source.state if self.source else None
+        if s is None or st is None:
+            self.get_logger().info(f"no frames yet ({st.status if st else 'no source'})")
+            return
+        self.get_logger().info(
+            f"{s.rate_hz:5.1f} Hz  capture->publish {s.mean_ms:5.2f} ms mean, {s.p95_ms:5.2f} ms p95  "
+            f"published {self._published}  dropped {st.dropped}  source {st.status}"
+        )
+
+    def on_shutdown(self) -> None:
+        self._stop.set()
+        if self.source is not None:
+            self.source.stop()
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+
+def main(args: Any = None) -> int:
+    return run_node(CameraBridge, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
