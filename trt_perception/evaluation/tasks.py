@@ -82,6 +82,24 @@ class Task:
     def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
         raise NotImplementedError
 
+    def calibration_feeds(self, cfg: EvalConfig, frames: list[Frame]) -> list[dict[str, np.ndarray]]:
+        """INT8 calibration inputs: a plain resize to the model's static input size, RGB / 255.
+
+        Tasks whose stage pre-processes differently override this with the stage's own code.
+        """
+        from ..inference.engine import EngineError
+        from ..inference.factory import open_engine
+        from ..inference.precision import resize_preprocess
+
+        spec = open_engine(cfg.model, "onnxruntime").input()
+        h, w = spec.shape[-2:]
+        if not (isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0):
+            raise EngineError(
+                f"{cfg.model.name}: dynamic input {spec}; give an INT8 model with --model instead"
+            )
+        pre = resize_preprocess(spec.name, w, h)
+        return [pre(f.bgr) for f in frames]
+
 
 class DetectionTask(Task):
     """pycocotools bbox mAP; detections kept down to ``conf_threshold`` (1e-2 by default)."""
@@ -122,6 +140,18 @@ class DetectionTask(Task):
             return detections_to_coco(frame.image_id, d.boxes[keep], d.scores[keep], cats[keep])
 
         return predict
+
+    def calibration_feeds(self, cfg: EvalConfig, frames: list[Frame]) -> list[dict[str, np.ndarray]]:
+        """The detector's own letterbox pre-processing (copied: the stage reuses its tensor)."""
+        from ..stages.detector import Detector, DetectorConfig
+
+        base = {"model": str(cfg.model), "backend": "onnxruntime"}
+        det = Detector(_stage_config(DetectorConfig, base, cfg.options))
+        feeds = []
+        for f in frames:
+            tensor, _ = det.preprocessor(f.bgr)
+            feeds.append({det.input_name: np.array(tensor, copy=True)})
+        return feeds
 
     def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
         results = [r for rs in outputs.values() for r in rs]

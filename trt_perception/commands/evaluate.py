@@ -1,0 +1,193 @@
+"""``trt-perception evaluate``: how much faster is the optimized model, and what did it cost?
+
+Runs one or more configurations (model x backend x precision) over the same frames of a COCO
+dataset or a rosbag2 and writes ``report.md``, ``report.json``, ``report.csv`` and plots into ``--out``.
+
+Examples::
+
+  # FP32 reference vs FP16 vs INT8 Q/DQ copies of one detector, on the validation set
+  trt-perception evaluate --task detection --dataset data/val --model models/detector.onnx \\
+      --precisions fp32,fp16,int8 --out reports/detector
+
+  # the deployed node settings, on a bag, ground truth from a topic recorded in it
+  trt-perception evaluate --bag data/sample_bag --image-topic /camera/image_raw \\
+      --gt-topic /ground_truth/detections --config config/detector.yaml --model fast=detector_int8.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = __doc__.split("Examples::", 1)[1] if __doc__ else None
+    p.add_argument(
+        "--task", default="detection", choices=("detection", "plates", "segmentation", "regression")
+    )
+    src = p.add_argument_group("data (one of --dataset or --bag)")
+    src.add_argument(
+        "--dataset", type=Path, help="COCO annotations JSON, or a folder holding annotations.json"
+    )
+    src.add_argument("--images", type=Path, help="image folder (default: images/ next to the JSON)")
+    src.add_argument(
+        "--masks", type=Path, help="class-mask folder for segmentation (default: masks/ next to the JSON)"
+    )
+    src.add_argument("--bag", type=Path, help="rosbag2 folder (mcap or sqlite3) or a single .mcap/.db3 file")
+    src.add_argument("--image-topic", default="/camera/image_raw", help="bag topic with sensor_msgs/Image")
+    src.add_argument(
+        "--gt", type=Path, help="COCO JSON whose images carry stamp_ns, matched to the bag's stamps"
+    )
+    src.add_argument("--gt-topic", help="bag topic with vision_msgs/Detection2DArray ground truth")
+    src.add_argument("--mask-topic", help="bag topic with mono8 ground-truth class masks (segmentation)")
+    src.add_argument("--limit", type=int, default=0, help="evaluate only the first N frames (0 = all)")
+    cfg = p.add_argument_group("configurations (repeat --config / --model; the first one is the reference)")
+    cfg.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="YAML",
+        help="node parameter file (e.g. config/detector.yaml): model + stage settings",
+    )
+    cfg.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="ONNX model or TensorRT engine, optionally named for the report",
+    )
+    cfg.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
+    cfg.add_argument(
+        "--precisions",
+        default="",
+        help="also evaluate FP16 / INT8 Q/DQ copies of each ONNX model, e.g. fp32,fp16,int8",
+    )
+    cfg.add_argument(
+        "--int8-target",
+        default="tensorrt",
+        choices=("tensorrt", "cpu"),
+        help="INT8 flavour: symmetric activations for TensorRT, or ONNX Runtime CPU kernels",
+    )
+    cfg.add_argument("--calibration-frames", type=int, default=32, help="frames used to calibrate INT8")
+    cfg.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="stage option for every configuration (e.g. decoder=yolov5)",
+    )
+    cfg.add_argument(
+        "--detector", type=Path, help="plates: detector model for an end-to-end (detect+read) run"
+    )
+    cfg.add_argument(
+        "--reference", help="configuration name the others are compared with (default: the first)"
+    )
+    met = p.add_argument_group("metrics and output")
+    met.add_argument(
+        "--conf-threshold",
+        type=float,
+        default=1e-2,
+        help="detection score floor for mAP (default 1e-2; deployment thresholds lower mAP)",
+    )
+    met.add_argument(
+        "--num-classes", type=int, default=0, help="segmentation classes (default: from the dataset)"
+    )
+    met.add_argument(
+        "--warmup", type=int, default=3, help="untimed runs on the first frame per configuration"
+    )
+    met.add_argument("--out", type=Path, default=Path("eval_report"), help="report folder")
+    met.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    met.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _value(text: str) -> object:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation.configs import config_from_file, derive_precisions, parse_model_arg, stage_fields
+    from ..evaluation.report import write_report
+    from ..evaluation.runner import evaluate
+    from ..evaluation.sources import BagSource, CocoFolderSource, Source
+    from ..evaluation.tasks import EvalConfig, Task, make_task
+
+    def fail(msg: str) -> int:
+        print(f"trt-perception evaluate: error: {msg}", file=sys.stderr)
+        return 2
+
+    if bool(args.dataset) == bool(args.bag):
+        return fail("give exactly one of --dataset or --bag")
+    if not args.config and not args.model:
+        return fail("give at least one --config or --model")
+    try:
+        source: Source
+        if args.dataset:
+            source = CocoFolderSource(args.dataset, args.images, args.masks, limit=args.limit)
+        else:
+            if args.task in ("detection", "plates") and not (args.gt or args.gt_topic):
+                return fail(f"--task {args.task} on a bag needs --gt JSON or --gt-topic")
+            source = BagSource(
+                args.bag, args.image_topic, args.gt, args.gt_topic, args.mask_topic, args.limit
+            )
+        kwargs: dict[str, object] = {}
+        if args.task == "detection":
+            kwargs["conf_threshold"] = args.conf_threshold
+        if args.task == "segmentation":
+            kwargs["num_classes"] = args.num_classes
+        task: Task = make_task(args.task, **kwargs)
+
+        options = {}
+        for item in args.option:
+            key, sep, val = item.partition("=")
+            if not sep:
+                return fail(f"--option {item!r}: expected KEY=VALUE")
+            options[key] = _value(val)
+        bases: list[EvalConfig] = [config_from_file(c, stage_fields(args.task)) for c in args.config]
+        bases += [parse_model_arg(m, args.backend) for m in args.model]
+        for b in bases:
+            b.options.update(options)
+            b.detector = args.detector
+            if not b.model.is_file():
+                return fail(f"model not found: {b.model}")
+        configs = _expand(bases, args, source, task, derive_precisions)
+    except (OSError, ValueError) as exc:
+        return fail(str(exc))
+
+    print(f"evaluating {len(configs)} configuration(s) on {source.description}", file=sys.stderr)
+    result = evaluate(source, task, configs, args.reference, args.warmup, progress=not args.quiet)
+    paths = write_report(result, args.out, plots=not args.no_plots)
+    print(paths["markdown"].read_text())
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print("report: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    failed = [r for r in result.results if r.error and not r.frames]
+    return 1 if len(failed) == len(result.results) else 0
+
+
+def _expand(bases, args, source, task, derive_precisions):  # type: ignore[no-untyped-def]
+    """Each base configuration, or its FP32/FP16/INT8 family when ``--precisions`` is given."""
+    if not args.precisions:
+        return bases
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    frames: list = []
+
+    def calibration_for(cfg):  # type: ignore[no-untyped-def]
+        def make() -> list:
+            if not frames:
+                for f in source.frames():
+                    frames.append(f)
+                    if len(frames) >= args.calibration_frames:
+                        break
+            return task.calibration_feeds(cfg, frames)
+
+        return make
+
+    out: list = []
+    for b in bases:
+        out += derive_precisions(b, precisions, args.out / "models", calibration_for(b), args.int8_target)
+    return out

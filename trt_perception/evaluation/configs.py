@@ -1,0 +1,135 @@
+"""Building the report's columns: configurations from model paths or node parameter files, and the
+FP16 / INT8 copies of an ONNX model made with the engine layer's precision recipes.
+
+A node YAML (``config/detector.yaml``) is accepted as a configuration so the evaluated settings are
+exactly the deployed ones (decoder, pre-processing, input size); keys the stage does not know (QoS,
+topics, diagnostics) are ignored, and the detection confidence floor stays the evaluation's (1e-2),
+not the deployment threshold: a 0.25 threshold would drop low-confidence true positives from mAP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .tasks import EvalConfig
+
+PRECISIONS = ("fp32", "fp16", "int8")
+#: Parameters of a node file that are the evaluation's business, not the configuration's.
+_EVALUATION_OWNED = {"conf_threshold", "model", "backend", "precision"}
+
+
+def read_node_params(path: str | Path) -> dict[str, Any]:
+    """``ros__parameters`` of a ROS 2 parameter file (first node entry), or a plain mapping."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping, got {type(data).__name__}")
+    for value in data.values():
+        if isinstance(value, dict) and "ros__parameters" in value:
+            return dict(value["ros__parameters"])
+    return data
+
+
+def config_from_file(path: str | Path, stage_fields: Iterable[str], name: str | None = None) -> EvalConfig:
+    """An ``EvalConfig`` from a node parameter file; stage options are the keys the stage has."""
+    params = read_node_params(path)
+    if "model" not in params:
+        raise ValueError(f"{path}: no 'model' parameter")
+    fields = set(stage_fields)
+    options = {
+        k: (tuple(v) if isinstance(v, list) and k.endswith("_size") else v)
+        for k, v in params.items()
+        if k in fields and k not in _EVALUATION_OWNED
+    }
+    model = Path(str(params["model"]))
+    if not model.is_absolute() and not model.exists():
+        model = Path(path).resolve().parent.parent / model  # relative to the package root of config/
+    backend = str(params.get("backend", "auto"))
+    precision = _precision_of(model, str(params.get("precision", "fp32")))
+    return EvalConfig(name or Path(path).stem, model, backend, precision, options)
+
+
+def _precision_of(model: Path, default: str) -> str:
+    stem = model.stem.lower()
+    for p in ("int8", "fp16", "fp32"):
+        if stem.endswith(p):
+            return p
+    return default if model.suffix in (".engine", ".plan") else "fp32"
+
+
+def parse_model_arg(arg: str, backend: str) -> EvalConfig:
+    """``path`` or ``name=path``; the name defaults to ``<stem> <backend> <precision>``."""
+    name, _, path = arg.rpartition("=") if "=" in arg else ("", "", arg)
+    model = Path(path)
+    precision = _precision_of(model, "fp32")
+    be = (
+        backend
+        if backend != "auto"
+        else ("tensorrt" if model.suffix in (".engine", ".plan") else "onnxruntime")
+    )
+    return EvalConfig(name or f"{model.stem} {be}", model, backend, precision)
+
+
+def stage_fields(task: str) -> set[str]:
+    """Field names of the stage config a task builds (for filtering parameter files)."""
+    if task == "detection":
+        from ..stages.detector import DetectorConfig as cls
+    elif task == "plates":
+        from ..stages.plate_reader import PlateReaderConfig as cls  # type: ignore[assignment]
+    elif task == "segmentation":
+        from ..stages.segmenter import SegmenterConfig as cls  # type: ignore[assignment]
+    else:
+        from ..stages.pilot import PilotConfig as cls  # type: ignore[assignment]
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def derive_precisions(
+    base: EvalConfig,
+    precisions: Sequence[str],
+    out_dir: Path,
+    calibration: Callable[[], list[dict[str, np.ndarray]]],
+    int8_target: str = "tensorrt",
+) -> list[EvalConfig]:
+    """``base`` (an FP32 ONNX) plus its FP16 / INT8 Q/DQ copies, made once into ``out_dir``.
+
+    ``calibration`` is called only when an INT8 copy must be made (it runs the stage's own
+    pre-processing on sample frames). Engines (.engine/.plan) are taken as they are.
+    """
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown:
+        raise ValueError(f"unknown precision(s) {unknown}; choose from {', '.join(PRECISIONS)}")
+    if base.model.suffix != ".onnx":
+        return [base]
+    from ..inference.precision import quantize_int8, to_fp16
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = base.model.stem
+    label = base.name.rsplit(" fp32", 1)[0]
+    configs: list[EvalConfig] = []
+    for p in precisions:
+        if p == "fp32":
+            configs.append(dataclasses.replace(base, name=f"{label} fp32", precision="fp32"))
+            continue
+        path = out_dir / f"{stem}_{p}.onnx"
+        if not path.is_file() or path.stat().st_mtime < base.model.stat().st_mtime:
+            if p == "fp16":
+                to_fp16(base.model, path)
+            else:
+                quantize_int8(base.model, path, calibration(), target=int8_target)
+        _copy_sidecars(base.model, path)
+        configs.append(dataclasses.replace(base, name=f"{label} {p}", model=path, precision=p))
+    return configs
+
+
+def _copy_sidecars(src: Path, dst: Path) -> None:
+    """Labels / charset files found next to a model by name travel with its copies."""
+    for suffix in ("_labels.txt", "_charset.txt"):
+        side = src.with_name(src.stem + suffix)
+        if side.is_file():
+            dst.with_name(dst.stem + suffix).write_bytes(side.read_bytes())
