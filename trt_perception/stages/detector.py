@@ -66,7 +66,7 @@ class Detector:
         try:
             self.decoder.bind(self.engine.outputs, pc.width, pc.height, len(self.labels))
         except EngineError as exc:
-            raise EngineError(f"{Path(cfg.model).name}: {exc}") from None
+            raise type(exc)(f"{Path(cfg.model).name}: {exc}") from None
         self._keep = np.array(sorted({class_id(c, self.labels) for c in cfg.classes}), np.int32)
         self._feeds = {self.input_name: self.preprocessor.tensor}
 

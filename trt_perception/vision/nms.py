@@ -46,12 +46,12 @@ def nms(
     xywh[:, :2] = boxes_xyxy[:, :2]
     xywh[:, 2:] = boxes_xyxy[:, 2:] - boxes_xyxy[:, :2]
     scores = scores.astype(np.float32, copy=False)
-    # Scores were thresholded already; -1 keeps every candidate. The cap applies after NMS so that
+    # Scores were thresholded already; 0 keeps every positive candidate. The cap applies after NMS so that
     # it counts survivors over all classes (OpenCV's top_k would cap before suppression).
     if class_agnostic:
-        idx = cv2.dnn.NMSBoxes(xywh, scores, -1.0, float(iou_threshold))
+        idx = cv2.dnn.NMSBoxes(xywh, scores, 0.0, float(iou_threshold))
     else:
-        idx = cv2.dnn.NMSBoxesBatched(xywh, scores, class_ids.astype(np.int32), -1.0, float(iou_threshold))
+        idx = cv2.dnn.NMSBoxesBatched(xywh, scores, class_ids.astype(np.int32), 0.0, float(iou_threshold))
     idx = np.asarray(idx, np.int64).reshape(-1)
     order = np.argsort(-scores[idx], kind="stable")  # batched NMS returns class-grouped order
     return idx[order][: max(int(max_detections), 0)]
