@@ -55,6 +55,11 @@ PARAMETERS: tuple[Param, ...] = (
     Param("segmentation.enabled", False, "Run the segmenter too (needs stages/segmenter.py)."),
     Param("segmentation.model", "models/segmenter.onnx", "Segmentation model."),
     Param("segmentation.backend", "auto", "Segmentation backend."),
+    Param(
+        "segmentation.argmax",
+        "cpu",
+        "Where the per-pixel argmax runs: cpu | fused (in the ONNX graph) | gpu.",
+    ),
     Param("segmentation.mask_topic", "segmentation/mask", "mono8 class-index mask topic."),
     *prefixed(DETECTOR_PARAMETERS[:11], "detector."),
     *prefixed(READER_PARAMETERS, "plate_reader."),
@@ -76,7 +81,9 @@ class PerceptionPipelineNode(PerceptionNode):
                 from ..stages.segmenter import SegmenterConfig
 
                 seg_cfg = SegmenterConfig(
-                    model=resolve_file(str(p["segmentation.model"])), backend=str(p["segmentation.backend"])
+                    model=resolve_file(str(p["segmentation.model"])),
+                    backend=str(p["segmentation.backend"]),
+                    argmax=str(p["segmentation.argmax"]),
                 )
             self.pipeline = PerceptionPipeline.build(
                 detector_config(p, "detector."),

@@ -35,8 +35,8 @@ class PipelineResult:
 class PerceptionPipeline:
     """``PerceptionPipeline(detector, reader, segmenter)(bgr, stamp_ns) -> PipelineResult``.
 
-    Stage latencies land in one recorder under ``detector.*``, ``plate_reader.*``, ``segmenter.*``
-    (where the stage supports a prefix), the chain's own time under ``end_to_end``.
+    Stage latencies land in one recorder under ``detector.*``, ``plate_reader.*``, ``segmenter.*``,
+    the chain's own time under ``end_to_end``.
     """
 
     def __init__(
@@ -67,7 +67,7 @@ class PerceptionPipeline:
         if segmenter is not None:
             from ..stages.segmenter import Segmenter
 
-            seg = Segmenter(segmenter, latency)
+            seg = Segmenter(segmenter, latency, prefix=SEGMENTER)
         return cls(det, reader, seg, latency)
 
     def __call__(self, bgr: np.ndarray, stamp_ns: int = 0) -> PipelineResult:
