@@ -9,6 +9,25 @@ from .engine import Engine, EngineError
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
 
+def tensorrt_available() -> bool:
+    """True when real TensorRT imports (the type stubs alone leave an empty ``tensorrt`` namespace)."""
+    try:
+        import tensorrt
+    except ImportError:
+        return False
+    return hasattr(tensorrt, "Runtime")
+
+
+def tensorrt_unavailable_reason() -> str:
+    try:
+        import tensorrt
+    except ImportError as exc:
+        return f"TensorRT is not installed ({exc})"
+    if not hasattr(tensorrt, "Runtime"):
+        return "TensorRT is not installed (only its type stubs are)"
+    return ""
+
+
 def open_engine(path: str | Path, backend: str = "auto", **options: object) -> Engine:
     """``.onnx`` -> ONNX Runtime, ``.engine``/``.plan`` -> TensorRT; ``backend`` forces one.
 
@@ -22,6 +41,8 @@ def open_engine(path: str | Path, backend: str = "auto", **options: object) -> E
         raise EngineError(f"model file not found: {path}")
     is_plan = path.suffix in (".engine", ".plan", ".trt")
     if backend == "tensorrt" or (backend == "auto" and is_plan):
+        if not tensorrt_available():
+            raise EngineError(f"cannot open {path}: {tensorrt_unavailable_reason()}")
         from .tensorrt_backend import TensorRTEngine
 
         return TensorRTEngine(path, **options)  # type: ignore[arg-type]
