@@ -1,0 +1,58 @@
+"""``trt-perception fuse-argmax in.onnx out.onnx``: append the uint8-mask post-processing to a
+segmentation ONNX (resize -> argmax -> resize nearest, or the reducemax variants); see
+``trt_perception.vision.argmax_fusion``. Build the TensorRT engine from ``out.onnx`` afterwards."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    MODES = (
+        "fused-argmax",
+        "argmax",
+        "reducemax",
+        "fused-reducemax",
+    )  # vision.argmax_fusion.MODES (imports onnx)
+
+    parser.add_argument("input", help="segmentation ONNX with logits [N, C, h, w]")
+    parser.add_argument("output", help="where to write the rewritten ONNX")
+    parser.add_argument("--mode", choices=MODES, default="fused-argmax", help="post-processing appended")
+    parser.add_argument(
+        "--output-size",
+        default="input",
+        help="mask size: input (network input H, W; dynamic shapes stay dynamic), logits, or HxW (e.g. 768x1344)",
+    )
+    parser.add_argument("--divisor", type=int, default=2, help="fused modes: argmax at output size / divisor")
+    parser.add_argument(
+        "--nearest-dtype",
+        choices=("uint8", "float32"),
+        default="uint8",
+        help="type of the nearest resize (float32 for TensorRT versions without uint8 Resize)",
+    )
+    parser.add_argument(
+        "--logits", default=None, help="logits output name (default: 'logits' or the only one)"
+    )
+    parser.add_argument("--input-name", default=None, help="image input name (default: the only input)")
+    parser.add_argument("--keep-logits", action="store_true", help="keep the logits as a second output")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..vision.argmax_fusion import FusionConfig, fuse_argmax_file, parse_size
+
+    try:
+        cfg = FusionConfig(
+            mode=args.mode,
+            output_size=parse_size(args.output_size),
+            divisor=args.divisor,
+            nearest_dtype=args.nearest_dtype,
+            logits=args.logits,
+            image_input=args.input_name,
+            keep_logits=args.keep_logits,
+        )
+        out = fuse_argmax_file(args.input, args.output, cfg)
+    except (ValueError, OSError) as exc:
+        print(f"fuse-argmax: {exc}")
+        return 2
+    print(f"wrote {out}: {cfg.mode}, mask 'mask' uint8 [N, H, W] at {args.output_size}")
+    return 0

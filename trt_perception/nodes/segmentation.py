@@ -1,0 +1,172 @@
+"""``segmentation`` node: ``sensor_msgs/Image`` -> ``mono8`` class mask (+ colour overlay).
+
+Thin: parameters -> ``stages.segmenter.Segmenter``. Each image is converted (a view for bgr8), run
+through the stage and the mask published on ``segmentation/mask`` with the input's header, at the
+input or the network resolution. The overlay is drawn only while someone subscribes to it. Latency per
+stage (preprocess, inference, postprocess, message, end_to_end, frame_age) and input problems go to
+``/diagnostics``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sensor_msgs.msg import Image
+
+from ..inference.engine import EngineError
+from ..metrics.latency import END_TO_END
+from ..ros.diagnostics import ERROR
+from ..ros.image_conversion import ImageEncodingError, image_to_bgr, numpy_to_image
+from ..ros.node_base import PerceptionNode, run_node
+from ..ros.params import Param
+from ..ros.qos import reliable_qos
+from ..stages.segmenter import Segmenter, SegmenterConfig
+from ._detection_common import model_file
+
+MESSAGE = "message"
+
+PARAMETERS: tuple[Param, ...] = (
+    Param(
+        "model",
+        "models/segmenter.onnx",
+        "ONNX model or TensorRT engine (relative paths: cwd, then the package share).",
+    ),
+    Param(
+        "backend", "auto", "auto | onnxruntime | tensorrt (auto: .onnx -> ONNX Runtime, .engine -> TensorRT)."
+    ),
+    Param(
+        "argmax",
+        "fused",
+        "cpu (upsample logits + numpy argmax) | fused (argmax inside the graph, uint8 mask out) | "
+        "gpu (TensorRT: NVRTC upsample+argmax kernel on the device logits).",
+    ),
+    Param(
+        "fusion_mode",
+        "fused-argmax",
+        "argmax=fused graph: fused-argmax | argmax | reducemax | fused-reducemax.",
+    ),
+    Param("fusion_divisor", 2, "Fused modes take the argmax at network size / divisor, then resize nearest."),
+    Param(
+        "output_resolution", "input", "Mask size: input (the camera image's) | network (the network input's)."
+    ),
+    Param("input_width", 640, "Network input width (multiple of 32); 0 = model's, else the image's rounded."),
+    Param(
+        "input_height", 352, "Network input height (multiple of 32); 0 = model's, else the image's rounded."
+    ),
+    Param(
+        "class_names", [], "Class names by index; empty reads the model metadata, then the sample classes."
+    ),
+    Param("palette", [], "Overlay colours per class as 'B,G,R' strings; empty uses the built-in palette."),
+    Param("overlay_alpha", 0.5, "Overlay opacity of the class colours (0..1)."),
+    Param("image_topic", "camera/image_raw", "Input image topic (sensor-data QoS)."),
+    Param("mask_topic", "segmentation/mask", "Output mono8 class-index mask, header copied from the input."),
+    Param("overlay_topic", "segmentation/overlay", "Colour overlay (bgr8), drawn only while subscribed."),
+    Param("publish_overlay", True, "Offer the overlay topic at all."),
+    Param(
+        "qos_depth", 2, "Image subscription queue depth (small: a late mask is worth less than a fresh one)."
+    ),
+    Param("precision", "fp16", "Engine precision asked from the engine builder (fp32 | fp16 | int8)."),
+    Param(
+        "use_engine_builder", False, "Wait for the engine_builder node's engine instead of loading 'model'."
+    ),
+    Param(
+        "engine_wait_timeout", 600.0, "Seconds to wait for the engine builder before falling back to 'model'."
+    ),
+)
+
+
+def segmenter_config(p: dict[str, Any], model: str) -> SegmenterConfig:
+    return SegmenterConfig(
+        model=model,
+        backend=str(p["backend"]),
+        argmax=str(p["argmax"]),
+        output_resolution=str(p["output_resolution"]),
+        input_width=int(p["input_width"]),
+        input_height=int(p["input_height"]),
+        fusion_mode=str(p["fusion_mode"]),
+        fusion_divisor=int(p["fusion_divisor"]),
+        class_names=[str(c) for c in p["class_names"] if str(c)],
+        palette=[parse_color(c) for c in p["palette"] if str(c)],
+        overlay_alpha=float(p["overlay_alpha"]),
+    )
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    try:
+        b, g, r = (int(v) for v in str(text).split(","))
+    except ValueError:
+        raise ValueError(f"palette entry '{text}' is not 'B,G,R' (three ints 0..255)") from None
+    if not all(0 <= v <= 255 for v in (b, g, r)):
+        raise ValueError(f"palette entry '{text}' has values outside 0..255")
+    return b, g, r
+
+
+class SegmentationNode(PerceptionNode):
+    PARAMETERS = PARAMETERS
+    COMPONENT = "segmentation"
+
+    def __init__(self) -> None:
+        super().__init__("segmentation")
+        p = self.params
+        self.segmenter: Segmenter | None = None
+        try:
+            model = model_file(
+                self,
+                str(p["model"]),
+                str(p["precision"]),
+                bool(p["use_engine_builder"]),
+                float(p["engine_wait_timeout"]),
+            )
+            self.segmenter = Segmenter(segmenter_config(p, model), self.latency)
+            self.segmenter.warmup()
+            self.latency.reset()  # the warm-up frame is not a camera frame
+            seg = self.segmenter
+            w, h = seg.network_size(int(p["input_width"]) or 640, int(p["input_height"]) or 352)
+            for key, value in (
+                ("model", model),
+                ("backend", seg.engine.backend),
+                ("argmax", p["argmax"]),
+                ("classes", ",".join(seg.class_names)),
+            ):
+                self.diagnostics.set_value(key, value)
+            self.get_logger().info(
+                f"segmentation ready: {model} ({seg.engine.backend}, argmax {p['argmax']}, network {w}x{h}, "
+                f"mask at {p['output_resolution']} resolution, classes {seg.class_names})"
+            )
+        except (EngineError, ValueError, OSError, RuntimeError) as exc:
+            self.get_logger().error(f"cannot start the segmenter: {exc}")
+            self.diagnostics.report("model", ERROR, str(exc), ttl_s=None)
+        self.mask_pub = self.create_publisher(Image, str(p["mask_topic"]), reliable_qos(2))
+        self.overlay_pub = (
+            self.create_publisher(Image, str(p["overlay_topic"]), reliable_qos(2))
+            if p["publish_overlay"]
+            else None
+        )
+        self.subscribe_images(str(p["image_topic"]), self.on_image, int(p["qos_depth"]))
+
+    def on_image(self, msg: Image) -> None:
+        start = time.perf_counter()
+        if self.segmenter is None:
+            self.warn_input("model", "no model loaded; see the startup error", level=ERROR)
+            return
+        try:
+            bgr = image_to_bgr(msg)
+        except ImageEncodingError as exc:
+            self.warn_input("input", str(exc))
+            return
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        if stamp:
+            self.latency.record_frame_age(stamp, self.get_clock().now().nanoseconds)
+        result = self.segmenter(bgr, stamp)
+        with self.latency.measure(MESSAGE):
+            out = numpy_to_image(result.mask, "mono8", header=msg.header)
+        self.mask_pub.publish(out)
+        self.latency.record(END_TO_END, (time.perf_counter() - start) * 1e3)
+        if self.overlay_pub is not None and self.overlay_pub.get_subscription_count() > 0:
+            overlay = result.overlay(bgr, float(self.params["overlay_alpha"]))
+            self.overlay_pub.publish(numpy_to_image(overlay, "bgr8", header=msg.header))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SegmentationNode, args)
