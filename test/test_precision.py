@@ -1,0 +1,142 @@
+"""Precision recipes verified with ONNX Runtime: FP16 copy, INT8 Q/DQ calibration (folder and bag),
+accuracy-aware INT8 with its step report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from engine_helpers import make_convnet
+
+from trt_perception.inference import precision as P
+from trt_perception.inference.engine import EngineError
+from trt_perception.inference.factory import open_engine
+
+
+@pytest.fixture(scope="module")
+def convnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_convnet(tmp_path_factory.mktemp("precision") / "convnet.onnx")
+
+
+def cal_feeds(n: int = 8, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [{"x": rng.random((1, 3, 48, 48), dtype=np.float32)} for _ in range(n)]
+
+
+def op_types(path: Path) -> list[str]:
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+def test_fp16_keeps_io_types(convnet: Path, tmp_path: Path) -> None:
+    out = P.to_fp16(convnet, tmp_path / "fp16.onnx")
+    model = onnx.load(str(out))
+    weights = {t.name: t.data_type for t in model.graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in weights.values()
+    assert [i.type.tensor_type.elem_type for i in model.graph.input] == [onnx.TensorProto.FLOAT]
+    assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in model.graph.output)
+    assert out.stat().st_size < convnet.stat().st_size * 0.7
+    f = cal_feeds(1)[0]
+    ref, half = open_engine(convnet).infer(f)["y"].copy(), open_engine(out).infer(f)["y"]
+    np.testing.assert_allclose(half, ref, atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "cpu"])
+def test_int8_qdq_per_channel(convnet: Path, tmp_path: Path, target: str) -> None:
+    out = P.quantize_int8(convnet, tmp_path / f"int8_{target}.onnx", cal_feeds(), target=target)
+    ops = op_types(out)
+    assert ops.count("QuantizeLinear") >= 3 and ops.count("DequantizeLinear") >= 6
+    model = onnx.load(str(out))
+    inits = {t.name: t for t in model.graph.initializer}
+    # per-channel: conv weight scales are vectors, one per output channel
+    scales = [
+        inits[n.input[1]]
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] == "w2_quantized"
+    ]
+    assert scales and list(scales[0].dims) == [16]
+    zero_points = [
+        inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2
+    ]
+    expected = onnx.TensorProto.INT8 if target == "tensorrt" else onnx.TensorProto.UINT8
+    assert zero_points and all(z.data_type == expected for z in zero_points)
+    if target == "tensorrt":  # symmetric activations: zero point 0, what TensorRT accepts
+        assert all(not onnx.numpy_helper.to_array(z).any() for z in zero_points)
+    f = cal_feeds(1, seed=5)[0]
+    ref, q = open_engine(convnet).infer(f)["y"].copy(), open_engine(out).infer(f)["y"]
+    np.testing.assert_allclose(q, ref, atol=0.15, rtol=0.15)
+
+
+def test_nodes_to_exclude_stay_float(convnet: Path, tmp_path: Path) -> None:
+    out = P.quantize_int8(convnet, tmp_path / "ex.onnx", cal_feeds(), nodes_to_exclude=["conv1", "head"])
+    model = onnx.load(str(out))
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    conv1 = next(n for n in model.graph.node if n.name == "conv1")
+    assert producers.get(conv1.input[1]) != "DequantizeLinear"  # float weights
+    conv2 = next(n for n in model.graph.node if n.name == "conv2")
+    assert producers.get(conv2.input[1]) == "DequantizeLinear"
+
+
+def test_accuracy_aware_meets_limit_and_reports(convnet: Path, tmp_path: Path) -> None:
+    feeds = cal_feeds(8)
+    ref = open_engine(convnet)
+    refs = [ref.infer(f)["y"].copy() for f in feeds]
+
+    def fidelity(path: Path) -> float:  # 1 - normalised MSE of the head output vs FP32
+        e = open_engine(path)
+        err = np.mean([np.mean((e.infer(f)["y"] - r) ** 2) / np.mean(r**2) for f, r in zip(feeds, refs)])
+        return float(1.0 - err)
+
+    quantized = fidelity(P.quantize_int8(convnet, tmp_path / "plain.onnx", feeds))
+    limit = (1.0 - quantized) / 4  # demand 4x less loss than plain INT8
+    steps: list[P.AccuracyStep] = []
+    report = P.quantize_int8_accuracy_aware(
+        convnet, tmp_path / "aa.onnx", feeds, fidelity, max_drop=limit, relative=False, on_step=steps.append
+    )
+    assert report.reference_metric == pytest.approx(1.0)
+    assert report.steps == steps and steps[0].excluded == []
+    assert report.met and report.steps[-1].drop <= limit and len(report.steps) >= 2
+    assert {n for n, _ in report.ranking} == {"conv1", "conv2", "conv3", "head"}
+    assert report.steps[-1].excluded == [n for n, _ in report.ranking][: len(report.steps[-1].excluded)]
+    assert fidelity(tmp_path / "aa.onnx") == pytest.approx(report.steps[-1].metric)
+    assert "step  excluded" in report.table() and '"steps"' in report.to_json()
+
+
+def test_rank_nodes_orders_by_output_effect(convnet: Path, tmp_path: Path) -> None:
+    feeds = cal_feeds(4)
+    q = P.quantize_int8(convnet, tmp_path / "q.onnx", feeds)
+    ranking = P.rank_nodes(convnet, q, feeds)
+    values = [v for _, v in ranking]
+    assert values == sorted(values, reverse=True) and len(ranking) == 4
+
+
+def test_calibration_from_folder(sample_data, convnet: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    images = list(P.images_from_folder(sample_data.images_dir, limit=4))
+    assert len(images) == 4 and images[0].ndim == 3 and images[0].shape[2] == 3
+    feeds = P.calibration_feeds(images, P.resize_preprocess("x", 64, 48))
+    assert feeds[0]["x"].shape == (1, 3, 48, 64) and feeds[0]["x"].max() <= 1.0
+    assert P.quantize_int8(convnet, tmp_path / "folder.onnx", feeds).is_file()
+
+
+def test_calibration_from_bag(sample_data) -> None:  # type: ignore[no-untyped-def]
+    images = list(P.images_from_bag(sample_data.bag, "/camera/image_raw", limit=3))
+    assert len(images) == 3 and images[0].dtype == np.uint8 and images[0].shape[2] == 3
+    with pytest.raises(EngineError, match="no topic '/nope'"):
+        list(P.images_from_bag(sample_data.bag, "/nope"))
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match=r"ONNX model not found: .*missing\.onnx"):
+        P.to_fp16(tmp_path / "missing.onnx", tmp_path / "o.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x01garbage")
+    with pytest.raises(EngineError, match=r"cannot read ONNX model .*bad\.onnx"):
+        P.quantize_int8(bad, tmp_path / "o.onnx", cal_feeds(1))
+    with pytest.raises(EngineError, match="calibration folder not found"):
+        list(P.images_from_folder(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EngineError, match="no images"):
+        list(P.images_from_folder(tmp_path / "empty"))
+    with pytest.raises(EngineError, match="no calibration data"):
+        P.calibration_feeds([], P.resize_preprocess("x", 8, 8))
