@@ -293,6 +293,28 @@ def network_estimate(results: dict, model: Path) -> None:
     results["network_estimate"] = rows
 
 
+def proxy_estimate(results: dict) -> None:
+    """torchvision LR-ASPP MobileNetV3-Large (4 classes, random weights), FP16 eager: a real-time
+    segmentation network of the Fast-SCNN class, for scale when the sample model is not there."""
+    try:
+        from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+        net = (
+            lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=4).cuda().half().eval()
+        )
+    except Exception as exc:
+        results["proxy_network_estimate"] = f"skipped: {exc}"
+        return
+    torch.backends.cudnn.benchmark = True
+    rows = []
+    for h, w in SIZES:
+        x = torch.randn((1, 3, h, w), device="cuda").half()
+        with torch.no_grad():
+            t = time_gpu(lambda: net(x)["out"], iters=50, warmup=10)
+        rows.append({"input": f"{h}x{w}", "lraspp_mobilenet_v3_large_fp16_eager": t})
+    results["proxy_network_estimate"] = rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -312,6 +334,7 @@ def main() -> int:
         except Exception as exc:  # keep what the other steps measured
             results[step.__name__] = f"failed: {type(exc).__name__}: {exc}"
     network_estimate(results, Path(args.model))
+    proxy_estimate(results)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     return 0
