@@ -40,7 +40,11 @@ def constant_model(
         outs.append(helper.make_tensor_value_info(name, _DTYPES[arr.dtype], list(arr.shape)))
     outs.append(helper.make_tensor_value_info("_rmax", in_dtype, []))
     graph = helper.make_graph(
-        nodes, "constant", [helper.make_tensor_value_info(input_name, in_dtype, list(input_shape))], outs, inits
+        nodes,
+        "constant",
+        [helper.make_tensor_value_info(input_name, in_dtype, list(input_shape))],
+        outs,
+        inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -52,7 +56,9 @@ def constant_model(
     return path
 
 
-def yolov8_output(boxes_cxcywh: np.ndarray, classes: np.ndarray, scores: np.ndarray, nc: int, n: int = 8400) -> np.ndarray:
+def yolov8_output(
+    boxes_cxcywh: np.ndarray, classes: np.ndarray, scores: np.ndarray, nc: int, n: int = 8400
+) -> np.ndarray:
     """[1, 4+nc, n] with the given candidates first and the rest empty."""
     out = np.zeros((1, 4 + nc, n), np.float32)
     k = len(boxes_cxcywh)

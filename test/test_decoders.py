@@ -84,7 +84,9 @@ def test_yolox_grid_decoding(tmp_path: Path) -> None:
 
 def test_ssd_tf_outputs(tmp_path: Path) -> None:
     outputs = {
-        "detection_boxes": np.array([[[0.25, 0.1, 0.75, 0.5], [0.5, 0.5, 0.6, 0.7], [0, 0, 1, 1]]], np.float32),
+        "detection_boxes": np.array(
+            [[[0.25, 0.1, 0.75, 0.5], [0.5, 0.5, 0.6, 0.7], [0, 0, 1, 1]]], np.float32
+        ),
         "detection_scores": np.array([[0.9, 0.6, 0.1]], np.float32),
         "detection_classes": np.array([[1.0, 0.0, 1.0]], np.float32),
         "num_detections": np.array([2.0], np.float32),
@@ -102,7 +104,9 @@ def test_trt_nms_plugin_layout(tmp_path: Path) -> None:
     rows[0, 0, 0] = [0, 1, 0.8, 0.1, 0.25, 0.5, 0.75]
     rows[0, 0, 1] = [0, 0, 0.05, 0, 0, 1, 1]  # under threshold
     rows[0, 0, 2:] = [-1, 0, 0, 0, 0, 0, 0]
-    dets = detect(tmp_path, {"nms": rows}, "trt_nms", preprocess="ssd_tf", input_shape=(1, 3, 300, 300))(FRAME)
+    dets = detect(tmp_path, {"nms": rows}, "trt_nms", preprocess="ssd_tf", input_shape=(1, 3, 300, 300))(
+        FRAME
+    )
     np.testing.assert_allclose(dets.boxes, [[128, 180, 640, 540]], atol=0.01)
     assert dets.names() == ["plate"]
 

@@ -13,7 +13,9 @@ from trt_perception.vision.nms import best_class, nms, xywh_to_xyxy
 def brute_force(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> list[int]:
     keep: list[int] = []
     for i in np.argsort(-scores, kind="stable"):
-        if all(classes[j] != classes[i] or box_iou(boxes[i : i + 1], boxes[j : j + 1])[0, 0] <= iou for j in keep):
+        if all(
+            classes[j] != classes[i] or box_iou(boxes[i : i + 1], boxes[j : j + 1])[0, 0] <= iou for j in keep
+        ):
             keep.append(int(i))
     return keep
 
