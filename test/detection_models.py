@@ -24,7 +24,7 @@ def constant_model(
     outputs: Mapping[str, np.ndarray],
     input_name: str = "images",
     input_shape: tuple[int | str, ...] = (1, 3, 64, 64),
-    input_dtype: np.dtype = np.dtype(np.float32),
+    input_dtype: type = np.float32,
     metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Outputs are the given arrays whatever the input (the input is consumed by a zero-weight path
@@ -33,8 +33,8 @@ def constant_model(
     in_dtype = _DTYPES[np.dtype(input_dtype)]
     # dummy = ReduceMax(input) cast to float, times 0 -> added to nothing: keeps the input "used".
     nodes.append(helper.make_node("ReduceMax", [input_name], ["_rmax"], keepdims=0))
-    for name, arr in outputs.items():
-        arr = np.asarray(arr)
+    for name, value in outputs.items():
+        arr = np.asarray(value)
         inits.append(numpy_helper.from_array(arr, f"{name}_value"))
         nodes.append(helper.make_node("Identity", [f"{name}_value"], [name]))
         outs.append(helper.make_tensor_value_info(name, _DTYPES[arr.dtype], list(arr.shape)))

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from trt_perception.vision.preprocess import Preprocessor, PreprocessConfig, preset
+from trt_perception.vision.preprocess import PreprocessConfig, Preprocessor, preset
 
 
 def reference(bgr: np.ndarray, cfg: PreprocessConfig, pre: Preprocessor) -> np.ndarray:
