@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine import EngineError
+from .trt_features import TensorRTFeatures
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +212,17 @@ class EngineCache:
         return engine_path.with_name(engine_path.name + ".json")
 
     def check(
-        self, onnx_path: Path, recipe: BuildRecipe, target: Target, validate: ValidateFn | None = None
+        self,
+        onnx_path: Path,
+        recipe: BuildRecipe,
+        target: Target,
+        validate: ValidateFn | None = None,
+        build_onnx: Path | None = None,
     ) -> tuple[bool, str, str]:
         """(up to date?, reason, key) without building or locking."""
         digest = onnx_digest(Path(onnx_path))
+        if build_onnx is not None and Path(build_onnx) != Path(onnx_path):
+            digest = hashlib.sha256((digest + onnx_digest(Path(build_onnx))).encode()).hexdigest()
         key = cache_key(digest, recipe, target)
         expected = _expected(digest, recipe, target)
         ok, reason = self._state(self.engine_path(onnx_path, recipe), key, validate, expected)
@@ -249,11 +257,19 @@ class EngineCache:
         build: BuildFn,
         validate: ValidateFn | None = None,
         progress: ProgressFn | None = None,
+        build_onnx: str | Path | None = None,
     ) -> BuildResult:
-        """Return an up-to-date engine for the arguments, building it (once, under a lock) if needed."""
+        """Return an up-to-date engine for the arguments, building it (once, under a lock) if needed.
+
+        ``build_onnx`` is the file actually given to the builder when it differs from ``onnx_path``
+        (the FP16 copy TensorRT 11 needs); the engine keeps ``onnx_path``'s name, the key hashes both.
+        """
         onnx_path = Path(onnx_path)
         progress = progress or (lambda _msg: None)
+        source = Path(build_onnx) if build_onnx is not None else onnx_path
         digest = onnx_digest(onnx_path)
+        if source != onnx_path:
+            digest = hashlib.sha256((digest + onnx_digest(source)).encode()).hexdigest()
         key = cache_key(digest, recipe, target)
         path = self.engine_path(onnx_path, recipe)
         expected = _expected(digest, recipe, target)
@@ -270,7 +286,7 @@ class EngineCache:
                 log.warning("rebuilding %s: %s", path.name, reason)
             progress(f"building {path.name} ({reason})")
             start = time.monotonic()
-            plan = build(onnx_path, recipe, progress)
+            plan = build(source, recipe, progress)
             if not plan:
                 raise EngineError(f"building {path.name} from {onnx_path} produced an empty plan")
             seconds = time.monotonic() - start
@@ -319,6 +335,40 @@ def _expected(digest: str, recipe: BuildRecipe, target: Target) -> dict[str, Any
     )
 
 
+def has_qdq(onnx_path: Path) -> bool:
+    """True when the ONNX holds QuantizeLinear nodes (explicit INT8)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+
+
+def onnx_for_build(onnx_path: Path, precision: str, feats: TensorRTFeatures, work_dir: Path) -> Path:
+    """The ONNX the builder should parse for ``precision`` on this TensorRT (see ``trt_features``).
+
+    FP16 on a strongly typed TensorRT gets an FP16 copy (made once, next to the engines); INT8 must
+    come as a Q/DQ ONNX (``trt-perception quantize``) since implicit calibration is gone in 11.
+    """
+    onnx_path = Path(onnx_path)
+    wanted = feats.onnx_for(precision)
+    if wanted == "int8" and not has_qdq(onnx_path):
+        raise EngineError(
+            f"{onnx_path}: precision int8 needs a Q/DQ ONNX (no QuantizeLinear nodes found); "
+            f"make one with `trt-perception quantize --int8 ...` and list that file"
+        )
+    if wanted != "fp16":
+        return onnx_path
+    from .precision import to_fp16
+
+    out = Path(work_dir) / f"{onnx_path.stem}.fp16.onnx"
+    stamp = out.with_name(out.name + ".src")
+    digest = onnx_digest(onnx_path)
+    if not out.is_file() or not stamp.is_file() or stamp.read_text() != digest:
+        to_fp16(onnx_path, out)
+        atomic_write(stamp, digest.encode())
+    return out
+
+
 def load_recipe(entry: Mapping[str, Any]) -> BuildRecipe:
     """A recipe from a config mapping: ``precision``, ``workspace_mb``, ``dla_core``,
     ``profiles: {input: "min:opt:max"}``, ``optimization_level``."""
@@ -331,3 +381,28 @@ def load_recipe(entry: Mapping[str, Any]) -> BuildRecipe:
         dla_core=int(entry.get("dla_core", -1)),
         optimization_level=None if level is None or int(level) < 0 else int(level),
     )
+
+
+def parse_engine_entry(entry: str, defaults: Mapping[str, Any]) -> tuple[str, BuildRecipe]:
+    """``"models/x.onnx;precision=int8;workspace_mb=512;profile.images=1x3x320x320:1x3x640x640:1x3x640x640"``
+    -> (model, recipe); keys not given come from ``defaults`` (the node's/CLI's own settings)."""
+    parts = [p.strip() for p in entry.split(";") if p.strip()]
+    if not parts:
+        raise EngineError("empty engine entry")
+    model, fields = parts[0], dict(defaults)
+    profiles: dict[str, str] = dict(defaults.get("profiles") or {})
+    for part in parts[1:]:
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise EngineError(f"engine entry '{entry}': '{part}' is not key=value")
+        if key.startswith("profile."):
+            profiles[key.removeprefix("profile.")] = value
+        elif key in ("precision", "workspace_mb", "dla_core", "optimization_level"):
+            fields[key] = value
+        else:
+            raise EngineError(
+                f"engine entry '{entry}': unknown key '{key}' "
+                "(precision, workspace_mb, dla_core, optimization_level, profile.<input>)"
+            )
+    fields["profiles"] = profiles
+    return model, load_recipe(fields)

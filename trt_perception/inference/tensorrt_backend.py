@@ -38,7 +38,7 @@ import numpy as np
 import tensorrt as trt
 
 from . import cuda_memory as cm
-from .builder import BuildRecipe, ProgressFn, Target, atomic_write
+from .builder import BuildRecipe, BuildResult, EngineCache, ProgressFn, Target, atomic_write, onnx_for_build
 from .engine import Dim, Engine, EngineError, TensorSpec
 from .trt_features import features
 
@@ -446,3 +446,27 @@ def make_build_fn(timing_cache: Path | None) -> Callable[[Path, BuildRecipe, Pro
         return build_plan(onnx_path, recipe, progress, timing_cache)
 
     return build
+
+
+def timing_cache_path(cache_dir: Path, target: Target) -> Path:
+    """One persisted timing cache per TensorRT version and GPU model (shared by all engines)."""
+    gpu = "".join(c if c.isalnum() else "_" for c in target.gpu_name)
+    return Path(cache_dir) / f"timing.trt{target.tensorrt_version}.{gpu}.sm{target.compute_capability}.cache"
+
+
+def ensure_engine(
+    onnx_path: str | Path,
+    recipe: BuildRecipe,
+    cache_dir: str | Path,
+    progress: ProgressFn | None = None,
+    device: int = 0,
+) -> BuildResult:
+    """Build (or reuse) the engine of ``onnx_path`` for ``recipe`` on this machine's TensorRT + GPU."""
+    cm.set_device(device)
+    cache = EngineCache(cache_dir)
+    target = current_target(device, recipe.dla_core)
+    source = onnx_for_build(
+        Path(onnx_path), recipe.precision, features(target.tensorrt_version), Path(cache_dir)
+    )
+    build = make_build_fn(timing_cache_path(Path(cache_dir), target))
+    return cache.ensure(onnx_path, recipe, target, build, validate_plan, progress, build_onnx=source)
