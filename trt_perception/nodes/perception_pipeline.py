@@ -9,6 +9,7 @@ when ``publish_image`` is set (or someone subscribes to the annotated view).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from builtin_interfaces.msg import Time
@@ -115,6 +116,8 @@ class PerceptionPipelineNode(PerceptionNode):
             else None
         )
         self.frames = 0
+        #: Called with each PipelineResult after publishing (the demo's terminal view).
+        self.result_hook: Callable[[PipelineResult], None] | None = None
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._run, name="perception-pipeline", daemon=True)
         if self.pipeline is not None and self.camera is not None:
@@ -139,6 +142,8 @@ class PerceptionPipelineNode(PerceptionNode):
             try:
                 result = self.pipeline(frame.image, frame.stamp_ns)
                 self._publish(frame.image, result, frame_id)
+                if self.result_hook is not None:
+                    self.result_hook(result)
             except Exception as exc:  # a bad frame must not end the worker
                 self.warn_input("pipeline", f"{type(exc).__name__}: {exc}")
             self.frames += 1

@@ -95,7 +95,9 @@ class Detector:
             idx = np.argsort(-scores, kind="stable")[: cfg.max_detections]
         else:
             idx = nms(boxes, scores, classes, cfg.iou_threshold, cfg.max_detections, cfg.class_agnostic_nms)
-        return Detections(box.to_source(boxes[idx]), scores[idx], classes[idx], self.labels)
+        src = box.to_source(boxes[idx])
+        ok = (src[:, 2] > src[:, 0]) & (src[:, 3] > src[:, 1])  # boxes wholly in the letterbox padding
+        return Detections(src[ok], scores[idx][ok], classes[idx][ok], self.labels)
 
     def warmup(self, iterations: int = 2) -> None:
         for _ in range(iterations):

@@ -22,6 +22,8 @@ from ..vision.detections import Detections
 from ..vision.text import ctc_greedy_decode, heads_decode, load_charset, prepare_text_crops
 
 DECODERS = ("ctc", "heads")
+#: Latency stage of box selection and cropping (``preprocess`` is the crops -> tensor part).
+CROP = "crop"
 
 
 @dataclass
@@ -76,6 +78,7 @@ class PlateReader:
         self.cfg = cfg
         self.latency = latency or LatencyRecorder()
         self._names = (prefix + PREPROCESS, prefix + INFERENCE, prefix + POSTPROCESS)
+        self._crop_name = prefix + CROP
         self.engine = engine or open_engine(cfg.model, cfg.backend)
         name = Path(cfg.model).name
         spec = self.engine.input()
@@ -134,8 +137,7 @@ class PlateReader:
         return out
 
     def __call__(self, bgr: np.ndarray, detections: Detections, stamp_ns: int = 0) -> list[PlateReading]:
-        pre = self._names[0]
-        with self.latency.measure(pre):
+        with self.latency.measure(self._crop_name):
             plates = self.select(detections)
             windows = self.crop_boxes(plates.boxes, bgr.shape[1], bgr.shape[0])
             valid = (windows[:, 2] > windows[:, 0]) & (windows[:, 3] > windows[:, 1])
@@ -147,7 +149,7 @@ class PlateReader:
         return [
             PlateReading(plates.boxes[i], t, c, float(plates.scores[i]))
             for i, (t, c) in enumerate(texts)
-            if c >= self.cfg.min_confidence
+            if t and c >= self.cfg.min_confidence
         ]
 
     def read_crops(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:

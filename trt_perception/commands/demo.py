@@ -1,0 +1,288 @@
+"""``trt-perception demo``: the plate pipeline on the sample video with a live terminal view.
+
+Camera (the video file) -> detector -> plate reader in one process, the way the ``perception_pipeline``
+node runs it: detections, plate texts, frames per second and per-stage latency are redrawn in the
+terminal while the video plays, and a summary is printed when it ends. ``--ros`` runs the real
+``perception_pipeline`` node instead (publishing ``detections``, ``plates`` and ``/diagnostics``) and
+shows the same view from its results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--video", default="data/sample_scene.mp4", help="video file, image folder, device or URL")
+    p.add_argument(
+        "--detector", default="models/detector.onnx", help="detector ONNX model or TensorRT engine"
+    )
+    p.add_argument("--reader", default="models/plate_reader_ctc.onnx", help="plate reader model or engine")
+    p.add_argument("--reader-decoder", default="ctc", choices=("ctc", "heads"))
+    p.add_argument("--backend", default="auto", help="auto | onnxruntime | tensorrt")
+    p.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
+    p.add_argument(
+        "--realtime", action="store_true", help="play at the video's frame rate (default: as fast as it runs)"
+    )
+    p.add_argument("--loop", action="store_true", help="start the video again at its end (stop with Ctrl-C)")
+    p.add_argument(
+        "--max-frames", type=int, default=0, help="stop after this many frames (0: the whole video)"
+    )
+    p.add_argument("--save", default="", help="write the annotated video here (.mp4)")
+    p.add_argument("--plain", action="store_true", help="one log line per second instead of the live view")
+    p.add_argument(
+        "--ros", action="store_true", help="run the perception_pipeline ROS node and publish the results"
+    )
+
+
+@dataclass
+class DemoState:
+    frames: int = 0
+    total: int = 0
+    backend: str = ""
+    started: float = field(default_factory=time.perf_counter)
+    last: Any = None
+    plates_seen: Counter[str] = field(default_factory=Counter)
+    fps_window: list[float] = field(default_factory=list)
+
+    def fps(self) -> float:
+        w = self.fps_window[-30:]
+        return (len(w) - 1) / (w[-1] - w[0]) if len(w) > 1 and w[-1] > w[0] else 0.0
+
+    def tick(self, result: Any) -> None:
+        self.frames += 1
+        self.last = result
+        self.fps_window.append(time.perf_counter())
+        del self.fps_window[:-60]
+        for r in result.plates:
+            self.plates_seen[r.text] += 1
+
+
+def _path(p: str) -> str:
+    """A path relative to the repository when it is not found from the working directory."""
+    return p if not p or Path(p).exists() or not (ROOT / p).exists() else str(ROOT / p)
+
+
+STAGES = (
+    ("detector.preprocess", "detector  pre-process"),
+    ("detector.inference", "detector  inference"),
+    ("detector.postprocess", "detector  decode+NMS"),
+    ("plate_reader.crop", "reader    select+crop"),
+    ("plate_reader.preprocess", "reader    pre-process"),
+    ("plate_reader.inference", "reader    inference"),
+    ("plate_reader.postprocess", "reader    CTC decode"),
+    ("end_to_end", "end to end"),
+)
+
+
+def render(state: DemoState, latency: Any, width: int = 78) -> str:
+    """The live view as text (also used for the final summary)."""
+    bar = "─" * width
+    done = f"{state.frames}/{state.total}" if state.total else str(state.frames)
+    lines = [
+        f"trt_perception plate pipeline   frame {done}   {state.fps():5.1f} FPS   backend {state.backend}",
+        bar,
+        f"{'stage':<28}{'mean ms':>10}{'p95 ms':>10}{'max ms':>10}",
+    ]
+    for key, name in STAGES:
+        s = latency.stats(key)
+        if s is not None:
+            lines.append(f"{name:<28}{s.mean_ms:>10.2f}{s.p95_ms:>10.2f}{s.max_ms:>10.2f}")
+    lines.append(bar)
+    r = state.last
+    if r is not None:
+        counts = Counter(r.detections.names())
+        lines.append("detections: " + (", ".join(f"{n} x{c}" for n, c in sorted(counts.items())) or "none"))
+        for i in range(min(len(r.detections), 6)):
+            x1, y1, x2, y2 = (int(v) for v in r.detections.boxes[i])
+            lines.append(
+                f"  {r.detections.label(i):<8} {r.detections.scores[i]:.2f}  [{x1:4d},{y1:4d},{x2:4d},{y2:4d}]"
+            )
+        lines.append(
+            "plates now: " + ("  ".join(f"{p.text} ({p.confidence:.2f})" for p in r.plates) or "none")
+        )
+    seen = "  ".join(f"{t} x{n}" for t, n in state.plates_seen.most_common(8))
+    lines.append(f"plates read so far ({len(state.plates_seen)} distinct): {seen or 'none'}")
+    return "\n".join(line[: width + 40] for line in lines)
+
+
+class View:
+    """Redraws the view in place on a terminal (ANSI), or logs a line per second otherwise."""
+
+    def __init__(self, out: TextIO, plain: bool, period_s: float = 0.1) -> None:
+        self.out = out
+        self.live = out.isatty() and not plain
+        self.period_s = period_s if self.live else 1.0
+        self._next = 0.0
+        self._lines = 0
+
+    def update(self, state: DemoState, latency: Any, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now < self._next:
+            return
+        self._next = now + self.period_s
+        if self.live:
+            text = render(state, latency)
+            up = f"\x1b[{self._lines}F" if self._lines else ""
+            self.out.write(up + "\n".join(line + "\x1b[K" for line in text.split("\n")) + "\x1b[J\n")
+            self._lines = text.count("\n") + 1
+        else:
+            e2e = latency.stats("end_to_end")
+            plates = " ".join(p.text for p in state.last.plates) if state.last else ""
+            self.out.write(
+                f"frame {state.frames:5d}  {state.fps():5.1f} FPS  end-to-end "
+                f"{e2e.mean_ms if e2e else 0:6.1f} ms  dets {len(state.last.detections) if state.last else 0:2d}  "
+                f"plates: {plates}\n"
+            )
+        self.out.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.ros:
+        return _run_ros(args)
+    from ..metrics.latency import LatencyRecorder
+    from ..pipeline.perception import PerceptionPipeline
+    from ..stages.camera import CameraConfig, CameraError, CameraSource
+    from ..stages.detector import DetectorConfig
+    from ..stages.plate_reader import PlateReaderConfig
+
+    latency = LatencyRecorder(window=1000)
+    try:
+        pipeline = PerceptionPipeline.build(
+            DetectorConfig(model=_path(args.detector), backend=args.backend, conf_threshold=args.conf),
+            PlateReaderConfig(
+                model=_path(args.reader),
+                backend=args.backend,
+                decoder=args.reader_decoder,
+                charset=_charset(args.reader),
+            ),
+            latency=latency,
+        )
+        pipeline.warmup()
+        camera = CameraSource(
+            CameraConfig(source=_path(args.video), loop=args.loop, rate_hz=0.0 if args.realtime else 1000.0)
+        ).start()
+    except (CameraError, OSError, ValueError, RuntimeError) as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    state = DemoState(total=_frame_count(_path(args.video)), backend=pipeline.detector.engine.backend)
+    view = View(sys.stdout, args.plain)
+    writer = None
+    try:
+        while not args.max_frames or state.frames < args.max_frames:
+            frame = camera.read(timeout_s=5.0)
+            if frame is None:
+                break
+            result = pipeline(frame.image, frame.stamp_ns)
+            state.tick(result)
+            if args.save:
+                writer = _write(writer, args.save, frame.image, result)
+            view.update(state, latency)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        camera.stop()
+        if writer is not None:
+            writer.release()
+    view.update(state, latency, force=True)
+    _summary(state, latency)
+    return 0 if state.frames else 1
+
+
+def _charset(reader: str) -> str:
+    """The plate models' character file when it sits next to the model (else the model's metadata)."""
+    path = Path(_path(reader)).with_name("plate_charset.txt")
+    return str(path) if path.is_file() else ""
+
+
+def _frame_count(video: str) -> int:
+    import cv2
+
+    cap = cv2.VideoCapture(video)
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    cap.release()
+    return max(n, 0)
+
+
+def _write(writer: Any, path: str, bgr: Any, result: Any) -> Any:
+    import cv2
+
+    from ..vision.draw import draw_detections, draw_readings
+
+    if writer is None:
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (bgr.shape[1], bgr.shape[0]))
+    writer.write(draw_readings(draw_detections(bgr, result.detections), result.plates, copy=False))
+    return writer
+
+
+def _summary(state: DemoState, latency: Any) -> None:
+    wall = time.perf_counter() - state.started
+    e2e = latency.stats("end_to_end")
+    print(
+        f"\n{state.frames} frames in {wall:.1f} s ({state.frames / max(wall, 1e-9):.1f} FPS overall"
+        + (f", pipeline capacity {1000 / e2e.mean_ms:.1f} FPS at {e2e.mean_ms:.1f} ms/frame)" if e2e else ")")
+    )
+    if state.plates_seen:
+        print("plates read: " + ", ".join(f"{t} ({n} frames)" for t, n in state.plates_seen.most_common()))
+
+
+def _run_ros(args: argparse.Namespace) -> int:
+    """The perception_pipeline node in this process; the view shows what it publishes."""
+    import rclpy
+
+    from ..nodes import perception_pipeline as node_mod
+    from ..ros.node_base import use_fast_image_transport
+
+    use_fast_image_transport()
+    overrides = [
+        f"camera.source:={_path(args.video)}",
+        f"camera.loop:={'true' if args.loop else 'false'}",
+        f"camera.rate_hz:={0.0 if args.realtime else 1000.0}",
+        f"detector.model:={_path(args.detector)}",
+        f"detector.backend:={args.backend}",
+        f"detector.conf_threshold:={args.conf}",
+        f"plate_reader.model:={_path(args.reader)}",
+        f"plate_reader.decoder:={args.reader_decoder}",
+        f"plate_reader.charset:={_charset(args.reader) or chr(39) * 2}",
+    ]
+    ros_args = ["--ros-args"] + [a for o in overrides for a in ("-p", o)]
+    rclpy.init(args=["demo", *ros_args])
+    node = node_mod.PerceptionPipelineNode()
+    state = DemoState(total=_frame_count(_path(args.video)))
+    view = View(sys.stdout, args.plain)
+    if node.pipeline is None:
+        node.destroy_node()
+        rclpy.shutdown()
+        return 2
+    state.backend = node.pipeline.detector.engine.backend + " + ROS 2 topics"
+    node.result_hook = state.tick
+    try:
+        while rclpy.ok() and node._worker.is_alive():
+            rclpy.spin_once(node, timeout_sec=0.05)
+            view.update(state, node.latency)
+            if args.max_frames and state.frames >= args.max_frames:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.on_shutdown()
+        view.update(state, node.latency, force=True)
+        _summary(state, node.latency)
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0 if state.frames else 1
+
+
+if __name__ == "__main__":  # ``python -m trt_perception.commands.demo`` (scripts/demo.sh)
+    _parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
+    add_arguments(_parser)
+    sys.exit(run(_parser.parse_args()))
