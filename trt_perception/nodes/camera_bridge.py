@@ -86,6 +86,12 @@ PARAMETERS: tuple[Param, ...] = (
     Param("capture_height", 0, "V4L2: frame height requested from the driver; 0 = driver default."),
     Param("capture_fps", 0.0, "V4L2: frame rate requested from the driver; 0 = driver default."),
     Param("fourcc", "", "V4L2: pixel format requested from the driver, e.g. MJPG or YUYV; empty = default."),
+    Param(
+        "wait_for_subscriber",
+        False,
+        "File and folder sources: start playback only once the image topic has a subscriber, so no frame "
+        "is lost to discovery (offline evaluation, tests).",
+    ),
     Param("stats_period", 0.0, "Seconds between one-line rate/latency logs in the terminal; 0 = off."),
 )
 
@@ -105,6 +111,7 @@ class CameraBridge(PerceptionNode):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._published = 0
+        self._wait = False
         reliability = str(p["reliability"])
         qos = sensor_qos(int(p["qos_depth"]))
         if reliability == "reliable":
@@ -158,11 +165,26 @@ class CameraBridge(PerceptionNode):
         )
         if self.encoding.startswith("yuv422"):
             bgr_to_encoding(np.zeros((2, 2, 3), np.uint8), self.encoding)  # fails early on a bad encoding
-        return CameraSource(cfg).start()
+        source = CameraSource(cfg)
+        self._wait = bool(p["wait_for_subscriber"]) and not cfg.is_live()
+        if self._wait:
+            source.check()
+            return source
+        return source.start()
 
     # -- publishing thread: the executor never waits on the camera
     def _publish_loop(self) -> None:
         assert self.source is not None
+        if self._wait:
+            while self.image_pub.get_subscription_count() < 1:
+                if self._stop.wait(0.05):
+                    return
+            self._stop.wait(0.5)  # the subscriber's side of the match completes a moment later
+            try:
+                self.source.start()
+            except CameraError as exc:
+                self.startup_error("config", str(exc))
+                return
         while not self._stop.is_set():
             frame = self.source.read(timeout_s=0.5)
             if frame is None:

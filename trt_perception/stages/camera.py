@@ -292,7 +292,7 @@ class CameraSource:
         """
         if self._thread is not None:
             return self
-        self._validate()
+        self.check()
         if self.kind in (FILE, FOLDER):
             self._reader.open()  # a missing file or an empty folder is a configuration error
             self._set_state(CONNECTED, f"opened {self.kind} '{self.cfg.source}'", source_fps=self._reader.fps)
@@ -344,9 +344,13 @@ class CameraSource:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    # -- capture thread
-    def _validate(self) -> None:
+    def check(self) -> None:
+        """Raise ``CameraError`` for a configuration that can never work, without starting anything."""
         cfg = self.cfg
+        if self.kind == FILE and not os.path.isfile(cfg.source):
+            raise CameraError(f"video file '{cfg.source}' not found")
+        if self.kind == FOLDER and not list_images(cfg.source):
+            raise CameraError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in '{cfg.source}'")
         if cfg.width < 0 or cfg.height < 0:
             raise CameraError(f"resize width/height must be >= 0, got {cfg.width}x{cfg.height}")
         if cfg.rate_hz < 0:
