@@ -110,6 +110,7 @@ def _value(text: str) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluation.bags import BagReadError
     from ..evaluation.configs import config_from_file, derive_precisions, parse_model_arg, stage_fields
     from ..evaluation.report import write_report
     from ..evaluation.runner import evaluate
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
             if not b.model.is_file():
                 return fail(f"model not found: {b.model}")
         configs = _expand(bases, args, source, task, derive_precisions)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, BagReadError) as exc:
         return fail(str(exc))
 
     print(f"evaluating {len(configs)} configuration(s) on {source.description}", file=sys.stderr)

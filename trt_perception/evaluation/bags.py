@@ -108,7 +108,7 @@ def _storage_files(path: Path) -> tuple[str, list[Path]]:
         files = [path]
     else:
         if not path.is_dir():
-            raise BagReadError(path, 0, "no such bag directory or file")
+            raise FileNotFoundError(f"bag not found: {path} (expected a rosbag2 folder or a .mcap/.db3 file)")
         files = sorted(path.glob("*.mcap")) or sorted(path.glob("*.db3"))
     if not files:
         raise BagReadError(path, 0, "no .mcap or .db3 file in the bag directory")

@@ -59,6 +59,8 @@ class ConfigResult:
     end_to_end_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
     inference_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
     frames: int = 0
+    #: image id -> the task's per-frame output (COCO result dicts for detection), for re-scoring
+    outputs: dict[int, Any] = field(default_factory=dict)
     error: str = ""  # the configuration could not be built or run (reported, others continue)
     wall_s: float = 0.0
 
@@ -162,6 +164,7 @@ def _run_one(source: Source, task: Task, cfg: EvalConfig, warmup: int, progress:
         bar.close()
     result.wall_s = time.perf_counter() - t_start
     result.frames = len(outputs)
+    result.outputs = outputs
     result.end_to_end_ms = np.asarray(e2e)
     # stages that record no engine time (a stand-in, a fused pipeline) get no inference clock
     has_inference = any(stage.endswith(INFERENCE) for stage in rec.stages())

@@ -110,15 +110,15 @@ class DetectionTask(Task):
     def __init__(self, conf_threshold: float = DEFAULT_CONF_THRESHOLD, iou_threshold: float = 0.45) -> None:
         self.conf_threshold = conf_threshold
         self.iou_threshold = iou_threshold
-        self._categories: dict[str, int] = {}
+        self.categories: dict[str, int] = {}
 
     def bind(self, source: Source) -> None:
-        self._categories = {name: cid for cid, name in source.category_names().items()}
+        self.categories = {name: cid for cid, name in source.category_names().items()}
 
     def category_ids(self, class_ids: np.ndarray, labels: list[str]) -> np.ndarray:
         """Detector class ids -> COCO category ids by label name (class id + 1 without labels)."""
-        if labels and self._categories:
-            lut = np.array([self._categories.get(lbl, -1) for lbl in labels], dtype=np.int64)
+        if labels and self.categories:
+            lut = np.array([self.categories.get(lbl, -1) for lbl in labels], dtype=np.int64)
             return lut[class_ids]
         return class_ids.astype(np.int64) + 1
 
@@ -182,11 +182,11 @@ class PlatesTask(Task):
     primary = "exact_match"
 
     def __init__(self) -> None:
-        self._gt: dict[int, list[tuple[np.ndarray, str]]] = {}
+        self.gt_plates: dict[int, list[tuple[np.ndarray, str]]] = {}
 
     def bind(self, source: Source) -> None:
-        self._gt = _gt_plates(source)
-        if not self._gt:
+        self.gt_plates = _gt_plates(source)
+        if not self.gt_plates:
             raise ValueError(f"{source.description}: no annotation carries a plate 'text'")
 
     def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
@@ -201,7 +201,7 @@ class PlatesTask(Task):
             def read_crops(frame: Frame) -> list[str | None]:
                 h, w = frame.bgr.shape[:2]
                 crops = []
-                for box, _ in self._gt.get(frame.image_id, []):
+                for box, _ in self.gt_plates.get(frame.image_id, []):
                     x0, y0 = np.floor(box[:2]).clip(0).astype(int)
                     x1, y1 = np.ceil(box[2:]).astype(int)
                     crops.append(frame.bgr[y0 : min(y1, h), x0 : min(x1, w)])
@@ -217,7 +217,7 @@ class PlatesTask(Task):
 
         def end_to_end(frame: Frame) -> list[str | None]:
             readings = reader(frame.bgr, det(frame.bgr, frame.stamp_ns), frame.stamp_ns)
-            gt = self._gt.get(frame.image_id, [])
+            gt = self.gt_plates.get(frame.image_id, [])
             boxes = np.array([r.box for r in readings], dtype=np.float64).reshape(-1, 4)
             return match_readings(
                 np.array([b for b, _ in gt]).reshape(-1, 4), boxes, [r.text for r in readings]
@@ -229,7 +229,7 @@ class PlatesTask(Task):
         preds: list[str | None] = []
         truths: list[str] = []
         for image_id, texts in outputs.items():
-            gt = self._gt.get(image_id, [])
+            gt = self.gt_plates.get(image_id, [])
             preds.extend(texts)
             truths.extend(t for _, t in gt)
         s = score_plates(preds, truths)

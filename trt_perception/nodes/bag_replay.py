@@ -1,0 +1,243 @@
+"""``bag_replay`` node: publish a rosbag2's topics with their recorded timing (``ros2 bag play``
+where that is not installed), so the live pipeline runs on recorded data.
+
+Messages are never deserialised: the bag's CDR bytes go straight to ``Publisher.publish(bytes)``
+(rclpy's ``publish_raw``), so a 720p image costs a memcpy, not a Python conversion, and any message
+type with an installed Python package replays. A reader thread keeps a short queue filled; the
+publisher thread sleeps until each message's due time (log time relative to the first message,
+divided by ``rate``) and records how late each publish was (``publish_lag`` on ``/diagnostics``).
+Images go out with sensor-data QoS (best effort, as cameras publish), the rest reliable.
+A damaged bag replays up to the damage; the error (with the message count) is logged and reported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import queue
+import threading
+import time
+from typing import Any
+
+from rclpy.qos import QoSProfile
+
+from ..evaluation.bags import Bag, BagMessage, BagReadError
+from ..ros.diagnostics import ERROR
+from ..ros.node_base import PerceptionNode, run_node
+from ..ros.params import Param
+from ..ros.qos import reliable_qos, sensor_qos
+
+PUBLISH_LAG = "publish_lag"
+_END = object()
+
+PARAMETERS: tuple[Param, ...] = (
+    Param("bag", "", "rosbag2 folder (mcap or sqlite3) or a single .mcap/.db3 file to replay."),
+    Param("topics", [], "Topics to replay; empty replays every topic of the bag."),
+    Param("remap", [], "Topic renames as 'from:=to' (e.g. '/camera/image_raw:=/front/image_raw')."),
+    Param("rate", 1.0, "Playback speed factor (2.0 = twice as fast)."),
+    Param("loop", False, "Start again from the beginning at the end of the bag."),
+    Param("start_offset", 0.0, "Seconds into the bag to start from."),
+    Param("duration", 0.0, "Seconds of the bag to play from the start offset; 0 plays to the end."),
+    Param("start_delay", 0.5, "Seconds to wait before the first message (lets subscribers connect)."),
+    Param("wait_for_subscribers", 0, "Wait until this many subscribers are on the first image topic (0: no wait)."),
+    Param("wait_timeout", 10.0, "Most seconds to wait for those subscribers."),
+    Param("publish_clock", False, "Publish the bag time on /clock (for nodes with use_sim_time)."),
+    Param("clock_rate_hz", 100.0, "How often /clock is published."),
+    Param("image_reliability", "best_effort", "QoS of sensor_msgs/Image topics: best_effort | reliable."),
+    Param("qos_depth", 10, "Publisher queue depth."),
+    Param("queue_size", 16, "Messages read ahead of the publisher (bounded: images are large)."),
+    Param("exit_when_done", False, "Shut the node down after the last message (no loop)."),
+)
+
+
+def message_class(msgtype: str) -> Any:
+    """``sensor_msgs/msg/Image`` -> the rclpy message class (ImportError when not installed)."""
+    pkg, kind, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+
+
+def parse_remaps(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        src, sep, dst = item.partition(":=")
+        if not sep or not src or not dst:
+            raise ValueError(f"remap entry {item!r} is not 'from:=to'")
+        out[src] = dst
+    return out
+
+
+class BagReplayNode(PerceptionNode):
+    PARAMETERS = PARAMETERS
+    COMPONENT = "bag_replay"
+
+    def __init__(self) -> None:
+        super().__init__("bag_replay")
+        p = self.params
+        self.rate = float(p["rate"])
+        self._stop = threading.Event()
+        self._outputs: dict[str, Any] = {}
+        self.published = 0
+        self.loops = 0
+        self.bag_start_ns = 0
+        self._clock_origin: tuple[float, int] | None = None  # (wall perf_counter, bag ns) while playing
+        self._thread: threading.Thread | None = None
+        try:
+            if self.rate <= 0:
+                raise ValueError(f"rate must be > 0, got {self.rate}")
+            if not str(p["bag"]):
+                raise ValueError("parameter 'bag' is empty: give the rosbag2 folder or file to replay")
+            self.remaps = parse_remaps(list(p["remap"]))
+            with Bag(str(p["bag"])) as bag:
+                self.info = bag.info
+            self._make_publishers()
+        except (ValueError, BagReadError, OSError) as exc:
+            self.get_logger().error(f"cannot replay: {exc}")
+            self.diagnostics.report("bag", ERROR, str(exc), ttl_s=None)
+            return
+        if p["publish_clock"]:
+            from rosgraph_msgs.msg import Clock
+
+            self._clock_pub = self.create_publisher(Clock, "/clock", 10)
+            self._clock_msg = Clock()
+            self.create_timer(1.0 / max(1.0, float(p["clock_rate_hz"])), self._publish_clock)
+        self.diagnostics.set_value("bag", str(p["bag"]))
+        self._thread = threading.Thread(target=self._play, name="bag_replay", daemon=True)
+        self._thread.start()
+
+    # -- setup
+    def _make_publishers(self) -> None:
+        p = self.params
+        wanted = list(p["topics"]) or sorted(self.info.topics)
+        missing = [t for t in wanted if t not in self.info.topics]
+        if missing:
+            raise ValueError(f"topics {missing} are not in the bag; it has {sorted(self.info.topics)}")
+        depth = int(p["qos_depth"])
+        for topic in wanted:
+            msgtype = self.info.topics[topic]
+            try:
+                cls = message_class(msgtype)
+            except (ImportError, AttributeError, ValueError):
+                self.warn_input("types", f"{topic}: message type {msgtype} is not installed; not replayed")
+                continue
+            qos: QoSProfile
+            if msgtype == "sensor_msgs/msg/Image" and p["image_reliability"] != "reliable":
+                qos = sensor_qos(depth)
+            else:
+                qos = reliable_qos(depth)
+            self._outputs[topic] = self.create_publisher(cls, self.remaps.get(topic, topic), qos)
+        if not self._outputs:
+            raise ValueError("no topic of the bag can be replayed")
+        self.get_logger().info(
+            f"replaying {self.info.path} ({self.info.storage}, {self.info.message_count or '?'} messages) at "
+            f"x{self.rate:g}: " + ", ".join(f"{t} -> {pub.topic_name}" for t, pub in self._outputs.items())
+        )
+
+    def _wait_for_subscribers(self) -> None:
+        want = int(self.params["wait_for_subscribers"])
+        if want <= 0:
+            return
+        images = [t for t in self._outputs if self.info.topics[t] == "sensor_msgs/msg/Image"]
+        pub = self._outputs[(images or list(self._outputs))[0]]
+        deadline = time.monotonic() + float(self.params["wait_timeout"])
+        while pub.get_subscription_count() < want and time.monotonic() < deadline and not self._stop.is_set():
+            time.sleep(0.05)
+
+    # -- playback
+    def _reader(self, out: queue.Queue[Any]) -> None:
+        """Fill ``out`` with the messages in the play window, then ``_END`` (or the read error)."""
+        p = self.params
+        try:
+            with Bag(str(p["bag"])) as bag:
+                start = None
+                offset_ns = int(float(p["start_offset"]) * 1e9)
+                duration_ns = int(float(p["duration"]) * 1e9)
+                for m in bag.messages(list(self._outputs)):
+                    if start is None:
+                        start = m.timestamp_ns
+                    if m.timestamp_ns - start < offset_ns:
+                        continue
+                    if duration_ns > 0 and m.timestamp_ns - start - offset_ns > duration_ns:
+                        break
+                    while not self._stop.is_set():
+                        try:
+                            out.put(m, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if self._stop.is_set():
+                        return
+        except BagReadError as exc:
+            out.put(exc)
+        out.put(_END)
+
+    def _play(self) -> None:
+        time.sleep(max(0.0, float(self.params["start_delay"])))
+        self._wait_for_subscribers()
+        while not self._stop.is_set():
+            q: queue.Queue[Any] = queue.Queue(maxsize=max(1, int(self.params["queue_size"])))
+            reader = threading.Thread(target=self._reader, args=(q,), daemon=True)
+            reader.start()
+            # let the reader fill the queue first: the timeline starts with messages in hand
+            deadline = time.monotonic() + 2.0
+            while not q.full() and reader.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            sent = self._play_once(q)
+            reader.join()
+            self.loops += 1
+            self.get_logger().info(f"replay pass {self.loops} done: {sent} messages")
+            if not self.params["loop"] or sent == 0:
+                break
+        self._clock_origin = None
+        if self.params["exit_when_done"] and not self._stop.is_set():
+            self.get_logger().info(f"replay finished: {self.published} messages published")
+            self.context.try_shutdown()
+
+    def _play_once(self, q: queue.Queue[Any]) -> int:
+        first_ns: int | None = None
+        wall0 = 0.0
+        sent = 0
+        while not self._stop.is_set():
+            item = q.get()
+            if item is _END:
+                return sent
+            if isinstance(item, BagReadError):
+                self.warn_input("bag", f"{item}; replayed the {sent} messages before it", level=ERROR, throttle_s=0.0)
+                continue
+            m: BagMessage = item
+            if first_ns is None:
+                first_ns, wall0 = m.timestamp_ns, time.perf_counter()
+                self.bag_start_ns = first_ns
+                self._clock_origin = (wall0, first_ns)
+            due = wall0 + (m.timestamp_ns - first_ns) * 1e-9 / self.rate
+            delay = due - time.perf_counter()
+            if delay > 0 and self._stop.wait(delay):
+                return sent
+            self._outputs[m.topic].publish(m.data)
+            self.latency.record(PUBLISH_LAG, (time.perf_counter() - due) * 1e3)
+            sent += 1
+            self.published += 1
+        return sent
+
+    def _publish_clock(self) -> None:
+        origin = self._clock_origin
+        if origin is None:
+            return
+        wall0, bag0 = origin
+        now = bag0 + int((time.perf_counter() - wall0) * self.rate * 1e9)
+        self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = divmod(now, 1_000_000_000)
+        self._clock_pub.publish(self._clock_msg)
+
+    def on_shutdown(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        lag = self.latency.stats(PUBLISH_LAG)
+        if lag is not None:
+            self.get_logger().info(
+                f"published {self.published} messages; publish lag mean {lag.mean_ms:.3f} ms, "
+                f"p99 {lag.p99_ms:.3f} ms, max {lag.max_ms:.3f} ms"
+            )
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(BagReplayNode, args)
+
