@@ -1,0 +1,108 @@
+"""``trt-perception build``: ONNX -> TensorRT engines through the engine cache (same as the node).
+
+trt-perception build models/detector.onnx --precision fp16
+trt-perception build models/segmenter.onnx --profile input=1x3x256x256:1x3x352x640:1x3x736x1280
+trt-perception build --config config/engine_builder.yaml          # the node's list
+trt-perception build models/detector.onnx --check                  # up to date? (exit 1 if not)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "models", nargs="*", help="ONNX files, or full engine entries 'x.onnx;precision=int8;profile.in=..'"
+    )
+    p.add_argument("--config", help="engine_builder YAML: build its 'engines' with its defaults")
+    p.add_argument("--precision", default="fp16", choices=("fp32", "fp16", "int8"))
+    p.add_argument("--workspace-mb", type=int, default=1024)
+    p.add_argument("--dla-core", type=int, default=-1)
+    p.add_argument("--optimization-level", type=int, default=-1)
+    p.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="INPUT=MIN:OPT:MAX",
+        help="optimization profile of a dynamic input, shapes as 1x3x640x640 (repeatable)",
+    )
+    p.add_argument("--cache-dir", default="engines")
+    p.add_argument("--device", type=int, default=0)
+    p.add_argument("--check", action="store_true", help="only report whether each engine is up to date")
+
+
+def _entries(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], str]:
+    defaults: dict[str, Any] = {
+        "precision": args.precision,
+        "workspace_mb": args.workspace_mb,
+        "dla_core": args.dla_core,
+        "optimization_level": args.optimization_level,
+        "profiles": dict(p.split("=", 1) for p in args.profile),
+    }
+    entries, cache_dir = list(args.models), args.cache_dir
+    if args.config:
+        import yaml
+
+        doc = yaml.safe_load(Path(args.config).read_text()) or {}
+        params = next(iter(doc.values()), {}).get("ros__parameters", {})
+        entries += list(params.get("engines", []))
+        for k in ("precision", "workspace_mb", "dla_core", "optimization_level"):
+            defaults[k] = params.get(k, defaults[k])
+        cache_dir = params.get("cache_dir", cache_dir)
+    return entries, defaults, cache_dir
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..inference.builder import parse_engine_entry
+    from ..inference.engine import EngineError
+    from ..inference.factory import tensorrt_available, tensorrt_unavailable_reason
+
+    entries, defaults, cache_dir = _entries(args)
+    if not entries:
+        print("nothing to build: give ONNX files or --config", file=sys.stderr)
+        return 2
+    if not tensorrt_available():
+        print(
+            f"{tensorrt_unavailable_reason()}: cannot build engines here; "
+            "nodes will run the ONNX with ONNX Runtime",
+            file=sys.stderr,
+        )
+        return 2
+    from ..inference import tensorrt_backend as tb
+    from ..inference.builder import EngineCache, onnx_for_build
+    from ..inference.trt_features import features
+
+    failures = 0
+    for entry in entries:
+        try:
+            model, recipe = parse_engine_entry(entry, defaults)
+            name = f"{Path(model).name}:{recipe.precision}"
+            if args.check:
+                target = tb.current_target(args.device, recipe.dla_core)
+                src = onnx_for_build(
+                    Path(model), recipe.precision, features(target.tensorrt_version), Path(cache_dir)
+                )
+                ok, reason, _ = EngineCache(cache_dir).check(
+                    Path(model), recipe, target, tb.validate_plan, src
+                )
+                print(f"{name}: {reason}")
+                failures += not ok
+                continue
+            start = time.monotonic()
+            result = tb.ensure_engine(
+                model,
+                recipe,
+                cache_dir,
+                lambda m, n=name, t0=start: print(f"[{time.monotonic() - t0:6.1f} s] {n}: {m}"),
+                args.device,
+            )
+            print(f"{name}: {'built' if result.built else 'up to date'} -> {result.path}")
+        except EngineError as exc:
+            print(f"{entry}: {exc}", file=sys.stderr)
+            failures += 1
+    return 1 if failures else 0
