@@ -1,0 +1,111 @@
+"""The shipped Fast DDS profile: large images arrive, and processes using it still talk to processes that
+run Fast DDS defaults, in both directions (FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA does not)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import CONFIG, ROOT
+
+from trt_perception.ros.node_base import use_fast_image_transport
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+PROFILE = CONFIG / "fastdds_images.xml"
+_TRANSPORT_VARS = (
+    "FASTDDS_DEFAULT_PROFILES_FILE",
+    "FASTRTPS_DEFAULT_PROFILES_FILE",
+    "FASTDDS_BUILTIN_TRANSPORTS",
+)
+
+
+def _env(profile: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _TRANSPORT_VARS}
+    if profile:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(PROFILE)
+    return env
+
+
+def _hop(tmp_path: Path, pub_profile: bool, sub_profile: bool, reliability: str, count: int = 30) -> dict:
+    """Publish ``count`` 1280x720 bgr8 frames at 30 Hz from one process to another; the subscriber's result."""
+    out = tmp_path / f"sub_{pub_profile}_{sub_profile}_{reliability}.json"
+    common = [
+        "--width",
+        "1280",
+        "--height",
+        "720",
+        "--reliability",
+        reliability,
+        "--topic",
+        "profile_test/image",
+    ]
+    py = [sys.executable, "-m", "bench.image_peer"]
+    sub = subprocess.Popen(
+        [*py, "sub", *common, "--count", str(count), "--timeout", "25", "--idle", "2", "--out", str(out)],
+        env=_env(sub_profile),
+        cwd=ROOT,
+    )
+    try:
+        subprocess.run(
+            [*py, "pub", *common, "--count", str(count), "--rate", "30", "--wait", "15"],
+            env=_env(pub_profile),
+            cwd=ROOT,
+            check=True,
+            timeout=40,
+        )
+        sub.wait(30)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+    return json.loads(out.read_text())
+
+
+def test_profile_is_valid_fastdds_xml() -> None:
+    import xml.etree.ElementTree as ET
+
+    ns = {"d": "http://www.eprosima.com"}
+    root = ET.parse(PROFILE).getroot()
+    kinds = [t.findtext("d:type", namespaces=ns) for t in root.iterfind(".//d:transport_descriptor", ns)]
+    assert kinds == ["SHM", "UDPv4"]
+    shm = root.find(".//d:transport_descriptor", ns)
+    assert shm is not None and int(shm.findtext("d:segment_size", namespaces=ns) or 0) >= 32 * 1024 * 1024
+    participant = root.find(".//d:participant", ns)
+    assert participant is not None and participant.get("is_default_profile") == "true"
+
+
+def test_profile_to_profile_best_effort_720p(tmp_path: Path) -> None:
+    result = _hop(tmp_path, True, True, "best_effort")
+    assert result["received"] == 30, result["received"]
+    assert result["ids"] == list(range(30))
+
+
+@pytest.mark.parametrize(
+    ("pub_profile", "sub_profile", "reliability"),
+    [(True, False, "best_effort"), (False, True, "reliable")],
+    ids=["profile->defaults", "defaults->profile"],
+)
+def test_interoperates_with_fastdds_defaults(
+    tmp_path: Path, pub_profile: bool, sub_profile: bool, reliability: str
+) -> None:
+    # Fast DDS defaults cannot send best-effort 720p at all (fragments over UDP), so that direction is reliable.
+    result = _hop(tmp_path, pub_profile, sub_profile, reliability)
+    assert result["received"] >= 28, f"only {result['received']} of 30 frames crossed"
+
+
+def test_use_fast_image_transport_respects_the_users_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    env: dict[str, str] = {}
+    assert use_fast_image_transport(env) == str(PROFILE)
+    assert env == {"FASTDDS_DEFAULT_PROFILES_FILE": str(PROFILE)}  # Kilted: no deprecated variable
+    humble = {"ROS_DISTRO": "humble"}
+    use_fast_image_transport(humble)
+    assert humble["FASTRTPS_DEFAULT_PROFILES_FILE"] == humble["FASTDDS_DEFAULT_PROFILES_FILE"] == str(PROFILE)
+    mine = {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
+    assert use_fast_image_transport(mine) is None and mine == {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
+    custom = {"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/my_profile.xml"}
+    assert use_fast_image_transport(custom) == "/etc/my_profile.xml"
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" not in custom
