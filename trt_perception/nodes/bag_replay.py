@@ -32,7 +32,7 @@ _END = object()
 PARAMETERS: tuple[Param, ...] = (
     Param("bag", "", "rosbag2 folder (mcap or sqlite3) or a single .mcap/.db3 file to replay."),
     Param("topics", [], "Topics to replay; empty replays every topic of the bag."),
-    Param("remap", [], "Topic renames as 'from:=to' (e.g. '/camera/image_raw:=/front/image_raw')."),
+    Param("remap", [], "Topic renames as 'from:=to' or 'from=to' (e.g. '/camera/image_raw:=/front/image_raw')."),
     Param("rate", 1.0, "Playback speed factor (2.0 = twice as fast)."),
     Param("loop", False, "Start again from the beginning at the end of the bag."),
     Param("start_offset", 0.0, "Seconds into the bag to start from."),
@@ -58,9 +58,10 @@ def message_class(msgtype: str) -> Any:
 def parse_remaps(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
-        src, sep, dst = item.partition(":=")
+        # 'from:=to' reads like a ROS remap; 'from=to' survives `-p remap:=[...]` on a command line
+        src, sep, dst = item.partition(":=") if ":=" in item else item.partition("=")
         if not sep or not src or not dst:
-            raise ValueError(f"remap entry {item!r} is not 'from:=to'")
+            raise ValueError(f"remap entry {item!r} is not 'from:=to' (or 'from=to')")
         out[src] = dst
     return out
 

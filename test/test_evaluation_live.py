@@ -1,0 +1,89 @@
+"""bag_replay -> detector node -> live_scorer, all real processes: the live report scores the same
+detections the offline evaluator does, so its mAP equals the offline one on the same bag."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from evaluation_standins import make_dataset, make_detector, write_bag
+
+from trt_perception.evaluation.live import LiveScorer
+from trt_perception.evaluation.runner import evaluate
+from trt_perception.evaluation.sources import BagSource
+from trt_perception.evaluation.tasks import DetectionTask, EvalConfig
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+N = 20
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("live")
+    ann = make_dataset(root / "ds", n=N)
+    return {
+        "ann": ann,
+        "model": make_detector(root / "det.onnx"),
+        "bag": write_bag(ann, root / "bag", "mcap"),
+    }
+
+
+def test_live_scorer_core_matches_offline(setup: dict[str, Path]) -> None:
+    """Feeding the offline run's detections through LiveScorer gives the offline scores."""
+    source = BagSource(setup["bag"], gt_topic="/ground_truth/detections", categories=["car", "plate"])
+    offline = evaluate(source, DetectionTask(), [EvalConfig("fp32", setup["model"])], progress=False)
+    scorer = LiveScorer(source, ["detection"])
+    stamps = {im["id"]: im["stamp_ns"] for im in source.coco["images"]}
+    names = {1: "car", 2: "plate"}
+    for image_id, dets in offline.results[0].outputs.items():
+        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in dets)]).reshape(-1, 4)
+        scores = np.array([d["score"] for d in dets])
+        scorer.add_image(stamps[image_id], 0.0)
+        scorer.add_detections(stamps[image_id], 0.01, boxes, scores, [names[d["category_id"]] for d in dets])
+    scorer.add_detections(123, 0.0, np.zeros((0, 4)), np.zeros(0), [])  # unknown stamp: counted, not scored
+    live = scorer.result("detection")
+    assert live.frames == N
+    assert live.results[0].scores.metrics["AP"] == pytest.approx(
+        offline.results[0].scores.metrics["AP"], abs=1e-4
+    )
+    assert np.allclose(live.results[0].end_to_end_ms, 10.0)
+    assert any("no ground truth" in w for w in live.warnings)
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_replay_detector_scorer_processes(
+    setup: dict[str, Path], start_node: Callable[..., Any], tmp_path: Path
+) -> None:
+    report_dir = tmp_path / "live_report"
+    det = start_node("detector", params_file=CONFIG / "detector.yaml",
+                     params={"model": str(setup["model"]), "conf_threshold": 0.01, "publish_annotated": False})  # fmt: skip
+    scorer = start_node(
+        "live_scorer",
+        params_file=CONFIG / "live_scorer.yaml",
+        params={"bag": str(setup["bag"]), "tasks": ["detection"], "report_dir": str(report_dir),
+                "exit_when_done": True, "plots": False},
+    )  # fmt: skip
+    replay = start_node("bag_replay", params_file=CONFIG / "bag_replay.yaml",
+                        params={"bag": str(setup["bag"]), "wait_for_subscribers": 2, "start_delay": 1.0,
+                                "exit_when_done": True, "rate": 1.0})  # fmt: skip
+    assert replay.proc.wait(40) == 0, replay.log()
+    try:
+        scorer.proc.wait(20)
+    except Exception:
+        pytest.fail(f"scorer did not finish:\n{scorer.log()}\n--- detector ---\n{det.log()}")
+    report = json.loads((report_dir / "detection" / "report.json").read_text())
+    c = report["configurations"][0]
+    assert report["frames"] == N, scorer.log()
+    offline = evaluate(
+        BagSource(setup["bag"], gt_topic="/ground_truth/detections", categories=["car", "plate"]),
+        DetectionTask(), [EvalConfig("fp32", setup["model"])], progress=False,
+    )  # fmt: skip
+    assert c["metrics"]["AP"] == pytest.approx(offline.results[0].scores.metrics["AP"], abs=1e-4)
+    lat = c["latency_ms"]["end_to_end"]
+    assert 0 < lat["median_ms"] < 500 and lat["min_ms"] > 0  # image arrival -> detections arrival
+    assert (report_dir / "detection" / "report.md").is_file()
