@@ -189,7 +189,7 @@ def _compile(num_classes: int, half: bool, device: int) -> tuple[bytes, str, boo
     # Full unroll keeps every class load of a pixel in flight; past 32 classes registers run out.
     unroll = num_classes if num_classes <= 32 else 8
     opts = [
-        f"--gpu-arch={arch}".encode(),
+        f"-arch={arch}".encode(),
         b"-O3",
         b"--use_fast_math",
         f"-DNUM_CLASSES={num_classes}".encode(),
@@ -248,7 +248,8 @@ class CudaArgmax:
         _, self._ctx = _primary_context(device)
         self._make_current()
         image, arch, _, version = _compile(num_classes, self.dtype == np.float16, device)
-        self._module = _check("cuModuleLoadData", drv.cuModuleLoadData(image))
+        self._image = np.frombuffer(image, np.uint8).copy()  # NUL-terminated for PTX; kept alive
+        self._module = _check("cuModuleLoadData", drv.cuModuleLoadData(self._image.ctypes.data))
         self._fn = {
             name: _check("cuModuleGetFunction", drv.cuModuleGetFunction(self._module, name.encode()))
             for name in ("argmax_vec4", "argmax_scalar", "upsample_argmax")
