@@ -1,0 +1,63 @@
+"""``trt-perception behavior``: behavior metrics of a recorded drive (rosbag2) against a reference lap.
+
+The same numbers as the ``behavior_evaluator`` node, offline: odometry, ``/clock``, the brain's
+``cmd_vel`` and ``/diagnostics`` are read with ``rosbags``; the report is printed and written as JSON,
+CSV and a PNG plot of the trajectory over the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bag", required=True, help="rosbag2 folder or .mcap/.db3 file of the drive")
+    parser.add_argument(
+        "--reference",
+        required=True,
+        help="reference lap: circuit name (simple | montreal), x,y CSV or rosbag2 of odometry",
+    )
+    parser.add_argument("--reference-topic", default=None, help="odometry topic inside a reference bag")
+    parser.add_argument("--odom-topic", default="/odom")
+    parser.add_argument("--clock-topic", default="/clock")
+    parser.add_argument("--cmd-topic", default="/cmd_vel")
+    parser.add_argument("--diagnostics-topic", default="/diagnostics")
+    parser.add_argument(
+        "--radius", type=float, default=5.0, help="checkpoint radius in metres (BehaviorMetrics: 5)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("behavior_results"), help="output folder")
+    parser.add_argument("--prefix", default="", help="output file prefix (default: behavior_<bag name>)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..metrics.behavior import evaluate_run
+    from ..metrics.behavior_bag import read_run
+    from ..metrics.behavior_report import write_outputs
+    from ..sim.circuits import load_reference
+
+    try:
+        reference = load_reference(args.reference, args.reference_topic)
+        run_record = read_run(
+            args.bag, args.odom_topic, args.clock_topic, args.cmd_topic, args.diagnostics_topic
+        )
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 2
+    if len(run_record.xy) < 2:
+        print(f"error: {args.bag}: fewer than 2 odometry messages on {args.odom_topic}")
+        return 2
+    report = evaluate_run(run_record, reference, args.radius)
+    prefix = args.prefix or f"behavior_{Path(args.bag).stem}"
+    extra = {
+        "circuit": Path(str(args.reference)).stem,
+        "bag": str(args.bag),
+        "reference": str(args.reference),
+    }
+    paths = write_outputs(report, run_record.xy, reference, args.out, prefix, extra, run_record.odom_stamp)
+    print(json.dumps(report.as_dict(), indent=2))
+    for w in report.warnings:
+        print(f"warning: {w}")
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0

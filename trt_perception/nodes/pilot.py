@@ -1,0 +1,169 @@
+"""``pilot`` node: camera ``sensor_msgs/Image`` -> ``geometry_msgs/Twist`` on ``cmd_vel`` (PilotNet brain).
+
+Thin: parameters -> ``stages.pilot.Pilot``. Each frame is cropped, resized to 66x200, run through
+the engine and the un-normalised (v, w) published as ``linear.x`` / ``angular.z``. Only the newest
+frame matters to a driving brain, so the subscription keeps a depth of 1. ``/diagnostics`` carries the
+latency stages, the brain iteration frequency (real and, under ``use_sim_time``, simulated), the
+per-iteration inference times since the last message (``inference.samples_ms``, read by
+``behavior_evaluator``) and the received-frame counter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+
+from geometry_msgs.msg import Twist
+from sensor_msgs.msg import Image
+
+from ..inference.engine import EngineError
+from ..metrics.behavior_bag import FRAMES_KEY, INFERENCE_SAMPLES_KEY, format_samples
+from ..metrics.latency import FRAME_AGE
+from ..ros.diagnostics import ERROR
+from ..ros.image_conversion import ImageEncodingError, image_to_bgr
+from ..ros.node_base import PerceptionNode, run_node
+from ..ros.params import Param
+from ..ros.qos import reliable_qos
+from ..stages.pilot import Pilot, PilotConfig
+from ._detection_common import model_file
+
+PARAMETERS: tuple[Param, ...] = (
+    Param(
+        "model",
+        "models/pilotnet.onnx",
+        "PilotNet ONNX model or TensorRT engine (relative: cwd, then package share).",
+    ),
+    Param(
+        "backend",
+        "auto",
+        "auto | onnxruntime | tensorrt (auto: .onnx -> ONNX Runtime, .engine/.plan -> TensorRT).",
+    ),
+    Param("precision", "fp16", "Engine precision asked from the engine builder (fp32 | fp16 | int8)."),
+    Param(
+        "use_engine_builder",
+        False,
+        "Wait for the engine_builder node's engine instead of loading 'model' directly.",
+    ),
+    Param(
+        "engine_wait_timeout", 600.0, "Seconds to wait for the engine builder before falling back to 'model'."
+    ),
+    Param("crop_top", 240, "First image row kept (BehaviorMetrics: 240 of a 640x480 frame)."),
+    Param("crop_bottom", 480, "Row after the last one kept; 0 or less keeps rows to the bottom."),
+    Param("v_min", 2.0, "Linear speed (m/s) for a network output of -1."),
+    Param("v_max", 12.0, "Linear speed (m/s) for a network output of +1."),
+    Param("w_min", -2.0, "Angular speed (rad/s) for a network output of -1."),
+    Param("w_max", 2.0, "Angular speed (rad/s) for a network output of +1."),
+    Param("image_topic", "camera/image_raw", "Input camera topic (sensor-data QoS)."),
+    Param("cmd_vel_topic", "cmd_vel", "Output geometry_msgs/Twist topic."),
+    Param("stop_on_shutdown", True, "Publish a zero Twist when the node stops."),
+)
+
+
+SAMPLES_KEPT = 1000
+
+
+class PilotNode(PerceptionNode):
+    PARAMETERS = PARAMETERS
+    COMPONENT = "pilot"
+
+    def __init__(self) -> None:
+        super().__init__("pilot")
+        p = self.params
+        self.pilot: Pilot | None = None
+        try:
+            model = model_file(
+                self,
+                str(p["model"]),
+                str(p["precision"]),
+                bool(p["use_engine_builder"]),
+                float(p["engine_wait_timeout"]),
+            )
+            self.pilot = Pilot(
+                PilotConfig(
+                    model=model,
+                    backend=str(p["backend"]),
+                    crop_top=int(p["crop_top"]),
+                    crop_bottom=int(p["crop_bottom"]),
+                    v_min=float(p["v_min"]),
+                    v_max=float(p["v_max"]),
+                    w_min=float(p["w_min"]),
+                    w_max=float(p["w_max"]),
+                ),
+                self.latency,
+            )
+            self.pilot.engine.warmup()
+            self.diagnostics.set_value("model", model)
+            self.diagnostics.set_value("backend", self.pilot.engine.backend)
+            self.get_logger().info(f"pilot ready: {model} ({self.pilot.engine.backend})")
+        except (EngineError, ValueError, OSError) as exc:
+            self.get_logger().error(f"cannot start the pilot: {exc}")
+            self.diagnostics.report("model", ERROR, str(exc), ttl_s=None)
+        self.pub = self.create_publisher(Twist, str(p["cmd_vel_topic"]), reliable_qos(10))
+        self._data_lock = threading.Lock()
+        # the newest inference times, re-sent every period with the index of the first one, so the
+        # evaluator neither loses samples nor counts them twice when diagnostics messages drop or repeat
+        self._samples: deque[float] = deque(maxlen=SAMPLES_KEPT)
+        self._frames = 0
+        self._iterations = 0
+        self._window_start = (time.monotonic(), self.get_clock().now().nanoseconds)
+        self._window_iterations = 0
+        self.subscribe_images(str(p["image_topic"]), self.on_image, depth=1)
+        period = float(p["diagnostics_period"])
+        if period > 0:
+            self.create_timer(period, self._update_rates)
+
+    def on_image(self, msg: Image) -> None:
+        with self._data_lock:
+            self._frames += 1
+        if self.pilot is None:
+            self.warn_input("model", "no model loaded; see the startup error", level=ERROR)
+            return
+        try:
+            bgr = image_to_bgr(msg)
+        except ImageEncodingError as exc:
+            self.warn_input("input", str(exc))
+            return
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        try:
+            cmd = self.pilot(bgr, stamp)
+        except ValueError as exc:  # e.g. a frame too small for the crop rows
+            self.warn_input("input", str(exc))
+            return
+        out = Twist()
+        out.linear.x = cmd.v
+        out.angular.z = cmd.w
+        self.pub.publish(out)
+        if stamp:
+            self.latency.record(FRAME_AGE, (self.get_clock().now().nanoseconds - stamp) / 1e6)
+        with self._data_lock:
+            self._iterations += 1
+            self._window_iterations += 1
+            self._samples.append(self.pilot.last_inference_ms)
+
+    def _update_rates(self) -> None:
+        """Brain iteration frequency over the last period, real and ROS (simulated) time."""
+        now_wall, now_ros = time.monotonic(), self.get_clock().now().nanoseconds
+        with self._data_lock:
+            n, self._window_iterations = self._window_iterations, 0
+            samples = list(self._samples)
+            frames, total = self._frames, self._iterations
+        wall0, ros0 = self._window_start
+        self._window_start = (now_wall, now_ros)
+        d = self.diagnostics
+        d.set_value("brain_iterations", total)
+        d.set_value("brain_iteration_frequency_real_hz", n / (now_wall - wall0) if now_wall > wall0 else 0.0)
+        if now_ros > ros0:
+            d.set_value("brain_iteration_frequency_ros_hz", n / ((now_ros - ros0) / 1e9))
+        d.set_value(INFERENCE_SAMPLES_KEY, format_samples(total - len(samples), samples))
+        d.set_value(FRAMES_KEY, frames)
+
+    def on_shutdown(self) -> None:
+        if self.params.get("stop_on_shutdown", True):
+            with contextlib.suppress(Exception):
+                self.pub.publish(Twist())
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(PilotNode, args)

@@ -1,0 +1,116 @@
+"""PilotNet driving brain: camera frame -> (v, w), as BehaviorMetrics' PilotNet brains do it.
+
+Pre-processing: keep rows ``crop_top:crop_bottom`` of the frame (BehaviorMetrics crops the lower half,
+``image[240:480, 0:640]`` of the F1 car's 640x480 camera), resize to 200x66 (``cv2.INTER_LINEAR``),
+BGR -> RGB, x / 255, NCHW float32. The network outputs ``cmd`` [N, 2] = (v, w) normalised to [-1, 1];
+they are clipped to [-1, 1] and mapped linearly onto [v_min, v_max] and [w_min, w_max].
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..inference.engine import Engine, EngineError
+from ..inference.factory import open_engine
+from ..metrics.latency import END_TO_END, INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
+from ..vision.preprocess import Preprocessor, preset
+
+INPUT_HEIGHT, INPUT_WIDTH = 66, 200
+
+
+@dataclass(frozen=True)
+class PilotConfig:
+    model: str
+    backend: str = "auto"
+    input_name: str = "image"
+    output_name: str = "cmd"
+    #: rows kept before resizing; ``crop_bottom`` <= 0 means "to the last row".
+    crop_top: int = 240
+    crop_bottom: int = 480
+    v_min: float = 2.0
+    v_max: float = 12.0
+    w_min: float = -2.0
+    w_max: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.v_max <= self.v_min or self.w_max <= self.w_min:
+            raise ValueError(
+                f"command ranges must be increasing: v [{self.v_min}, {self.v_max}], w [{self.w_min}, {self.w_max}]"
+            )
+        if self.crop_top < 0 or (self.crop_bottom > 0 and self.crop_bottom <= self.crop_top):
+            raise ValueError(f"bad crop rows {self.crop_top}:{self.crop_bottom}")
+
+
+@dataclass(frozen=True)
+class PilotCommand:
+    """Un-normalised command (m/s, rad/s), the raw network output and the stamp of its frame."""
+
+    v: float
+    w: float
+    raw: tuple[float, float]
+    stamp_ns: int
+
+
+def crop_rows(bgr: np.ndarray, top: int, bottom: int) -> np.ndarray:
+    """Rows ``top:bottom`` of the frame; frames shorter than ``bottom`` are an error, not a silent crop."""
+    h = bgr.shape[0]
+    end = h if bottom <= 0 else bottom
+    if end > h or top >= end:
+        raise ValueError(f"crop rows {top}:{end} do not fit a frame of height {h}; set crop_top/crop_bottom")
+    return bgr[top:end]
+
+
+def denormalise(raw: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """[-1, 1] -> [lo, hi] (clipped first)."""
+    return lo + (np.clip(raw, -1.0, 1.0) + 1.0) * 0.5 * (hi - lo)
+
+
+def normalise(value: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """[lo, hi] -> [-1, 1]; the inverse of ``denormalise`` (used to make training targets)."""
+    return (np.asarray(value, np.float64) - lo) / (hi - lo) * 2.0 - 1.0
+
+
+class Pilot:
+    """``Pilot(cfg)(bgr, stamp_ns) -> PilotCommand``; records pre/inference/post/end-to-end latency."""
+
+    def __init__(
+        self, config: PilotConfig, latency: LatencyRecorder | None = None, engine: Engine | None = None
+    ):
+        self.config = config
+        self.latency = latency or LatencyRecorder()
+        self.engine = engine or open_engine(config.model, config.backend)
+        spec = self.engine.input(config.input_name)
+        expected = (INPUT_HEIGHT, INPUT_WIDTH)
+        if len(spec.shape) != 4 or tuple(spec.shape[2:]) != expected:
+            raise EngineError(
+                f"{self.engine.path.name}: input '{spec.name}' is {spec}, PilotNet expects [N,3,{expected[0]},{expected[1]}]"
+            )
+        self.engine.output(config.output_name)  # fail early when the output name is wrong
+        self.preprocess = Preprocessor(preset("pilotnet"), batch=1)
+        self.last_inference_ms = float("nan")
+
+    def __call__(self, bgr: np.ndarray, stamp_ns: int = 0) -> PilotCommand:
+        c = self.config
+        t0 = time.perf_counter()
+        tensor, _ = self.preprocess(crop_rows(bgr, c.crop_top, c.crop_bottom))
+        t1 = time.perf_counter()
+        out = self.engine.infer({c.input_name: tensor})[c.output_name]
+        t2 = time.perf_counter()
+        if out.shape[-1] != 2:
+            raise EngineError(
+                f"{self.engine.path.name}: output '{c.output_name}' has shape {out.shape}, expected [N, 2]"
+            )
+        raw = out.reshape(-1, 2)[0].astype(np.float64)
+        v = float(denormalise(raw[0], c.v_min, c.v_max))
+        w = float(denormalise(raw[1], c.w_min, c.w_max))
+        t3 = time.perf_counter()
+        self.last_inference_ms = (t2 - t1) * 1e3
+        rec = self.latency
+        rec.record(PREPROCESS, (t1 - t0) * 1e3)
+        rec.record(INFERENCE, (t2 - t1) * 1e3)
+        rec.record(POSTPROCESS, (t3 - t2) * 1e3)
+        rec.record(END_TO_END, (t3 - t0) * 1e3)
+        return PilotCommand(v, w, (float(raw[0]), float(raw[1])), stamp_ns)
