@@ -162,12 +162,12 @@ def bag_plate_crops(limit: int) -> list[np.ndarray]:
 # -- tasks ------------------------------------------------------------------------------------------
 
 
-def detector_task(quick: bool) -> Task:
+def detector_task(models: Path, quick: bool) -> Task:
     from trt_perception.metrics.coco import detections_to_coco, evaluate_coco
     from trt_perception.stages.detector import Detector, DetectorConfig
 
-    onnx = MODELS / "detector.onnx"
-    labels = MODELS / "detector_labels.txt"
+    onnx = models / "detector.onnx"
+    labels = models / "detector_labels.txt"
     cfg = DetectorConfig(model=str(onnx), labels=str(labels) if labels.is_file() else "", conf_threshold=0.01)
     coco = val_coco()
     images = val_images()[: 40 if quick else None]
@@ -190,12 +190,12 @@ def detector_task(quick: bool) -> Task:
     )
 
 
-def plate_task(name: str, decoder: str, quick: bool) -> Task:
+def plate_task(models: Path, name: str, decoder: str, quick: bool) -> Task:
     from trt_perception.metrics.plates import score_plates
     from trt_perception.stages.plate_reader import PlateReader, PlateReaderConfig
 
-    onnx = MODELS / f"{name}.onnx"
-    charset = MODELS / "plate_charset.txt"
+    onnx = models / f"{name}.onnx"
+    charset = models / "plate_charset.txt"
     cfg = PlateReaderConfig(
         model=str(onnx), decoder=decoder, charset=str(charset) if charset.is_file() else ""
     )
@@ -216,13 +216,13 @@ def plate_task(name: str, decoder: str, quick: bool) -> Task:
     return Task(name, onnx, "exact match", True, make, lambda: bag_plate_crops(48 if quick else 96), evaluate)
 
 
-def segmenter_task(quick: bool) -> Task:
+def segmenter_task(models: Path, quick: bool) -> Task:
     import cv2
 
     from trt_perception.metrics.segmentation import confusion_matrix, mean_iou
     from trt_perception.stages.segmenter import Segmenter, SegmenterConfig
 
-    onnx = MODELS / "segmenter.onnx"
+    onnx = models / "segmenter.onnx"
     cfg = SegmenterConfig(model=str(onnx), argmax="cpu", input_width=640, input_height=352)
     coco = val_coco()
     images = val_images()[: 30 if quick else None]
@@ -245,8 +245,8 @@ def segmenter_task(quick: bool) -> Task:
     return Task("segmenter", onnx, "mIoU", True, make, lambda: bag_frames(16 if quick else 32), evaluate)
 
 
-def pilotnet_task(quick: bool) -> Task:
-    onnx = MODELS / "pilotnet.onnx"
+def pilotnet_task(models: Path, quick: bool) -> Task:
+    onnx = models / "pilotnet.onnx"
     sys.path.insert(0, str(ROOT))
     from tools.train_pilotnet import collect
 
@@ -268,17 +268,17 @@ def pilotnet_task(quick: bool) -> Task:
     return Task("pilotnet", onnx, "MSE (v, w)", False, make, lambda: list(calib_images[:64]), evaluate)
 
 
-def tasks(selected: Sequence[str], quick: bool) -> tuple[list[Task], dict[str, str]]:
+def tasks(selected: Sequence[str], quick: bool, models: Path = MODELS) -> tuple[list[Task], dict[str, str]]:
     makers: dict[str, Callable[[], Task]] = {
-        "detector": lambda: detector_task(quick),
-        "plate_reader_ctc": lambda: plate_task("plate_reader_ctc", "ctc", quick),
-        "plate_reader_heads": lambda: plate_task("plate_reader_heads", "heads", quick),
-        "segmenter": lambda: segmenter_task(quick),
-        "pilotnet": lambda: pilotnet_task(quick),
+        "detector": lambda: detector_task(models, quick),
+        "plate_reader_ctc": lambda: plate_task(models, "plate_reader_ctc", "ctc", quick),
+        "plate_reader_heads": lambda: plate_task(models, "plate_reader_heads", "heads", quick),
+        "segmenter": lambda: segmenter_task(models, quick),
+        "pilotnet": lambda: pilotnet_task(models, quick),
     }
     out, skipped = [], {}
     for name in selected:
-        if not (MODELS / f"{name}.onnx").is_file():
+        if not (models / f"{name}.onnx").is_file():
             skipped[name] = f"models/{name}.onnx not found"
             continue
         try:
@@ -404,7 +404,7 @@ def bench_task(task: Task, work: Path, args: argparse.Namespace) -> dict[str, An
         }
     print(f"   done in {time.monotonic() - t0:.0f} s", flush=True)
     return {
-        "onnx": str(task.onnx.relative_to(ROOT)),
+        "onnx": str(task.onnx.relative_to(ROOT)) if task.onnx.is_relative_to(ROOT) else str(task.onnx),
         "metric": task.metric,
         "higher_is_better": task.higher_is_better,
         "input": {k: list(v.shape) for k, v in bench_feeds.items()},
@@ -476,13 +476,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=6.0, help="timing budget per variant (split over rounds)")
     p.add_argument("--max-steps", type=int, default=8, help="accuracy-aware steps at most")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--models-dir", type=Path, default=MODELS, help="where the sample models are")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import logging
 
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime.quantization's advice on stderr
     started = time.monotonic()
-    selected, skipped = tasks(args.models, args.quick)
+    selected, skipped = tasks(args.models, args.quick, args.models_dir)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench_engines_") as tmp:
         for task in selected:

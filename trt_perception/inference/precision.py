@@ -201,12 +201,16 @@ def quantize_int8(
     target: str = "tensorrt",
     per_channel: bool = True,
     nodes_to_exclude: Sequence[str] = (),
-    op_types: Sequence[str] = DEFAULT_OP_TYPES,
+    op_types: Sequence[str] | None = None,
     calibrate_method: str = "minmax",
     calibration_cache: str | Path | None = None,
     method: str = "onnxruntime",
 ) -> Path:
     """Static INT8 Q/DQ quantization. ``calibration``: feed dicts or a CalibrationDataReader.
+
+    ``op_types`` None picks per target: TensorRT gets Q/DQ on the inputs of its INT8 layers only
+    (``DEFAULT_OP_TYPES``; it fuses the rest itself), ONNX Runtime CPU on every op it has a QLinear
+    kernel for, so activations stay INT8 between convolutions (QLinearSigmoid/Mul/Add/Concat...).
 
     ``calibration_cache`` (a JSON path) stores the computed ranges so repeated calls (the
     accuracy-aware loop) skip the calibration inference; delete it when the data changes.
@@ -234,7 +238,7 @@ def quantize_int8(
         str(out),
         reader,
         quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=list(op_types),
+        op_types_to_quantize=_op_types(op_types, target),
         per_channel=per_channel,
         activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
         weight_type=QuantType.QInt8,
@@ -244,6 +248,12 @@ def quantize_int8(
         calibration_cache_path=None if calibration_cache is None else str(calibration_cache),
     )
     return out
+
+
+def _op_types(op_types: Sequence[str] | None, target: str) -> list[str] | None:
+    if op_types is not None:
+        return list(op_types) or None
+    return list(DEFAULT_OP_TYPES) if target == "tensorrt" else None
 
 
 def _quantize_modelopt(onnx_in: str | Path, onnx_out: str | Path, calibration: Sequence[Feeds]) -> Path:
@@ -320,7 +330,7 @@ def quantize_int8_accuracy_aware(
     max_steps: int = 20,
     target: str = "tensorrt",
     per_channel: bool = True,
-    op_types: Sequence[str] = DEFAULT_OP_TYPES,
+    op_types: Sequence[str] | None = None,
     calibrate_method: str = "minmax",
     on_step: Callable[[AccuracyStep], None] | None = None,
 ) -> AccuracyAwareReport:
@@ -374,7 +384,9 @@ def quantize_int8_accuracy_aware(
                 best = (drop, candidate)
                 break
             if ranking is None:
-                scores = rank_nodes(onnx_in, candidate, ranking_feeds or calibration[:8], op_types)
+                scores = rank_nodes(
+                    onnx_in, candidate, ranking_feeds or calibration[:8], _op_types(op_types, target)
+                )
                 report.ranking = scores
                 ranking = [name for name, _ in scores]
             remaining = [n for n in ranking if n not in excluded]
@@ -388,11 +400,12 @@ def quantize_int8_accuracy_aware(
 
 
 def rank_nodes(
-    fp32_path: Path, qdq_path: Path, feeds: Sequence[Feeds], op_types: Sequence[str] = DEFAULT_OP_TYPES
+    fp32_path: Path, qdq_path: Path, feeds: Sequence[Feeds], op_types: Sequence[str] | None = DEFAULT_OP_TYPES
 ) -> list[tuple[str, float]]:
     """Quantized nodes by how much reverting each alone to float reduces the output error vs FP32.
 
     The output error is the mean over outputs of ``||y_q - y_fp32||^2 / ||y_fp32||^2`` on ``feeds``.
+    ``op_types`` None considers every node with a dequantized input.
     Returns ``[(node_name, error_reduction), ...]`` best first.
     """
     fp32 = _load(fp32_path)
@@ -402,7 +415,9 @@ def rank_nodes(
     floats = {t.name: t for t in fp32.graph.initializer}
     scores = []
     for node in qdq.graph.node:
-        if not node.name or node.op_type not in op_types:
+        if not node.name or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        if op_types is not None and node.op_type not in op_types:
             continue
         reverted = _revert_node(qdq, node.name, floats)
         if reverted is None:
