@@ -31,11 +31,18 @@ class _Stream:
 class LiveScorer:
     """Thread-safe collector. ``add_*`` take the header stamp (ns) and the arrival time (s, monotonic)."""
 
-    def __init__(self, source: Source, tasks: list[str], conf_threshold: float = DEFAULT_CONF_THRESHOLD,
-                 name: str = "live pipeline") -> None:
+    def __init__(
+        self,
+        source: Source,
+        tasks: list[str],
+        conf_threshold: float = DEFAULT_CONF_THRESHOLD,
+        name: str = "live pipeline",
+    ) -> None:
         self.source = source
         self.name = name
-        self._ids = {int(im["stamp_ns"]): int(im["id"]) for im in source.coco.get("images", []) if "stamp_ns" in im}
+        self._ids = {
+            int(im["stamp_ns"]): int(im["id"]) for im in source.coco.get("images", []) if "stamp_ns" in im
+        }
         self._lock = threading.Lock()
         self.images: dict[int, float] = {}
         self.tasks: dict[str, Task] = {}
@@ -76,16 +83,21 @@ class LiveScorer:
         s.arrival[stamp_ns] = t
         return True
 
-    def add_detections(self, stamp_ns: int, t: float, boxes: np.ndarray, scores: np.ndarray,
-                       labels: list[str]) -> None:
+    def add_detections(
+        self, stamp_ns: int, t: float, boxes: np.ndarray, scores: np.ndarray, labels: list[str]
+    ) -> None:
         task = self.tasks["detection"]
         assert isinstance(task, DetectionTask)
         cats = np.array([task.categories.get(lbl, -1) for lbl in labels], dtype=np.int64)
         keep = cats > 0
         with self._lock:
             image_id = self._ids.get(stamp_ns, -1)
-            self._put("detection", stamp_ns, t,
-                      detections_to_coco(image_id, np.asarray(boxes)[keep], np.asarray(scores)[keep], cats[keep]))
+            self._put(
+                "detection",
+                stamp_ns,
+                t,
+                detections_to_coco(image_id, np.asarray(boxes)[keep], np.asarray(scores)[keep], cats[keep]),
+            )
 
     def add_plates(self, stamp_ns: int, t: float, boxes: np.ndarray, texts: list[str]) -> None:
         task = self.tasks["plates"]
@@ -94,7 +106,9 @@ class LiveScorer:
             image_id = self._ids.get(stamp_ns, -1)
             gt = task.gt_plates.get(image_id, [])
             gt_boxes = np.array([b for b, _ in gt]).reshape(-1, 4)
-            self._put("plates", stamp_ns, t, match_readings(gt_boxes, np.asarray(boxes).reshape(-1, 4), texts))
+            self._put(
+                "plates", stamp_ns, t, match_readings(gt_boxes, np.asarray(boxes).reshape(-1, 4), texts)
+            )
 
     def add_mask(self, stamp_ns: int, t: float, mask: np.ndarray) -> None:
         import cv2
@@ -133,8 +147,10 @@ class LiveScorer:
             r.scores = task.score(self.source, outputs)
         warnings = list(self.source.warnings)
         if missing > 0:
-            warnings.append(f"{missing} of {len(self._ids)} ground-truth frames got no {task_name} output (dropped "
-                            "or not yet processed); the scores cover the frames that did")
+            warnings.append(
+                f"{missing} of {len(self._ids)} ground-truth frames got no {task_name} output (dropped "
+                "or not yet processed); the scores cover the frames that did"
+            )
         if unmatched:
             warnings.append(f"{unmatched} {task_name} messages had a stamp with no ground truth")
         from datetime import datetime, timezone

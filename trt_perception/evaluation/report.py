@@ -185,8 +185,8 @@ def to_markdown(report: dict[str, Any], ev: EvalResult) -> str:
     ]
     rows = []
     for c in cfgs:
-        for clock in ("end_to_end", "inference"):
-            s = c["latency_ms"][clock]
+        for clock in ("end_to_end", "inference", "data_read"):
+            s = c["latency_ms"].get(clock)
             if s:
                 rows.append(
                     [c["name"], clock.replace("_", "-")]
@@ -197,6 +197,11 @@ def to_markdown(report: dict[str, Any], ev: EvalResult) -> str:
                     + [f"{s['fps_avg']:.1f}"]
                 )
     lines += ["", "## Latency", "", *_table(header, rows), ""]
+    lines.append(
+        "end-to-end: the whole stage call (pre-processing, inference, decoding, NMS); inference: the "
+        "engine calls alone; data-read: decoding the frame from the dataset or bag (outside both clocks)."
+    )
+    lines.append("")
     m = report["machine"]
     lines.append(
         f"Machine: {m['processor']}, {m['platform']}, Python {m['python']}, ONNX Runtime "

@@ -58,6 +58,9 @@ class ConfigResult:
     scores: TaskScores | None = None
     end_to_end_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
     inference_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: time to get each frame from the source (decode / bag read), outside the latency clocks
+    read_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    build_s: float = 0.0  # model load + stage construction
     frames: int = 0
     #: image id -> the task's per-frame output (COCO result dicts for detection), for re-scoring
     outputs: dict[int, Any] = field(default_factory=dict)
@@ -122,6 +125,7 @@ def evaluate(
     if len(set(names)) != len(names):
         raise ValueError(f"configuration names must be unique: {names}")
     task.bind(source)
+    source.load_masks = task.needs_masks
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results = [_run_one(source, task, cfg, warmup, progress) for cfg in configs]
     frames = max((r.frames for r in results), default=0)
@@ -136,18 +140,27 @@ def _run_one(source: Source, task: Task, cfg: EvalConfig, warmup: int, progress:
 
     result = ConfigResult(cfg)
     rec = _Collecting()
+    t_build = time.perf_counter()
     try:
         predict = task.build(cfg, rec)
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         return result
+    result.build_s = time.perf_counter() - t_build
     outputs: dict[int, Any] = {}
     e2e: list[float] = []
     inf: list[float] = []
+    read: list[float] = []
     t_start = time.perf_counter()
     bar = tqdm(total=len(source) or None, desc=cfg.name, unit="frame", disable=not progress, leave=True)
+    frames = source.frames()
     try:
-        for frame in source.frames():
+        while True:
+            t_read = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None:
+                break
+            read.append((time.perf_counter() - t_read) * 1e3)
             if not outputs:  # warm-up on the first frame: lazy allocations are not the model's speed
                 for _ in range(warmup):
                     predict(frame)
@@ -166,6 +179,7 @@ def _run_one(source: Source, task: Task, cfg: EvalConfig, warmup: int, progress:
     result.frames = len(outputs)
     result.outputs = outputs
     result.end_to_end_ms = np.asarray(e2e)
+    result.read_ms = np.asarray(read)
     # stages that record no engine time (a stand-in, a fused pipeline) get no inference clock
     has_inference = any(stage.endswith(INFERENCE) for stage in rec.stages())
     result.inference_ms = np.asarray(inf) if has_inference else np.zeros(0)

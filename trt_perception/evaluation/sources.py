@@ -44,6 +44,8 @@ class Source:
     coco: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     segmentation_classes: list[str] = field(default_factory=list)
+    #: read ground-truth class masks with the frames (only segmentation needs them)
+    load_masks: bool = True
 
     def frames(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -106,7 +108,7 @@ class CocoFolderSource(Source):
                 self._warn(f"unreadable image skipped: {path}")
                 continue
             mask = None
-            if self.masks_dir is not None:
+            if self.masks_dir is not None and self.load_masks:
                 mask_path = self.masks_dir / (Path(image["file_name"]).stem + ".png")
                 mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
                 if mask is None:
@@ -229,7 +231,8 @@ class BagSource(Source):
         return min(n, self.limit) if self.limit > 0 else n
 
     def frames(self) -> Iterator[Frame]:
-        topics = [self.image_topic] + ([self.mask_topic] if self.mask_topic else [])
+        mask_topic = self.mask_topic if self.load_masks else None
+        topics = [self.image_topic] + ([mask_topic] if mask_topic else [])
         pending: dict[int, dict[str, Any]] = {}  # stamp -> {"image": ..., "mask": ...} waiting for its pair
         index = 0
         unmatched = 0
@@ -240,8 +243,8 @@ class BagSource(Source):
                     msg = self._store.deserialize_cdr(m.data, m.msgtype)
                     stamp = _stamp_ns(msg)
                     slot = pending.setdefault(stamp, {})
-                    slot["mask" if m.topic == self.mask_topic else "image"] = msg
-                    if "image" not in slot or (self.mask_topic and "mask" not in slot):
+                    slot["mask" if m.topic == mask_topic else "image"] = msg
+                    if "image" not in slot or (mask_topic and "mask" not in slot):
                         continue
                     del pending[stamp]
                     if auto_ids:

@@ -72,6 +72,8 @@ class Task:
     #: the metric whose change against the reference the summary headline quotes
     primary = ""
     higher_is_better = True
+    #: whether frames need their ground-truth class masks (decoding them costs time)
+    needs_masks = False
 
     def bind(self, source: Source) -> None:
         """Read what the task needs from the source's ground truth before the first build."""
@@ -243,6 +245,7 @@ class SegmentationTask(Task):
 
     name = "segmentation"
     primary = "mIoU"
+    needs_masks = True
 
     def __init__(self, num_classes: int = 0) -> None:
         self.num_classes = num_classes
