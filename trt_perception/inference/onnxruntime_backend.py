@@ -8,6 +8,7 @@ returned arrays are those buffers: copy them to keep results past the next call.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -67,6 +68,7 @@ class OnnxRuntimeEngine(Engine):
         self._max_cached = max(1, max_cached_shapes)
         # input-shape signature -> (binding, {output name: preallocated array})
         self._bound: dict[tuple[tuple[int, ...], ...], tuple[Any, dict[str, np.ndarray]]] = {}
+        self._lock = threading.Lock()  # a binding and its output buffers serve one call at a time
 
     @property
     def inputs(self) -> list[TensorSpec]:
@@ -88,16 +90,17 @@ class OnnxRuntimeEngine(Engine):
             self.last_latency_ms = (time.perf_counter() - start) * 1e3
             return dict(zip(self._output_names, results))
         key = tuple(tuple(feeds[s.name].shape) for s in self._inputs)
-        entry = self._bound.get(key)
-        if entry is None:
-            return self._first_run(key, feeds)
-        binding, outputs = entry
-        start = time.perf_counter()
-        for name, arr in feeds.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(arr))
-        self._session.run_with_iobinding(binding)
-        self.last_latency_ms = (time.perf_counter() - start) * 1e3
-        return outputs
+        with self._lock:
+            entry = self._bound.get(key)
+            if entry is None:
+                return self._first_run(key, feeds)
+            binding, outputs = entry
+            start = time.perf_counter()
+            for name, arr in feeds.items():
+                binding.bind_cpu_input(name, np.ascontiguousarray(arr))
+            self._session.run_with_iobinding(binding)
+            self.last_latency_ms = (time.perf_counter() - start) * 1e3
+            return outputs
 
     def _first_run(
         self, key: tuple[tuple[int, ...], ...], feeds: Mapping[str, np.ndarray]
