@@ -132,3 +132,25 @@ def test_sample_readers_on_sample_crops(name: str, decoder: str) -> None:
     got = [t for t, _ in reader.read_crops(crops)]
     exact = np.mean([g == t for g, t in zip(got, texts)])
     assert exact >= 0.95, list(zip(got, texts))
+
+
+def test_heads_format_head_restricts_characters(tmp_path: Path) -> None:
+    """A format head (the thesis' country output) picks the layout; its letters/digits mask the heads."""
+    charset = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
+    classes = ["", *charset]
+    probs = np.full((1, 7, len(classes)), 0.001, np.float32)
+    for k, ch in enumerate("AB8CDEF"):
+        probs[0, k, classes.index(ch)] = 0.5
+    probs[0, 2, classes.index("B")] = 0.6  # head 2 prefers the letter B over the digit 8
+    fmt = np.array([[0.9, 0.1]], np.float32)  # LLDDDLL
+    model = constant_model(
+        tmp_path / "fmt.onnx",
+        {"chars": probs, "format": fmt},
+        input_name="x",
+        input_shape=(1, 3, 32, 160),
+        metadata={"character": "\n".join(charset), "formats": "LLDDDLL\nLLLLLLL"},
+    )
+    reader = PlateReader(PlateReaderConfig(model=str(model), decoder="heads"))
+    assert reader.formats == ["LLDDDLL", "LLLLLLL"]
+    text, _ = reader.read_crops([np.zeros((20, 80, 3), np.uint8)])[0]
+    assert text[:3] == "AB8"

@@ -3,7 +3,8 @@
 Like DeepStream's secondary ``nvinfer``: takes the detector's boxes of one class (``plate_class``,
 ``operate-on-class-ids``), skips boxes outside ``min_size``/``max_size`` (``input-object-min/max-*``),
 pads and crops them from the full-resolution frame, runs the reader on batches of up to
-``max_batch`` crops and decodes CTC greedy or per-character heads with ``vision/text.py``.
+``max_batch`` crops and decodes CTC greedy or per-character heads with ``vision/text.py`` (with the format/country head
+when the model has one: each plate's format then restricts its heads to letters or digits).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class PlateReader:
         self.engine = engine or open_engine(cfg.model, cfg.backend)
         name = Path(cfg.model).name
         spec = self.engine.input()
-        out = self.engine.outputs[0]
+        rank3 = [o for o in self.engine.outputs if len(o.shape) == 3]
+        out = rank3[0] if rank3 else self.engine.outputs[0]
         if len(spec.shape) != 4 or static(spec.shape[1]) not in (3, None):
             raise EngineError(f"{name}: reader input {spec} must be [N, 3, H, W]")
         if len(out.shape) != 3:
@@ -104,6 +106,11 @@ class PlateReader:
         except ValueError as exc:
             raise EngineError(f"{name}: {exc}") from None
         self._batch = np.zeros((cfg.max_batch, 3, self.height, self.width), np.float32)
+        # Optional format/country head ([N, M] softmax) with its patterns in the metadata (``formats``).
+        fmt = [o for o in self.engine.outputs if len(o.shape) == 2]
+        patterns = self.engine.metadata.get("formats", "")
+        self.formats = patterns.split("\n") if cfg.decoder == "heads" and fmt and patterns else None
+        self.format_output = fmt[0].name if self.formats else None
 
     # -- crops
     def select(self, detections: Detections) -> Detections:
@@ -164,10 +171,10 @@ class PlateReader:
                 # A fixed-batch engine gets its batch filled up with copies of the first crop.
                 padded = chunk + chunk[:1] * (n - len(chunk))
                 batch = prepare_text_crops(padded, self.height, self.width, out=self._batch_view(n))
-            probs = self.engine.infer({self.input_name: batch})[self.output_name]
+            outputs = self.engine.infer({self.input_name: batch})
             self.latency.record(inf, self.engine.last_latency_ms)
             with self.latency.measure(post):
-                results += self._decode(probs[: len(chunk)])
+                results += self._decode(outputs, len(chunk))
         return results
 
     def _batch_view(self, n: int) -> np.ndarray:
@@ -175,7 +182,16 @@ class PlateReader:
             self._batch = np.zeros((n, 3, self.height, self.width), np.float32)
         return self._batch[:n]
 
-    def _decode(self, probs: np.ndarray) -> list[tuple[str, float]]:
+    def _decode(self, outputs: dict[str, np.ndarray], n: int) -> list[tuple[str, float]]:
+        probs = outputs[self.output_name][:n]
         if self.cfg.decoder == "ctc":
             return ctc_greedy_decode(probs, self.charset, blank=self.cfg.blank_index)
+        if self.format_output is not None:
+            return heads_decode(
+                probs,
+                self.charset,
+                pad=self.cfg.blank_index,
+                formats=self.formats,
+                format_probs=outputs[self.format_output][:n],
+            )
         return heads_decode(probs, self.charset, pad=self.cfg.blank_index)
