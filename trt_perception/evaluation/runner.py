@@ -71,6 +71,7 @@ class ConfigResult:
         return {
             "end_to_end": latency_stats(self.end_to_end_ms),
             "inference": latency_stats(self.inference_ms),
+            "data_read": latency_stats(self.read_ms),
         }
 
 
@@ -124,14 +125,14 @@ def evaluate(
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
         raise ValueError(f"configuration names must be unique: {names}")
+    ref = reference or configs[0].name
+    if ref not in names:
+        raise ValueError(f"reference '{ref}' is not one of the configurations {names}")
     task.bind(source)
     source.load_masks = task.needs_masks
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results = [_run_one(source, task, cfg, warmup, progress) for cfg in configs]
     frames = max((r.frames for r in results), default=0)
-    ref = reference or configs[0].name
-    if ref not in names:
-        raise ValueError(f"reference '{ref}' is not one of the configurations {names}")
     return EvalResult(task, source, results, ref, started, frames, list(source.warnings))
 
 
