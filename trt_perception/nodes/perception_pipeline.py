@@ -31,6 +31,7 @@ from ._detection_common import (
     DETECTOR_PARAMETERS,
     READER_PARAMETERS,
     detector_config,
+    model_file,
     prefixed,
     reader_config,
     resolve_file,
@@ -52,6 +53,17 @@ PARAMETERS: tuple[Param, ...] = (
     Param("detections_topic", "detections", "Detector output (vision_msgs/Detection2DArray)."),
     Param("plates_topic", "plates", "Plate readings (Detection2DArray, class_id = text)."),
     Param("annotated_topic", "perception/image", "Annotated frames, drawn only while subscribed."),
+    Param(
+        "use_engine_builder",
+        False,
+        "Load the engine_builder's TensorRT engines for the detector and the reader.",
+    ),
+    Param("precision", "fp16", "Engine precision asked from the engine builder (fp32 | fp16 | int8)."),
+    Param(
+        "engine_wait_timeout",
+        600.0,
+        "Seconds to wait for the engine builder before falling back to the ONNX models.",
+    ),
     Param("plate_reader.enabled", True, "Run the plate reader on the detector's plate boxes."),
     Param("segmentation.enabled", False, "Run the segmenter too (needs stages/segmenter.py)."),
     Param("segmentation.model", "models/segmenter.onnx", "Segmentation model."),
@@ -86,9 +98,18 @@ class PerceptionPipelineNode(PerceptionNode):
                     backend=str(p["segmentation.backend"]),
                     argmax=str(p["segmentation.argmax"]),
                 )
+            engine = lambda key: model_file(  # noqa: E731
+                self,
+                str(p[key]),
+                str(p["precision"]),
+                bool(p["use_engine_builder"]),
+                float(p["engine_wait_timeout"]),
+            )
             self.pipeline = PerceptionPipeline.build(
-                detector_config(p, "detector."),
-                reader_config(p, "plate_reader.") if p["plate_reader.enabled"] else None,
+                detector_config(p, "detector.", model=engine("detector.model")),
+                reader_config(p, "plate_reader.", model=engine("plate_reader.model"))
+                if p["plate_reader.enabled"]
+                else None,
                 seg_cfg,
                 self.latency,
             )
