@@ -68,14 +68,27 @@ def test_int8_qdq_per_channel(convnet: Path, tmp_path: Path, target: str) -> Non
     np.testing.assert_allclose(q, ref, atol=0.15, rtol=0.15)
 
 
-def test_nodes_to_exclude_stay_float(convnet: Path, tmp_path: Path) -> None:
-    out = P.quantize_int8(convnet, tmp_path / "ex.onnx", cal_feeds(), nodes_to_exclude=["conv1", "head"])
-    model = onnx.load(str(out))
+def weight_is_quantized(path: Path, node_name: str) -> bool:
+    model = onnx.load(str(path))
     producers = {o: n.op_type for n in model.graph.node for o in n.output}
-    conv1 = next(n for n in model.graph.node if n.name == "conv1")
-    assert producers.get(conv1.input[1]) != "DequantizeLinear"  # float weights
-    conv2 = next(n for n in model.graph.node if n.name == "conv2")
-    assert producers.get(conv2.input[1]) == "DequantizeLinear"
+    node = next(n for n in model.graph.node if n.name == node_name)
+    return producers.get(node.input[1]) == "DequantizeLinear"
+
+
+def test_nodes_to_exclude_stay_float(convnet: Path, tmp_path: Path) -> None:
+    out = P.quantize_int8(convnet, tmp_path / "ex.onnx", cal_feeds(), nodes_to_exclude=["head"])
+    assert not weight_is_quantized(out, "head") and weight_is_quantized(out, "conv2")
+    assert not weight_is_quantized(out, "conv1")  # the image stem stays float by default
+    everything = P.quantize_int8(convnet, tmp_path / "all.onnx", cal_feeds(), float_stem=False)
+    assert weight_is_quantized(everything, "conv1") and weight_is_quantized(everything, "head")
+
+
+def test_stem_nodes(convnet: Path) -> None:
+    assert P.stem_nodes(onnx.load(str(convnet))) == ["conv1", "relu1"]
+    model = onnx.load(str(convnet))
+    model.graph.node[0].op_type = "Relu"  # no conv on the image first: no stem
+    del model.graph.node[0].input[1:]
+    assert P.stem_nodes(model) == []
 
 
 def test_accuracy_aware_meets_limit_and_reports(convnet: Path, tmp_path: Path) -> None:
@@ -97,7 +110,7 @@ def test_accuracy_aware_meets_limit_and_reports(convnet: Path, tmp_path: Path) -
     assert report.reference_metric == pytest.approx(1.0)
     assert report.steps == steps and steps[0].excluded == []
     assert report.met and report.steps[-1].drop <= limit and len(report.steps) >= 2
-    assert {n for n, _ in report.ranking} == {"conv1", "conv2", "conv3", "head"}
+    assert {n for n, _ in report.ranking} == {"conv2", "conv3", "head"}  # conv1: float stem
     assert report.steps[-1].excluded == [n for n, _ in report.ranking][: len(report.steps[-1].excluded)]
     assert fidelity(tmp_path / "aa.onnx") == pytest.approx(report.steps[-1].metric)
     assert "step  excluded" in report.table() and '"steps"' in report.to_json()
@@ -108,7 +121,7 @@ def test_rank_nodes_orders_by_output_effect(convnet: Path, tmp_path: Path) -> No
     q = P.quantize_int8(convnet, tmp_path / "q.onnx", feeds)
     ranking = P.rank_nodes(convnet, q, feeds)
     values = [v for _, v in ranking]
-    assert values == sorted(values, reverse=True) and len(ranking) == 4
+    assert values == sorted(values, reverse=True) and len(ranking) == 3
 
 
 def test_calibration_from_folder(sample_data, convnet: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
