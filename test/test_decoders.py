@@ -142,3 +142,12 @@ def test_empty_output_gives_empty_detections(tmp_path: Path) -> None:
     out = yolov8_output(np.zeros((0, 4)), np.zeros(0, int), np.zeros(0), nc=2)
     dets = detect(tmp_path, {"output0": out}, "yolov8")(FRAME)
     assert len(dets) == 0 and dets.boxes.shape == (0, 4)
+
+
+def test_yolo_end2end_rows(tmp_path: Path) -> None:
+    rows = np.zeros((1, 300, 6), np.float32)
+    rows[0, 0] = [*to_net(PLATE), 0.8, 1]
+    rows[0, 1] = [*to_net(CAR), 0.9, 0]
+    dets = detect(tmp_path, {"output0": rows}, "yolo_end2end")(FRAME)
+    assert dets.names() == ["car", "plate"]
+    np.testing.assert_allclose(dets.boxes, [CAR, PLATE], atol=0.01)

@@ -24,7 +24,7 @@ DETECTOR_PARAMETERS: tuple[Param, ...] = (
     Param(
         "decoder",
         "yolov8",
-        "Output format: yolov8 | yolov11 | yolov5 | yolox | ssd_tf | trt_nms | efficient_nms.",
+        "Output format: yolov8 | yolov11 | yolov5 | yolox | yolo_end2end | ssd_tf | trt_nms | efficient_nms.",
     ),
     Param("preprocess", "yolo", "Pre-processing preset: yolo | yolox | ssd_tf | imagenet | pilotnet."),
     Param("input_width", 0, "Network input width; 0 takes it from the model."),

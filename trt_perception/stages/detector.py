@@ -26,7 +26,7 @@ from ..vision.preprocess import Letterbox, Preprocessor, preset
 class DetectorConfig:
     model: str
     backend: str = "auto"
-    #: yolov8 | yolov11 | yolov5 | yolox | ssd_tf | trt_nms | efficient_nms
+    #: yolov8 | yolov11 | yolov5 | yolox | yolo_end2end | ssd_tf | trt_nms | efficient_nms
     decoder: str = "yolov8"
     #: Pre-processing preset (yolo | yolox | ssd_tf | imagenet | pilotnet); size from the model.
     preprocess: str = "yolo"

@@ -132,3 +132,28 @@ class YoloXDecoder(YoloV5Decoder):
         xy = (rows[:, :2] + self._grid[index]) * stride
         wh = np.exp(rows[:, 2:4]) * stride
         return np.concatenate([xy, wh], axis=1)
+
+
+class YoloEnd2EndDecoder(_SingleOutput):
+    """End-to-end exports that run NMS in the graph (Ultralytics ``nms=True``, YOLOv10, YOLO26):
+    ``[1, K, 6]`` rows of x1, y1, x2, y2 (input pixels), score, class id."""
+
+    name = "yolo_end2end"
+    expects = "one output [1, K, 6] (x1, y1, x2, y2, score, class)"
+    nms_done = True
+
+    def _bind(self, outputs: list[TensorSpec], num_classes: int) -> None:
+        spec = self._pick(outputs)
+        self.output_name = spec.name
+        if static(spec.shape[2]) != 6:
+            raise self.mismatch(outputs, f"'{spec.name}' needs a last dimension of 6")
+
+    def decode(self, outputs: Mapping[str, np.ndarray], conf_threshold: float) -> Candidates:
+        rows = outputs[self.output_name][0]
+        rows = rows[rows[:, 4] > conf_threshold]
+        return Candidates(
+            rows[:, :4].astype(np.float32),
+            rows[:, 4].astype(np.float32),
+            rows[:, 5].astype(np.int32),
+            nms_done=True,
+        )
