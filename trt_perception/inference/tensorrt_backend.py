@@ -56,16 +56,17 @@ _SEVERITY_TO_LOGGING = {
 class _Logger(trt.ILogger):
     """Routes TensorRT's log into ``logging`` and keeps the last errors for exception messages."""
 
-    def __init__(self, min_severity: trt.ILogger.Severity = trt.ILogger.Severity.WARNING) -> None:
+    def __init__(self, min_level: int = logging.WARNING) -> None:
         trt.ILogger.__init__(self)
-        self.min_severity = min_severity
+        self.min_level = min_level
         self.errors: list[str] = []
 
     def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-        if severity <= trt.ILogger.Severity.ERROR:
-            self.errors = [*self.errors[-4:], msg]
-        if severity <= self.min_severity:
-            log.log(_SEVERITY_TO_LOGGING.get(severity, logging.INFO), "TensorRT: %s", msg)
+        level = _SEVERITY_TO_LOGGING.get(severity, logging.INFO)
+        if level >= logging.ERROR:
+            self.errors = [*self.errors[-4:], msg]  # the last few, for exception messages
+        if level >= self.min_level:
+            log.log(level, "TensorRT: %s", msg)
 
 
 _LOGGER = _Logger()
@@ -374,6 +375,8 @@ def build_plan(
     for flag in feats.builder_flags(recipe.precision):
         config.set_flag(getattr(trt.BuilderFlag, flag))
     if recipe.optimization_level is not None:
+        if feats.version < (8, 6):
+            raise EngineError(f"optimization_level needs TensorRT 8.6+, this is {tensorrt_version()}")
         config.builder_optimization_level = recipe.optimization_level
     if recipe.dla_core >= 0:
         config.default_device_type = trt.DeviceType.DLA
