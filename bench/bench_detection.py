@@ -195,6 +195,47 @@ def bench_in_process(frames: list[np.ndarray], iters: int) -> dict[str, Any]:
     }
 
 
+def bench_pipeline_node(rate_hz: float, seconds: float) -> dict[str, Any]:
+    """The real perception_pipeline node in this process, detector only, camera on the sample video
+    at ``rate_hz`` (below saturation): capture stamp -> Detection2DArray published, per frame."""
+    import rclpy
+
+    from trt_perception.nodes.perception_pipeline import PerceptionPipelineNode
+
+    ctx_args = ["bench", "--ros-args"]
+    for o in (
+        f"camera.source:={VIDEO}",
+        f"camera.rate_hz:={rate_hz}",
+        "camera.loop:=true",
+        f"detector.model:={DETECTOR}",
+        "plate_reader.enabled:=false",
+        "latency_window:=5000",
+    ):
+        ctx_args += ["-p", o]
+    rclpy.init(args=ctx_args)
+    node = PerceptionPipelineNode()
+    ages: list[float] = []
+    node.result_hook = lambda r: ages.append((time.time_ns() - r.stamp_ns) * 1e-6)
+    try:
+        t_end = time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    finally:
+        node.on_shutdown()
+        inference = node.latency.stats("detector.inference")
+        node.destroy_node()
+        rclpy.shutdown()
+    ages = ages[5:]
+    eng = inference.p50_ms if inference else float("nan")
+    return {
+        "rate_hz": rate_hz,
+        "frames": len(ages),
+        "captured_to_published": summary(ages) if ages else None,
+        "engine_p50_ms": eng,
+        "ratio_median": statistics.median(ages) / eng if ages else None,
+    }
+
+
 def bench_cross_process(frames: list[np.ndarray], count: int, engine_ms: float) -> dict[str, Any]:
     """Images published here -> detector node process -> detections back here."""
     import rclpy
@@ -382,6 +423,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=0, help="plate pipeline frames (0: whole video)")
     ap.add_argument("--cross-frames", type=int, default=100)
     ap.add_argument("--skip-cross-process", action="store_true")
+    ap.add_argument("--node-seconds", type=float, default=20.0, help="perception_pipeline node run time")
     ap.add_argument("--detector", default=str(DETECTOR), help="detector model (default: the sample model)")
     ap.add_argument(
         "--reader", default=str(READER), help="plate reader model (default: the sample CTC reader)"
@@ -428,9 +470,20 @@ def main() -> int:
         targets.append(
             target("in_process_end_to_end_over_engine", result["in_process"]["ratio_median"], 1.15, "x")
         )
+        print("perception_pipeline node (capture -> publish) ...", flush=True)
+        eng = result["in_process"]["engine_alone"]["median_ms"]
+        rate = max(1.0, min(30.0, 0.5 * 1000.0 / result["in_process"]["end_to_end"]["median_ms"]))
+        result["in_process_node"] = bench_pipeline_node(rate, args.node_seconds)
+        targets.append(
+            target(
+                "pipeline_node_captured_to_published_over_engine",
+                result["in_process_node"]["ratio_median"],
+                1.15,
+                "x",
+            )
+        )
         if not args.skip_cross_process:
             print("cross-process ratio ...", flush=True)
-            eng = result["in_process"]["engine_alone"]["median_ms"]
             result["cross_process"] = bench_cross_process(frames, args.cross_frames, eng)
         if READER.is_file():
             print("plate pipeline on the sample video ...", flush=True)
