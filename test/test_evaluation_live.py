@@ -16,6 +16,7 @@ from trt_perception.evaluation.live import LiveScorer
 from trt_perception.evaluation.runner import evaluate
 from trt_perception.evaluation.sources import BagSource
 from trt_perception.evaluation.tasks import DetectionTask, EvalConfig
+from trt_perception.metrics.coco import evaluate_coco
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 N = 20
@@ -70,7 +71,7 @@ def test_replay_detector_scorer_processes(
     )  # fmt: skip
     replay = start_node("bag_replay", params_file=CONFIG / "bag_replay.yaml",
                         params={"bag": str(setup["bag"]), "wait_for_subscribers": 2, "start_delay": 1.0,
-                                "exit_when_done": True, "rate": 1.0})  # fmt: skip
+                                "exit_when_done": True, "rate": 0.5})  # fmt: skip
     assert replay.proc.wait(40) == 0, replay.log()
     try:
         scorer.proc.wait(20)
@@ -78,12 +79,13 @@ def test_replay_detector_scorer_processes(
         pytest.fail(f"scorer did not finish:\n{scorer.log()}\n--- detector ---\n{det.log()}")
     report = json.loads((report_dir / "detection" / "report.json").read_text())
     c = report["configurations"][0]
-    assert report["frames"] == N, scorer.log()
-    offline = evaluate(
-        BagSource(setup["bag"], gt_topic="/ground_truth/detections", categories=["car", "plate"]),
-        DetectionTask(), [EvalConfig("fp32", setup["model"])], progress=False,
-    )  # fmt: skip
-    assert c["metrics"]["AP"] == pytest.approx(offline.results[0].scores.metrics["AP"], abs=1e-4)
+    # a loaded machine may drop a best-effort frame: the report says which frames it covers
+    assert report["frames"] == len(c["image_ids"]) >= N - 3, scorer.log()
+    source = BagSource(setup["bag"], gt_topic="/ground_truth/detections", categories=["car", "plate"])
+    offline = evaluate(source, DetectionTask(), [EvalConfig("fp32", setup["model"])], progress=False)
+    dets = [d for i in c["image_ids"] for d in offline.results[0].outputs[i]]
+    expected = evaluate_coco(source.coco, dets, image_ids=c["image_ids"]).map
+    assert c["metrics"]["AP"] == pytest.approx(expected, abs=1e-4)
     lat = c["latency_ms"]["end_to_end"]
     assert 0 < lat["median_ms"] < 500 and lat["min_ms"] > 0  # image arrival -> detections arrival
     assert (report_dir / "detection" / "report.md").is_file()

@@ -142,7 +142,7 @@ class LiveScorer:
             unmatched = s.unmatched
             missing = len(self._ids) - len(outputs)
         cfg = EvalConfig(self.name, Path("live"), "ros", "-")
-        r = ConfigResult(cfg, frames=len(outputs), end_to_end_ms=lat)
+        r = ConfigResult(cfg, frames=len(outputs), end_to_end_ms=lat, outputs=outputs)
         if outputs:
             r.scores = task.score(self.source, outputs)
         warnings = list(self.source.warnings)

@@ -67,6 +67,7 @@ def to_dict(ev: EvalResult) -> dict[str, Any]:
                 "speedup_end_to_end": ref_mean / mean if _finite(mean) and mean > 0 else None,
                 "speedup_inference": ref_inf / inf if _finite(inf) and inf > 0 else None,
                 "wall_s": r.wall_s,
+                "image_ids": sorted(int(i) for i in r.outputs),  # the frames these numbers cover
             }
         )
     return {

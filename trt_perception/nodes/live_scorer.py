@@ -33,7 +33,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("bag", "", "rosbag2 the replay plays: its ground truth is read from it."),
     Param("gt_json", "", "COCO JSON whose images carry stamp_ns (instead of gt_topic)."),
     Param("gt_topic", "/ground_truth/detections", "Bag topic with the Detection2DArray ground truth."),
-    Param("gt_mask_topic", "/ground_truth/segmentation", "Bag topic with mono8 GT class masks (segmentation)."),
+    Param(
+        "gt_mask_topic", "/ground_truth/segmentation", "Bag topic with mono8 GT class masks (segmentation)."
+    ),
     Param("bag_image_topic", "/camera/image_raw", "Image topic inside the bag (to list its frames)."),
     Param("tasks", ["detection", "plates"], "What to score: detection, plates, segmentation."),
     Param("image_topic", "camera/image_raw", "Replayed images (arrival time = latency start); '' disables."),
@@ -43,9 +45,15 @@ PARAMETERS: tuple[Param, ...] = (
     Param("conf_threshold", 0.01, "Detections below this score are not scored."),
     Param("report_dir", "live_report", "Folder for report.md/json/csv (one subfolder per task)."),
     Param("idle_timeout", 3.0, "Seconds without new outputs after which the report is written."),
-    Param("expected_frames", 0, "Write the report as soon as this many frames are scored (0: all GT frames)."),
+    Param(
+        "expected_frames", 0, "Write the report as soon as this many frames are scored (0: all GT frames)."
+    ),
     Param("plots", True, "Also write the PNG plots."),
-    Param("exit_when_done", False, "Shut down after the report for all expected frames is written."),
+    Param(
+        "exit_when_done",
+        False,
+        "Shut down after the first report (all expected frames in, or idle_timeout after the last output).",
+    ),
 )
 
 
@@ -81,16 +89,27 @@ class LiveScorerNode(PerceptionNode):
         for w in source.warnings:
             self.warn_input("ground_truth", w)
         self.expected = int(p["expected_frames"]) or self.scorer.expected_frames
-        self.get_logger().info(f"scoring {tasks} against {self.scorer.expected_frames} GT frames of {p['bag']}")
+        self.get_logger().info(
+            f"scoring {tasks} against {self.scorer.expected_frames} GT frames of {p['bag']}"
+        )
         qos = reliable_qos(50)
         if str(p["image_topic"]):
             self.subscribe_images(str(p["image_topic"]), self.on_image, 50)
         if "detection" in tasks:
-            self.create_subscription(Detection2DArray, str(p["detections_topic"]), self.guarded("detections", self.on_detections), qos)
+            self.create_subscription(
+                Detection2DArray,
+                str(p["detections_topic"]),
+                self.guarded("detections", self.on_detections),
+                qos,
+            )
         if "plates" in tasks:
-            self.create_subscription(Detection2DArray, str(p["plates_topic"]), self.guarded("plates", self.on_plates), qos)
+            self.create_subscription(
+                Detection2DArray, str(p["plates_topic"]), self.guarded("plates", self.on_plates), qos
+            )
         if "segmentation" in tasks:
-            self.create_subscription(Image, str(p["mask_topic"]), self.guarded("mask", self.on_mask), sensor_qos(10))
+            self.create_subscription(
+                Image, str(p["mask_topic"]), self.guarded("mask", self.on_mask), sensor_qos(10)
+            )
         self.status_pub = self.create_publisher(String, "~/report", latched_qos())
         self.create_timer(0.5, self._maybe_write)
 
@@ -132,7 +151,7 @@ class LiveScorerNode(PerceptionNode):
         idle = time.monotonic() - self._last_output > float(self.params["idle_timeout"])
         if complete or idle:
             self.write_reports()
-            if complete and self.params["exit_when_done"]:
+            if self.params["exit_when_done"]:
                 self.context.try_shutdown()
 
     def write_reports(self) -> list[Path]:
