@@ -105,6 +105,18 @@ def test_detector_node(ros_node: Any, start_node: Any, tmp_path: Path) -> None:
     assert car.results[0].hypothesis.score == pytest.approx(0.9, abs=1e-4)
     assert not probe.got["annotated"], "no annotated image without a subscriber"
 
+    # A best-effort publisher (most camera drivers) matches the sensor-data subscription too.
+    from sensor_msgs.msg import Image
+
+    best_effort = ros_node.create_publisher(Image, "camera/image_raw", sensor_qos(5))
+    n = len(probe.got["detections"])
+
+    def via_best_effort() -> bool:
+        best_effort.publish(probe.image(frame, 70))
+        return any(m.header.stamp.sec == 70 for m in probe.got["detections"][n:])
+
+    assert ros_node.spin_until(via_best_effort, 15.0)
+
     # Bad input: wrong encoding, zero size, mis-stepped -> WARN naming the problem; node keeps serving.
     bad_enc = probe.image(np.zeros((4, 4), np.float32), 8, "32FC1")
     zero = probe.image(frame, 9)
