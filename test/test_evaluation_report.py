@@ -48,6 +48,7 @@ def test_fp32_fp16_int8_report_has_all_columns(standin: dict[str, Path], tmp_pat
     }
     assert (out / "models" / "det_fp16.onnx").is_file() and (out / "models" / "det_int8.onnx").is_file()
     report = json.loads((out / "report.json").read_text())
+    assert any("INT8 calibrated on the first 24 evaluated frames" in w for w in report["warnings"])
     assert report["task"] == "detection" and report["conf_threshold"] == pytest.approx(1e-2)
     names = [c["name"] for c in report["configurations"]]
     assert [c["precision"] for c in report["configurations"]] == ["fp32", "fp16", "int8"]
@@ -123,9 +124,21 @@ def test_bag_source_report_and_named_models(standin: dict[str, Path], tmp_path: 
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     assert [c["name"] for c in report["configurations"]] == ["reference", "half", "quant"]
+    assert not report["warnings"]
     assert [c["precision"] for c in report["configurations"]] == ["fp32", "fp16", "int8"]
     assert all(c["frames"] == 24 for c in report["configurations"])
     assert not (out / "pr_curve.png").exists()
+
+
+def test_int8_with_separate_calibration_folder(standin: dict[str, Path], tmp_path: Path) -> None:
+    calib = tmp_path / "calib"
+    make_dataset(calib, n=6, seed=7)
+    out = tmp_path / "calibrated"
+    rc = run_cli("--dataset", str(standin["ann"]), "--model", str(standin["model"]), "--precisions", "fp32,int8",
+                 "--calibration", str(calib / "images"), "--out", str(out), "--quiet", "--no-plots")  # fmt: skip
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [c["precision"] for c in report["configurations"]] == ["fp32", "int8"] and not report["warnings"]
 
 
 def test_config_file_keeps_the_evaluation_threshold(standin: dict[str, Path], tmp_path: Path) -> None:

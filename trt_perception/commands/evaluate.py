@@ -71,6 +71,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=("tensorrt", "cpu"),
         help="INT8 flavour: symmetric activations for TensorRT, or ONNX Runtime CPU kernels",
     )
+    cfg.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="DIR",
+        help="image folder to calibrate INT8 with (default: the first evaluated frames, with a warning)",
+    )
     cfg.add_argument("--calibration-frames", type=int, default=32, help="frames used to calibrate INT8")
     cfg.add_argument(
         "--option",
@@ -116,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.runner import evaluate
     from ..evaluation.sources import BagSource, CocoFolderSource, Source
     from ..evaluation.tasks import EvalConfig, Task, make_task
+    from ..inference.engine import EngineError
 
     def fail(msg: str) -> int:
         print(f"trt-perception evaluate: error: {msg}", file=sys.stderr)
@@ -156,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             if not b.model.is_file():
                 return fail(f"model not found: {b.model}")
         configs = _expand(bases, args, source, task, derive_precisions)
-    except (OSError, ValueError, BagReadError) as exc:
+    except (OSError, ValueError, BagReadError, EngineError) as exc:
         return fail(str(exc))
 
     print(f"evaluating {len(configs)} configuration(s) on {source.description}", file=sys.stderr)
@@ -180,10 +187,21 @@ def _expand(bases, args, source, task, derive_precisions):  # type: ignore[no-un
     def calibration_for(cfg):  # type: ignore[no-untyped-def]
         def make() -> list:
             if not frames:
-                for f in source.frames():
-                    frames.append(f)
-                    if len(frames) >= args.calibration_frames:
-                        break
+                if args.calibration:
+                    from ..evaluation.sources import Frame
+                    from ..inference.precision import images_from_folder
+
+                    for i, bgr in enumerate(images_from_folder(args.calibration, args.calibration_frames)):
+                        frames.append(Frame(index=i, image_id=-1, stamp_ns=0, bgr=bgr))
+                else:
+                    for f in source.frames():
+                        frames.append(f)
+                        if len(frames) >= args.calibration_frames:
+                            break
+                    source.warnings.append(
+                        f"INT8 calibrated on the first {len(frames)} evaluated frames (pass --calibration DIR "
+                        "to keep calibration and test data apart)"
+                    )
             return task.calibration_feeds(cfg, frames)
 
         return make
