@@ -90,6 +90,8 @@ def _fmt(key: str, v: Any, signed: bool = False) -> str:
     if key.startswith(("AP", "AR")) and v < 0 and not signed:
         return "n/a"  # pycocotools' -1: no ground truth in that area range
     sign = "+" if signed else ""
+    if signed and abs(v) < 5e-7:  # no "-0.00 %" for a change below the shown precision
+        v = 0.0
     if _is_percent(key):
         return f"{v * 100:{sign}.2f} %"
     if key in ("plates", "missed", "detections"):
@@ -245,7 +247,9 @@ def to_csv_rows(report: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]
 
 def plot_pr(ev: EvalResult, path: Path) -> Path | None:
     """Precision-recall at IoU 0.5 per class, one line style per configuration."""
-    curves = [(r.config.name, r.scores.curves) for r in ev.results if r.scores and r.scores.curves]
+    curves = [
+        (r.config.name, r.scores.curves, r.scores.metrics) for r in ev.results if r.scores and r.scores.curves
+    ]
     if not curves:
         return None
     import matplotlib
@@ -253,13 +257,18 @@ def plot_pr(ev: EvalResult, path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    classes = sorted({k for _, cs in curves for k in cs})
+    classes = sorted({k for _, cs, _ in curves for k in cs})
     fig, axes = plt.subplots(1, len(classes), figsize=(5 * len(classes), 4.2), squeeze=False)
     for ax, cls in zip(axes[0], classes):
-        for name, cs in curves:
+        for name, cs, metrics in curves:
             if cls in cs:
                 x, y = cs[cls]
-                ax.plot(x, y, label=name)
+                # pycocotools pads precision with 0 beyond the highest recall reached: end the line there
+                reached = np.flatnonzero(np.nan_to_num(y) > 0)
+                y = np.where(np.arange(len(y)) <= (reached[-1] if reached.size else -1), y, np.nan)
+                ap50 = metrics.get(f"AP50[{cls}]")
+                label = name if ap50 is None else f"{name} (AP50 {ap50 * 100:.1f} %)"
+                ax.plot(x, y, label=label)
         ax.set(
             title=f"{cls}: precision-recall @ IoU 0.5",
             xlabel="recall",

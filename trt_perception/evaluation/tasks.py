@@ -161,9 +161,15 @@ class DetectionTask(Task):
         metrics = m.as_dict()
         for name, ap in m.per_class_ap.items():
             metrics[f"AP[{name}]"] = ap
+        for name, ap in m.per_class_ap50.items():
+            metrics[f"AP50[{name}]"] = ap
         metrics["detections"] = float(m.num_detections)
         curves = {name: (m.recall_thresholds, p) for name, p in m.pr_curves.items()}
-        order = list(m.as_dict()) + [f"AP[{n}]" for n in m.per_class_ap]
+        order = (
+            list(m.as_dict())
+            + [f"AP[{n}]" for n in m.per_class_ap]
+            + [f"AP50[{n}]" for n in m.per_class_ap50]
+        )
         return TaskScores(metrics, curves, order)
 
 
