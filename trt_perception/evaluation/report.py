@@ -90,7 +90,7 @@ def _fmt(key: str, v: Any, signed: bool = False) -> str:
     if key.startswith(("AP", "AR")) and v < 0 and not signed:
         return "n/a"  # pycocotools' -1: no ground truth in that area range
     sign = "+" if signed else ""
-    if signed and abs(v) < 5e-7:  # no "-0.00 %" for a change below the shown precision
+    if signed and _is_percent(key) and abs(v) < 5e-5:  # no "-0.00 %" below the shown precision
         v = 0.0
     if _is_percent(key):
         return f"{v * 100:{sign}.2f} %"
