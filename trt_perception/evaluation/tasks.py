@@ -287,6 +287,19 @@ class SegmentationTask(Task):
 
         return predict
 
+    def calibration_feeds(self, cfg: EvalConfig, frames: list[Frame]) -> list[dict[str, np.ndarray]]:
+        """The segmenter's own pre-processing at the size it picks for each frame."""
+        from ..stages.segmenter import Segmenter, SegmenterConfig
+
+        base = {"model": str(cfg.model), "backend": "onnxruntime"}
+        seg = Segmenter(_stage_config(SegmenterConfig, base, {**cfg.options, "argmax": "cpu"}))
+        feeds = []
+        for f in frames:
+            h, w = f.bgr.shape[:2]
+            tensor, _ = seg._preprocessor(seg.network_size(w, h))(f.bgr)
+            feeds.append({seg._input.name: np.array(tensor, copy=True)})
+        return feeds
+
     def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
         from ..metrics.segmentation import iou_per_class, mean_iou
 
@@ -322,6 +335,19 @@ class RegressionTask(Task):
             return np.array([c.v, c.w]), frame.target[:2]
 
         return predict
+
+    def calibration_feeds(self, cfg: EvalConfig, frames: list[Frame]) -> list[dict[str, np.ndarray]]:
+        """PilotNet's crop + resize + scale, as the stage does it."""
+        from ..stages.pilot import Pilot, PilotConfig, crop_rows
+
+        base = {"model": str(cfg.model), "backend": "onnxruntime"}
+        pilot = Pilot(_stage_config(PilotConfig, base, cfg.options))
+        c = pilot.config
+        feeds = []
+        for f in frames:
+            tensor, _ = pilot.preprocess(crop_rows(f.bgr, c.crop_top, c.crop_bottom))
+            feeds.append({c.input_name: np.array(tensor, copy=True)})
+        return feeds
 
     def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
         if not outputs:
