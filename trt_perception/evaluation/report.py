@@ -135,6 +135,7 @@ def to_markdown(report: dict[str, Any], ev: EvalResult) -> str:
         *headline,
         "Mean (ms)",
         "Std (ms)",
+        "Inference (ms)",
         "FPS avg",
         "FPS min",
         "FPS max",
@@ -144,6 +145,7 @@ def to_markdown(report: dict[str, Any], ev: EvalResult) -> str:
     rows = []
     for c in cfgs:
         e = c["latency_ms"]["end_to_end"]
+        inf = c["latency_ms"]["inference"]
         d = c["delta_vs_reference"].get(primary, {})
         rows.append(
             [c["name"], c["precision"], f"{c['model_size_mb']:.3g}"]
@@ -151,6 +153,7 @@ def to_markdown(report: dict[str, Any], ev: EvalResult) -> str:
             + [
                 f"{e.get('mean_ms', float('nan')):.2f}",
                 f"{e.get('std_ms', float('nan')):.2f}",
+                f"{inf['mean_ms']:.2f}" if inf else "-",
                 f"{e.get('fps_avg', float('nan')):.1f}",
                 f"{e.get('fps_min', float('nan')):.1f}",
                 f"{e.get('fps_max', float('nan')):.1f}",
@@ -158,7 +161,14 @@ def to_markdown(report: dict[str, Any], ev: EvalResult) -> str:
                 "ref" if c["name"] == ref else _fmt(primary, d.get("abs"), signed=True),
             ]
         )
-    lines += ["", "## Summary", "", *_table(header, rows)]
+    lines += [
+        "",
+        "## Summary",
+        "",
+        *_table(header, rows),
+        "",
+        "Mean/Std/FPS: end-to-end per frame (pre-processing + inference + decoding); Inference: engine calls only.",
+    ]
 
     # Accuracy rows x configuration columns, with the change against the reference.
     header = ["Metric"]
