@@ -60,12 +60,18 @@ def subscribe(args: argparse.Namespace) -> int:
     node = rclpy.create_node("image_peer_sub")
     ids: list[int] = []
     latency_ms: list[float] = []
+    stamps_ns: list[int] = []
+    signatures: list[str] = []
 
     def on_image(msg: Image) -> None:
         now = time.time_ns()
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        if not ids and args.ready:
+            Path(args.ready).touch()
         ids.append(int(msg.header.frame_id) if msg.header.frame_id.isdigit() else -1)
         latency_ms.append((now - stamp) * 1e-6)
+        stamps_ns.append(stamp)
+        signatures.append(bytes(msg.data[:8]).hex())  # tells frames of a known set apart
 
     node.create_subscription(Image, args.topic, on_image, _qos(args.reliability, args.depth))
     deadline = time.monotonic() + args.timeout
@@ -76,7 +82,13 @@ def subscribe(args: argparse.Namespace) -> int:
             last, seen = time.monotonic(), len(ids)
         elif seen and time.monotonic() - last > args.idle:
             break
-    result = {"received": len(ids), "ids": ids, "latency_ms": latency_ms}
+    result = {
+        "received": len(ids),
+        "ids": ids,
+        "latency_ms": latency_ms,
+        "stamps_ns": stamps_ns,
+        "signatures": signatures,
+    }
     Path(args.out).write_text(json.dumps(result))
     node.destroy_node()
     rclpy.shutdown()
@@ -99,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=30.0, help="sub: overall limit in seconds")
     p.add_argument("--idle", type=float, default=2.0, help="sub: stop this long after the last frame")
     p.add_argument("--out", default="image_peer.json", help="sub: result file")
+    p.add_argument("--ready", default="", help="sub: file touched when the first frame arrives")
     args = p.parse_args(argv)
     return publish(args) if args.role == "pub" else subscribe(args)
 

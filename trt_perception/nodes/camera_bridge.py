@@ -1,9 +1,9 @@
 """``camera_bridge`` node: camera, video, image folder, stream or GStreamer pipeline -> ``sensor_msgs/Image``.
 
-Thin: parameters -> ``stages.camera.CameraSource`` (capture in its own thread, newest frame only,
-reconnect with backoff). A publishing thread takes each new frame, converts it with one copy and
-publishes it with sensor-data QoS, stamped with the capture time; ``CameraInfo`` from a calibration
-YAML goes out with the same header. Latency capture -> publish, rates, drops and the source's state
+Thin: parameters -> ``stages.camera.CameraSource`` (capture in its own thread, reconnect with
+backoff). The capture thread publishes each frame itself (keep-last publishing never blocks, and no
+thread switch sits between capture and publish): one copy into the message, sensor-data QoS, stamped
+with the capture time; ``CameraInfo`` from a calibration YAML goes out with the same header. Latency capture -> publish, rates, drops and the source's state
 (WARN while reconnecting, ERROR when it never opened or gave up) go to ``/diagnostics``.
 """
 
@@ -33,6 +33,7 @@ from ..stages.camera import (
     CameraConfig,
     CameraError,
     CameraSource,
+    Frame,
 )
 from ..vision.calibration import CalibrationError, CameraCalibration, load_calibration
 
@@ -111,7 +112,7 @@ class CameraBridge(PerceptionNode):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._published = 0
-        self._wait = False
+        self._sim_time = bool(self.get_parameter("use_sim_time").value)
         reliability = str(p["reliability"])
         qos = sensor_qos(int(p["qos_depth"]))
         if reliability == "reliable":
@@ -123,8 +124,8 @@ class CameraBridge(PerceptionNode):
         except (CameraError, CalibrationError, ImageEncodingError, ValueError) as exc:
             self.startup_error("config", str(exc))
             return
-        self._thread = threading.Thread(target=self._publish_loop, name="camera-publish", daemon=True)
-        self._thread.start()
+        if self._thread is not None:
+            self._thread.start()
         self.create_timer(0.5, self._update_status)
         period = float(p["stats_period"])
         if period > 0:
@@ -165,44 +166,44 @@ class CameraBridge(PerceptionNode):
         )
         if self.encoding.startswith("yuv422"):
             bgr_to_encoding(np.zeros((2, 2, 3), np.uint8), self.encoding)  # fails early on a bad encoding
-        source = CameraSource(cfg)
-        self._wait = bool(p["wait_for_subscriber"]) and not cfg.is_live()
-        if self._wait:
+        source = CameraSource(cfg, on_frame=self._on_frame)
+        if bool(p["wait_for_subscriber"]) and not cfg.is_live():
             source.check()
+            self._thread = threading.Thread(
+                target=self._start_when_subscribed, name="camera-wait", daemon=True
+            )
             return source
         return source.start()
 
-    # -- publishing thread: the executor never waits on the camera
-    def _publish_loop(self) -> None:
+    # -- publishing: in the capture thread (best-effort / keep-last publish never blocks), so a frame
+    # goes out without a thread switch; the executor never waits on the camera.
+    def _start_when_subscribed(self) -> None:
         assert self.source is not None
-        if self._wait:
-            while self.image_pub.get_subscription_count() < 1:
-                if self._stop.wait(0.05):
-                    return
-            self._stop.wait(0.5)  # the subscriber's side of the match completes a moment later
-            try:
-                self.source.start()
-            except CameraError as exc:
-                self.startup_error("config", str(exc))
+        while self.image_pub.get_subscription_count() < 1:
+            if self._stop.wait(0.05):
                 return
-        while not self._stop.is_set():
-            frame = self.source.read(timeout_s=0.5)
-            if frame is None:
-                if not self.source.running:
-                    return
-                continue
-            try:
-                self._publish(frame.image, frame.stamp_ns)
-            except Exception as exc:  # a bad frame must not end the stream
-                self.warn_input("publish", f"{type(exc).__name__}: {exc}")
+        self._stop.wait(0.5)  # the subscriber's side of the match completes a moment later
+        try:
+            self.source.start()
+        except CameraError as exc:
+            self.startup_error("config", str(exc))
+
+    def _on_frame(self, frame: Frame) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            self._publish(frame.image, frame.stamp_ns)
+        except Exception as exc:  # a bad frame must not end the stream
+            self.warn_input("publish", f"{type(exc).__name__}: {exc}")
 
     def _publish(self, bgr: np.ndarray, capture_ns: int) -> None:
         t0 = time.perf_counter()
         pixels = bgr_to_encoding(bgr, self.encoding)
         header = Header(frame_id=self.frame_id)
-        # Capture time in the node's clock (system time, or /clock with use_sim_time).
-        stamp = self.get_clock().now().nanoseconds - (time.time_ns() - capture_ns)
-        header.stamp.sec, header.stamp.nanosec = divmod(max(stamp, 0), 1_000_000_000)
+        stamp_ns = capture_ns
+        if self._sim_time:  # capture time in the node's clock (/clock)
+            stamp_ns = self.get_clock().now().nanoseconds - (time.time_ns() - capture_ns)
+        header.stamp.sec, header.stamp.nanosec = divmod(max(stamp_ns, 0), 1_000_000_000)
         msg = numpy_to_image(pixels, self.encoding, header=header)
         t1 = time.perf_counter()
         self.image_pub.publish(msg)

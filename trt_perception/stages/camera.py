@@ -17,6 +17,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,8 @@ class Frame:
     """One captured frame: BGR uint8 pixels, wall-clock capture time, and counters."""
 
     image: np.ndarray
-    #: Capture time (``time.time_ns()``): when the driver returned a live frame, when a file or folder
-    #: frame was handed over (its turn at the playback rate).
+    #: Capture time (``time.time_ns()``): when the driver returned the frame (or the decoder, for a
+    #: file or folder frame read at its turn in the playback).
     stamp_ns: int
     #: Delivery sequence number, 0, 1, 2... (gaps never appear; missed frames count in ``dropped``).
     seq: int
@@ -268,8 +269,12 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 class CameraSource:
     """Threaded capture from a ``CameraConfig``: ``start()``, ``read(timeout_s)``, ``stop()``, ``state``."""
 
-    def __init__(self, cfg: CameraConfig) -> None:
+    def __init__(self, cfg: CameraConfig, on_frame: Callable[[Frame], None] | None = None) -> None:
+        """``on_frame``: called in the capture thread with each frame instead of handing it to ``read``;
+        for a consumer that never blocks (a best-effort / keep-last publisher), it saves a thread
+        switch per frame. It must not raise."""
         self.cfg = cfg
+        self._on_frame = on_frame
         self.kind = cfg.resolved_kind()
         self.lossless = (not cfg.is_live()) if cfg.lossless is None else cfg.lossless
         self._cond = threading.Condition()
@@ -381,6 +386,13 @@ class CameraSource:
                     failures += 1
                     continue
                 next_due = time.monotonic()
+            # A file or folder plays like a camera: wait for the frame's turn, then read it, so the
+            # decoding happens just before the hand-over (as a driver's does), not right after it.
+            file_period = 0.0 if live else period or (1.0 / self._reader.fps if self._reader.fps else 0.0)
+            if file_period:
+                if self._wait_until(next_due):
+                    return
+                next_due = max(next_due + file_period, time.monotonic() - file_period)
             try:
                 ok, image, index, path = self._reader.read()
             except CameraError as exc:
@@ -388,6 +400,7 @@ class CameraSource:
                 failures += 1
                 continue
             if not ok or image is None:
+                next_due -= file_period  # the slot was not used: the first frame after a rewind takes it
                 if live:
                     self._lost(f"{self.kind} '{self.cfg.source}' stopped delivering frames")
                     failures += 1
@@ -395,20 +408,11 @@ class CameraSource:
                     return
                 continue
             now = time.monotonic()
-            # A live frame's time is when the driver returned it; a file frame's is when it is due.
-            stamp_ns = time.time_ns() if live else None
+            stamp_ns = time.time_ns()  # when the driver (or the decoder) returned the frame
             if failures or self._state.status != CONNECTED:
                 self._set_state(CONNECTED, f"capturing from {self.kind} '{self.cfg.source}'")
             failures = 0
-            # Rate: a live source skips frames that come early; a finite one waits for its turn.
-            file_period = period or (
-                1.0 / self._reader.fps if self.kind == FILE and self._reader.fps else 0.0
-            )
-            if file_period and not live:
-                if self._wait_until(next_due):
-                    return
-                next_due = max(next_due + file_period, time.monotonic() - file_period)
-            elif period:
+            if live and period:  # rate cap on a live source: skip the frames that come early
                 if now < next_due - 0.002:
                     with self._cond:
                         self._state = replace(self._state, skipped=self._state.skipped + 1)
@@ -491,13 +495,18 @@ class CameraSource:
         delay = t - time.monotonic()
         return self._stop.wait(delay) if delay > 0 else self._stop.is_set()
 
-    def _deliver(self, image: np.ndarray, stamp_ns: int | None, index: int, path: str) -> None:
+    def _deliver(self, image: np.ndarray, stamp_ns: int, index: int, path: str) -> None:
+        if self._on_frame is not None:
+            with self._cond:
+                frame = Frame(image, stamp_ns, self._seq, self._state.dropped, index, path)
+                self._seq += 1
+                self._state = replace(self._state, captured=self._state.captured + 1, ever_connected=True)
+            self._on_frame(frame)
+            return
         with self._cond:
             if self.lossless:
                 while not self._taken and not self._stop.is_set():
                     self._cond.wait(0.1)
-            if stamp_ns is None:
-                stamp_ns = time.time_ns()
             dropped = self._state.dropped + (0 if self._taken else 1)
             self._latest = Frame(image, stamp_ns, self._seq, dropped, index, path)
             self._seq += 1
