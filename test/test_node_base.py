@@ -1,0 +1,113 @@
+"""PerceptionNode: declared parameters, tolerant typing, startup errors, guarded callbacks and the
+no-data watchdog that points at QoS / transport when a publisher exists but no image arrives."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+
+from trt_perception.ros.diagnostics import ERROR, OK, WARN
+from trt_perception.ros.node_base import COMMON_PARAMETERS, PerceptionNode
+from trt_perception.ros.params import Param, coerce
+
+pytestmark = pytest.mark.ros
+
+
+class Probe(PerceptionNode):
+    PARAMETERS = (
+        Param("source", "0", "A string that users often pass as a number."),
+        Param("rate_hz", 0.0, "A float that users often pass as an int."),
+        Param("count", 3, "An int."),
+        Param("enabled", True, "A bool."),
+        Param("classes", [], "An empty list: a string array."),
+    )
+    COMPONENT = "probe"
+
+
+def _probe(ros_node: Any, overrides: dict[str, Any] | None = None, **params: Any) -> Probe:
+    node = Probe(
+        "probe",
+        context=ros_node.context,
+        parameter_overrides=[Parameter(k, value=v) for k, v in {**(overrides or {}), **params}.items()],
+    )
+    return node
+
+
+def test_declares_parameters_with_descriptions(ros_node: Any) -> None:
+    node = _probe(ros_node)
+    try:
+        assert set(node.params) == {p.name for p in Probe.PARAMETERS + COMMON_PARAMETERS}
+        desc = node.describe_parameter("rate_hz")
+        assert "float" in desc.description
+        assert node.params["classes"] == [] and node.params["source"] == "0"
+    finally:
+        node.destroy_node()
+
+
+def test_numbers_for_strings_and_ints_for_floats_are_accepted(ros_node: Any) -> None:
+    node = _probe(ros_node, source=2, rate_hz=30, count=4.0)
+    try:
+        assert node.params["source"] == "2"
+        assert node.params["rate_hz"] == 30.0 and isinstance(node.params["rate_hz"], float)
+        assert node.params["count"] == 4 and isinstance(node.params["count"], int)
+        assert node.diagnostics.status().level == bytes([OK])
+    finally:
+        node.destroy_node()
+
+
+def test_wrong_type_is_a_startup_error_not_a_crash(ros_node: Any) -> None:
+    node = _probe(ros_node, count="many")
+    try:
+        assert node.params["count"] == 3  # the default
+        status = node.diagnostics.status()
+        assert status.level == bytes([ERROR])
+        assert "parameter 'count': expected int, got str 'many'" in status.message
+    finally:
+        node.destroy_node()
+
+
+def test_coerce() -> None:
+    assert coerce(5, "x") == "5" and coerce(5, 1.5) == 5.0 and coerce(2.0, 1) == 2
+    for value, default in ((True, 1), ("a", 1.0), (2.5, 1), (1, True)):
+        with pytest.raises(ValueError, match="expected"):
+            coerce(value, default)
+
+
+def test_guarded_callback_reports_instead_of_raising(ros_node: Any) -> None:
+    node = _probe(ros_node)
+    try:
+
+        def broken(_: object) -> None:
+            raise ValueError("image 0x0 is empty")
+
+        node.guarded("image", broken)(object())
+        status = node.diagnostics.status()
+        assert status.level == bytes([WARN]) and "image: ValueError: image 0x0 is empty" in status.message
+    finally:
+        node.destroy_node()
+
+
+def test_no_data_watchdog_warns_when_a_publisher_sends_nothing(ros_node: Any) -> None:
+    from sensor_msgs.msg import Image
+
+    node = _probe(ros_node, no_data_timeout=0.5)
+    try:
+        node.subscribe_images("watch/image", lambda msg: None)
+        ros_node.create_publisher(Image, "watch/image", 1)  # exists, never publishes
+        executor = SingleThreadedExecutor(context=ros_node.context)
+        executor.add_node(node)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and node.diagnostics.status().level != bytes([WARN]):
+                executor.spin_once(timeout_sec=0.1)
+        finally:
+            executor.shutdown()
+        status = node.diagnostics.status()
+        assert status.level == bytes([WARN])
+        assert "no_data" in status.message and "fastdds_images.xml" in status.message
+    finally:
+        node.destroy_node()
