@@ -7,7 +7,6 @@ stage is built, so a mismatch fails at startup with the expected and the actual 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -133,13 +132,3 @@ def _preprocess_config(cfg: DetectorConfig, spec: TensorSpec):  # type: ignore[n
     if dtype == "uint8":  # the graph normalises itself (TF OD API exports)
         overrides.update(scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     return replace(base, **overrides)  # type: ignore[arg-type]
-
-
-def detections_from_sequence(
-    items: Sequence[tuple[Sequence[float], float, int]], labels: list[str]
-) -> Detections:
-    """Detections from ``[(xyxy, score, class_id), ...]`` (tests, ground truth)."""
-    if not items:
-        return Detections.empty(labels)
-    boxes, scores, classes = zip(*items)
-    return Detections(np.array(boxes), np.array(scores), np.array(classes), labels)
