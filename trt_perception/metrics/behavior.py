@@ -42,22 +42,27 @@ TRIM_SAMPLES = 10
 
 
 # --------------------------------------------------------------------------- input cleaning
-def clean_odometry(stamps: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Sort by stamp and drop repeated stamps (the last message of a stamp wins).
+def odometry_order(stamps: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Indices that sort samples by stamp with repeated stamps dropped (the last one of a stamp wins).
 
-    Returns ``stamps, xy, out_of_order, duplicates``: how many samples arrived before an older one,
+    Returns ``indices, out_of_order, duplicates``: how many samples arrived before an older one,
     and how many were dropped as duplicates.
     """
     stamps = np.asarray(stamps)
-    xy = np.asarray(xy, np.float64).reshape(-1, 2)
     if len(stamps) == 0:
-        return stamps, xy, 0, 0
+        return np.zeros(0, np.int64), 0, 0
     out_of_order = int(np.count_nonzero(np.diff(stamps) < 0))
     order = np.argsort(stamps, kind="stable")
-    s, p = stamps[order], xy[order]
+    s = stamps[order]
     keep = np.ones(len(s), bool)
     keep[:-1] = s[1:] != s[:-1]  # keep the last of each run of equal stamps
-    return s[keep], p[keep], out_of_order, int(np.count_nonzero(~keep))
+    return order[keep], out_of_order, int(np.count_nonzero(~keep))
+
+
+def clean_odometry(stamps: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """``stamps, xy`` sorted by stamp without duplicates, plus the out-of-order and duplicate counts."""
+    idx, out_of_order, dups = odometry_order(stamps)
+    return np.asarray(stamps)[idx], np.asarray(xy, np.float64).reshape(-1, 2)[idx], out_of_order, dups
 
 
 # --------------------------------------------------------------------------- geometry
@@ -294,9 +299,15 @@ def evaluate_run(
     has_clock = len(run.clock_sim) >= 2
     if not has_clock:
         warnings.append("no /clock: simulated-time metrics unavailable, times are wall-clock (real time)")
-    # Without a clock the header stamps may be on any base; order by arrival instead.
-    stamps = np.asarray(run.odom_stamp if has_clock else run.odom_wall, np.float64)
-    t, xy, out_of_order, dups = clean_odometry(stamps, run.xy)
+    # Header stamps order the poses (late or repeated messages are fixed by them) unless they carry
+    # no information (all equal, e.g. unstamped odometry): then arrival order. Times come from the
+    # stamps under /clock, from the wall-clock arrival of the same samples without it.
+    stamps = np.asarray(run.odom_stamp, np.float64)
+    wall = np.asarray(run.odom_wall, np.float64)
+    key = stamps if len(stamps) > 1 and np.ptp(stamps) > 0 else wall
+    idx, out_of_order, dups = odometry_order(key)
+    xy = np.asarray(run.xy, np.float64).reshape(-1, 2)[idx]
+    t = stamps[idx] if has_clock else wall[idx]
     if out_of_order or dups:
         warnings.append(
             f"odometry: {out_of_order} out-of-order and {dups} duplicate samples (sorted, dropped)"

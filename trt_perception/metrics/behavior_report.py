@@ -23,7 +23,7 @@ def write_outputs(
     extra: dict[str, object] | None = None,
     stamps: np.ndarray | None = None,
 ) -> dict[str, Path]:
-    """Write ``<prefix>.json``, ``<prefix>.csv``, ``<prefix>_trajectory.csv``, ``<prefix>.png``."""
+    """Write ``<prefix>.csv``, ``<prefix>_trajectory.csv``, ``<prefix>.png`` and then ``<prefix>.json``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = {**(extra or {}), **report.as_dict()}
@@ -33,7 +33,6 @@ def write_outputs(
         "trajectory": out / f"{prefix}_trajectory.csv",
         "png": out / f"{prefix}.png",
     }
-    paths["json"].write_text(json.dumps(summary, indent=2, default=str))
     flat = {k: ("; ".join(v) if isinstance(v, list) else v) for k, v in summary.items()}
     with open(paths["csv"], "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(flat))
@@ -50,6 +49,10 @@ def write_outputs(
         )
         w.writerows((f"{a:.4f}", f"{b:.4f}", f"{c:.4f}") for a, (b, c) in zip(t, xy))
     plot_trajectory(xy, reference, report, paths["png"], title=str((extra or {}).get("circuit", "")))
+    # JSON last and atomically: once it exists, the whole report does
+    tmp = paths["json"].with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    tmp.replace(paths["json"])
     return paths
 
 
