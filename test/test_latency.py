@@ -109,3 +109,16 @@ def test_thread_safe_recording() -> None:
 def test_window_must_hold_two_samples() -> None:
     with pytest.raises(ValueError, match="window"):
         LatencyRecorder(window=1)
+
+
+def test_rate_decays_when_samples_stop() -> None:
+    clock = FakeClock()
+    rec = LatencyRecorder(window=100, clock=clock)
+    for _ in range(31):
+        rec.record(END_TO_END, 1.0)
+        clock.t += 1 / 30
+    s = rec.stats(END_TO_END)
+    assert s is not None and s.rate_hz == pytest.approx(30.0)
+    clock.t += 9.0  # the stream stopped
+    s = rec.stats(END_TO_END)
+    assert s is not None and s.rate_hz < 3.5

@@ -42,6 +42,18 @@ class StageStats:
         return asdict(self)
 
 
+def _rate(times: np.ndarray, now: float) -> float:
+    """Samples per second over the window; decays once samples stop (a stalled stage reads ~0 Hz,
+    not its last rate): after more than two typical intervals of silence the span runs up to now."""
+    n = len(times)
+    span = times[-1] - times[0]
+    if n < 2 or span <= 0:
+        return 0.0
+    if now - times[-1] > 2.0 * span / (n - 1):
+        span = now - times[0]
+    return (n - 1) / span
+
+
 class LatencyRecorder:
     """Thread-safe sliding windows of latency samples, one per named stage.
 
@@ -99,8 +111,7 @@ class LatencyRecorder:
             data = np.array(samples, dtype=np.float64)
             total = self._totals[stage]
         times, ms = data[:, 0], data[:, 1]
-        span = times[-1] - times[0]
-        rate = (len(times) - 1) / span if len(times) > 1 and span > 0 else 0.0
+        rate = _rate(times, self._clock())
         p50, p95, p99 = np.percentile(ms, [50, 95, 99])
         return StageStats(
             count=len(ms),
