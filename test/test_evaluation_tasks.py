@@ -140,3 +140,25 @@ def test_segmentation_precisions_through_the_cli(tmp_path: Path) -> None:
     assert [c["precision"] for c in report["configurations"]] == ["fp32", "fp16", "int8"]
     for c in report["configurations"]:
         assert c["error"] is None and c["frames"] == 4 and c["metrics"]["mIoU"] > 0.7
+
+
+@pytest.mark.slow
+def test_plates_with_a_real_recognizer_on_sample_plates(sample_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """PP-OCRv4 (rapidocr's pretrained CTC recognizer) on the sample set's ground-truth plate crops."""
+    rapidocr = pytest.importorskip("rapidocr_onnxruntime")
+    model = Path(rapidocr.__file__).parent / "models" / "ch_PP-OCRv4_rec_infer.onnx"
+    if not model.is_file():
+        pytest.skip(f"PP-OCRv4 rec not shipped in this rapidocr build: {model}")
+    from trt_perception.evaluation.tasks import PlatesTask
+
+    source = CocoFolderSource(sample_data.val_coco, limit=12)
+    ev = evaluate(source, PlatesTask(), [EvalConfig("ppocr", model)], progress=False)
+    r = ev.results[0]
+    assert not r.error and r.frames == 12
+    m = r.scores.metrics
+    n_plates = sum(1 for a in source.coco["annotations"] if a.get("text"))
+    assert m["plates"] == n_plates > 0 and m["missed"] == 0
+    assert m["exact_match"] > 0.7 and m["char_accuracy"] > 0.9
+    # frames without plates are no reader iterations: one latency sample per frame with plates
+    with_plates = {a["image_id"] for a in source.coco["annotations"] if a.get("text")}
+    assert r.end_to_end_ms.size == len(with_plates) and r.end_to_end_ms.min() > 0.1

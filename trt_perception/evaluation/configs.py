@@ -10,6 +10,7 @@ not the deployment threshold: a 0.25 threshold would drop low-confidence true po
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -118,10 +119,12 @@ def derive_precisions(
             continue
         path = out_dir / f"{stem}_{p}.onnx"
         if not path.is_file() or path.stat().st_mtime < base.model.stat().st_mtime:
-            if p == "fp16":
-                to_fp16(base.model, path)
-            else:
-                quantize_int8(base.model, path, calibration(), target=int8_target)
+            with warnings.catch_warnings():  # onnxconverter-common warns once per clamped tiny weight
+                warnings.simplefilter("ignore", UserWarning)
+                if p == "fp16":
+                    to_fp16(base.model, path)
+                else:
+                    quantize_int8(base.model, path, calibration(), target=int8_target)
         _copy_sidecars(base.model, path)
         configs.append(dataclasses.replace(base, name=f"{label} {p}", model=path, precision=p))
     return configs

@@ -168,9 +168,11 @@ def _run_one(source: Source, task: Task, cfg: EvalConfig, warmup: int, progress:
                 rec.log.clear()
             mark = len(rec.log)
             t0 = time.perf_counter()
-            outputs[frame.image_id] = predict(frame)
-            e2e.append((time.perf_counter() - t0) * 1e3)
-            inf.append(sum(ms for stage, ms in rec.log[mark:] if stage.endswith(INFERENCE)))
+            out = outputs[frame.image_id] = predict(frame)
+            elapsed = (time.perf_counter() - t0) * 1e3
+            if task.time_empty_frames or len(out):
+                e2e.append(elapsed)
+                inf.append(sum(ms for stage, ms in rec.log[mark:] if stage.endswith(INFERENCE)))
             bar.update(1)
     except Exception as exc:
         result.error = f"{type(exc).__name__} after {len(outputs)} frames: {exc}"
