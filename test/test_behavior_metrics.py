@@ -367,3 +367,36 @@ def test_evaluator_node_without_clock_and_with_messy_odometry(start_node, ros_no
     assert data["position_deviation_mean_m"] < 0.05
     assert data["completed_distance_m"] == pytest.approx(396 * 0.25, rel=0.02)
     assert data["finished"] == "shutdown"
+
+
+def test_reference_from_a_ros1_perfect_lap_bag(tmp_path: Path) -> None:
+    """BehaviorMetrics ships its perfect laps as ROS 1 bags of /F1ROS/odom: they load as references."""
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    from trt_perception.sim.circuits import load_reference
+
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    Odometry = ts.types["nav_msgs/msg/Odometry"]
+    Header, Time = ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
+    PoseWC, Pose, Point, Quat = (
+        ts.types["geometry_msgs/msg/PoseWithCovariance"], ts.types["geometry_msgs/msg/Pose"],
+        ts.types["geometry_msgs/msg/Point"], ts.types["geometry_msgs/msg/Quaternion"],
+    )  # fmt: skip
+    TwistWC, Twist, Vector3 = (
+        ts.types["geometry_msgs/msg/TwistWithCovariance"], ts.types["geometry_msgs/msg/Twist"], ts.types["geometry_msgs/msg/Vector3"],
+    )  # fmt: skip
+    lap = circle(40.0, 300)
+    path = tmp_path / "perfect_lap.bag"
+    with Writer(path) as w:
+        conn = w.add_connection("/F1ROS/odom", Odometry.__msgtype__, typestore=ts)
+        for i, (x, y) in enumerate(lap):
+            msg = Odometry(
+                header=Header(seq=i, stamp=Time(sec=i, nanosec=0), frame_id="odom"), child_frame_id="",
+                pose=PoseWC(pose=Pose(position=Point(x=x, y=y, z=0.0), orientation=Quat(x=0.0, y=0.0, z=0.0, w=1.0)), covariance=np.zeros(36)),
+                twist=TwistWC(twist=Twist(linear=Vector3(x=0.0, y=0.0, z=0.0), angular=Vector3(x=0.0, y=0.0, z=0.0)), covariance=np.zeros(36)),
+            )  # fmt: skip
+            w.write(conn, (i + 1) * 1_000_000, ts.serialize_ros1(msg, Odometry.__msgtype__))
+    np.testing.assert_allclose(load_reference(str(path), "/F1ROS/odom"), lap)
+    with pytest.raises(ValueError, match="no nav_msgs/Odometry on /odom"):
+        load_reference(str(path), "/odom")

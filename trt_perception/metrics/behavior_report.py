@@ -65,7 +65,9 @@ def plot_trajectory(
     import matplotlib.pyplot as plt
 
     ref = np.asarray(reference, np.float64).reshape(-1, 2)
-    fig, ax = plt.subplots(figsize=(8, 6), dpi=100)
+    span = np.ptp(np.vstack([ref, xy]) if len(xy) else ref, axis=0) + 1e-6
+    # the figure follows the circuit's aspect ratio (a long circuit is not drawn in a square)
+    fig, ax = plt.subplots(figsize=(9, float(np.clip(9 * span[1] / span[0], 3.0, 9.0)) + 1.2), dpi=100)
     loop = np.vstack([ref, ref[:1]])
     ax.plot(loop[:, 0], loop[:, 1], color="0.6", lw=6, alpha=0.5, label="reference lap")
     if len(xy):

@@ -197,15 +197,16 @@ def read_reference_csv(path: str | Path) -> np.ndarray:
 
 
 def load_reference(spec: str, topic: str | None = None) -> np.ndarray:
-    """A reference lap from a circuit name (``simple``), a CSV path, or a rosbag2 of odometry
-    (``topic``: its odometry topic; None takes the bag's only one)."""
+    """A reference lap from a circuit name (``simple``), a CSV path, or a bag of odometry: rosbag2,
+    or a ROS 1 ``.bag`` like BehaviorMetrics' perfect laps (``topic``: its odometry topic, e.g.
+    ``/F1ROS/odom``; None takes the bag's only one). Bags are read with ``rosbags``."""
     if spec in _CONTROL_POINTS:
         csv_path = reference_csv_path(spec)
         return read_reference_csv(csv_path) if csv_path.is_file() else get_circuit(spec).reference()
     path = Path(spec)
     if path.suffix.lower() == ".csv":
         return read_reference_csv(path)
-    if path.is_dir() or path.suffix in (".mcap", ".db3"):
+    if path.is_dir() or path.suffix in (".mcap", ".db3", ".bag"):  # .bag: BehaviorMetrics' ROS 1 perfect laps
         from ..metrics.behavior_bag import read_odometry_xy
 
         return read_odometry_xy(path, topic)
