@@ -178,3 +178,38 @@ def test_report_percentages_match_fractions(standin: dict[str, Path], tmp_path: 
     c = json.loads((out / "report.json").read_text())["configurations"][0]
     assert f"{c['metrics']['AP'] * 100:.2f} %" in (out / "report.md").read_text()
     assert np.isfinite(c["latency_ms"]["end_to_end"]["mean_ms"])
+
+
+def _has_tensorrt() -> bool:
+    from trt_perception.inference.cuda_memory import cuda_available
+    from trt_perception.inference.factory import tensorrt_available
+
+    return tensorrt_available() and cuda_available()
+
+
+def test_tensorrt_columns_skipped_with_a_warning_where_absent(
+    standin: dict[str, Path], tmp_path: Path
+) -> None:
+    if _has_tensorrt():
+        pytest.skip("TensorRT is present: the real build is tested below")
+    out = tmp_path / "no_trt"
+    assert run_cli("--dataset", str(standin["ann"]), "--model", str(standin["model"]), "--tensorrt",
+                   "--out", str(out), "--quiet", "--no-plots") == 0  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["configurations"]) == 1
+    assert any("--tensorrt: TensorRT is not installed" in w for w in report["warnings"])
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+@pytest.mark.skipif(not _has_tensorrt(), reason="needs TensorRT and a CUDA GPU")
+def test_onnxruntime_vs_tensorrt_fp32_fp16_int8(standin: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "trt"
+    assert run_cli("--dataset", str(standin["ann"]), "--model", str(standin["model"]), "--precisions",
+                   "fp32,fp16,int8", "--tensorrt", "--out", str(out), "--quiet") == 0  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    cfgs = {c["name"]: c for c in report["configurations"]}
+    for p in ("fp32", "fp16", "int8"):
+        ort, trt = cfgs[f"det onnxruntime {p}"], cfgs[f"det tensorrt {p}"]
+        assert trt["backend"] == "tensorrt" and trt["error"] is None and trt["frames"] == 24
+        assert trt["metrics"]["AP"] == pytest.approx(ort["metrics"]["AP"], abs=0.02)

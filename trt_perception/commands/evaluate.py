@@ -66,6 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also evaluate FP16 / INT8 Q/DQ copies of each ONNX model, e.g. fp32,fp16,int8",
     )
     cfg.add_argument(
+        "--tensorrt",
+        action="store_true",
+        help="also build and evaluate a TensorRT engine per ONNX configuration (where TensorRT exists)",
+    )
+    cfg.add_argument(
         "--int8-target",
         default="tensorrt",
         choices=("tensorrt", "cpu"),
@@ -178,9 +183,38 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _expand(bases, args, source, task, derive_precisions):  # type: ignore[no-untyped-def]
-    """Each base configuration, or its FP32/FP16/INT8 family when ``--precisions`` is given."""
+    """Each base configuration, or its FP32/FP16/INT8 family when ``--precisions`` is given; with
+    ``--tensorrt`` each ONNX one is followed by its TensorRT engine at the same precision."""
+    families = _families(bases, args, source, task, derive_precisions)
+    flat = [c for _, family in families for c in family]
+    if not args.tensorrt:
+        return flat
+    from ..evaluation.configs import tensorrt_config
+    from ..inference.engine import EngineError
+    from ..inference.factory import tensorrt_available, tensorrt_unavailable_reason
+
+    if not tensorrt_available():
+        source.warnings.append(
+            f"--tensorrt: {tensorrt_unavailable_reason()}; TensorRT configurations skipped"
+        )
+        return flat
+    out = []
+    for base, family in families:
+        out += family
+        for c in family:
+            if c.model.suffix != ".onnx":
+                continue
+            try:
+                print(f"building the TensorRT {c.precision} engine of {base.model.name} ...", file=sys.stderr)
+                out.append(tensorrt_config(c, base.model, args.out / "engines"))
+            except EngineError as exc:
+                source.warnings.append(f"TensorRT {c.precision} engine of {base.model.name} not built: {exc}")
+    return out
+
+
+def _families(bases, args, source, task, derive_precisions):  # type: ignore[no-untyped-def]
     if not args.precisions:
-        return bases
+        return [(b, [b]) for b in bases]
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     frames: list = []
 
@@ -206,7 +240,7 @@ def _expand(bases, args, source, task, derive_precisions):  # type: ignore[no-un
 
         return make
 
-    out: list = []
-    for b in bases:
-        out += derive_precisions(b, precisions, args.out / "models", calibration_for(b), args.int8_target)
-    return out
+    return [
+        (b, derive_precisions(b, precisions, args.out / "models", calibration_for(b), args.int8_target))
+        for b in bases
+    ]

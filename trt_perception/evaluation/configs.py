@@ -136,3 +136,20 @@ def _copy_sidecars(src: Path, dst: Path) -> None:
         side = src.with_name(src.stem + suffix)
         if side.is_file():
             dst.with_name(dst.stem + suffix).write_bytes(side.read_bytes())
+
+
+def tensorrt_config(cfg: EvalConfig, fp32_onnx: Path, cache_dir: Path) -> EvalConfig:
+    """A TensorRT engine of ``cfg`` at its precision, built (or reused) in ``cache_dir``.
+
+    FP32/FP16 engines are built from the FP32 ONNX (the builder makes the FP16 copy TensorRT 11
+    needs); INT8 from the Q/DQ ONNX of ``cfg`` (explicit quantization works on TensorRT 8.5-11).
+    """
+    from ..inference import tensorrt_backend as tb
+    from ..inference.builder import BuildRecipe
+
+    source = cfg.model if cfg.precision == "int8" else fp32_onnx
+    result = tb.ensure_engine(source, BuildRecipe(cfg.precision), cache_dir)
+    label = cfg.name.replace("onnxruntime", "").replace(f" {cfg.precision}", "").strip()
+    return dataclasses.replace(
+        cfg, name=f"{label} tensorrt {cfg.precision}", model=result.path, backend="tensorrt"
+    )
