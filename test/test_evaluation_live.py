@@ -89,3 +89,29 @@ def test_replay_detector_scorer_processes(
     lat = c["latency_ms"]["end_to_end"]
     assert 0 < lat["median_ms"] < 500 and lat["min_ms"] > 0  # image arrival -> detections arrival
     assert (report_dir / "detection" / "report.md").is_file()
+
+
+def test_live_segmentation_and_plates_scoring(sample_data) -> None:  # type: ignore[no-untyped-def]
+    """On the sample bag: the GT masks fed back score mIoU 1; plate texts matched to GT boxes by IoU."""
+    from trt_perception.evaluation.live import bag_ground_truth_masks
+
+    source = BagSource(sample_data.bag, gt_topic="/ground_truth/detections", mask_topic="/ground_truth/segmentation",
+                       categories=["car", "plate"])  # fmt: skip
+    source.segmentation_classes = ["background", "road", "lane_marking", "vehicle"]
+    scorer = LiveScorer(source, ["segmentation", "plates"])
+    masks = bag_ground_truth_masks(source)
+    scorer.set_gt_masks(masks)
+    stamps = sorted(masks)
+    for k, stamp in enumerate(stamps):
+        mask = masks[stamp] if k % 2 == 0 else np.zeros_like(masks[stamp])  # every other frame all background
+        scorer.add_mask(stamp, 1.0, mask)
+    seg = scorer.result("segmentation").results[0].scores.metrics
+    assert 0.3 < seg["mIoU"] < 1.0 and seg["IoU[road]"] < 1.0
+    ids = {im["stamp_ns"]: im["id"] for im in source.coco["images"]}
+    plates = [a for a in source.coco["annotations"] if a.get("text")]
+    for stamp, image_id in ids.items():
+        mine = [a for a in plates if a["image_id"] == image_id]
+        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in mine)]).reshape(-1, 4)
+        scorer.add_plates(stamp, 1.0, boxes + 1.0, [a["text"] for a in mine])  # 1 px off: still matched
+    p = scorer.result("plates").results[0].scores.metrics
+    assert p["exact_match"] == 1.0 and p["plates"] == len(plates) > 0

@@ -43,6 +43,11 @@ PARAMETERS: tuple[Param, ...] = (
     Param("plates_topic", "plates", "Pipeline plate readings (Detection2DArray, class_id = text)."),
     Param("mask_topic", "segmentation/mask", "Pipeline class mask (mono8)."),
     Param("conf_threshold", 0.01, "Detections below this score are not scored."),
+    Param(
+        "segmentation_classes",
+        ["background", "road", "lane_marking", "vehicle"],
+        "Class names by index for segmentation (used when the ground truth does not list them).",
+    ),
     Param("report_dir", "live_report", "Folder for report.md/json/csv (one subfolder per task)."),
     Param("idle_timeout", 3.0, "Seconds without new outputs after which the report is written."),
     Param(
@@ -79,6 +84,8 @@ class LiveScorerNode(PerceptionNode):
                 gt_topic=None if str(p["gt_json"]) else str(p["gt_topic"]),
                 mask_topic=mask_topic,
             )
+            if not source.segmentation_classes:
+                source.segmentation_classes = [str(c) for c in p["segmentation_classes"]]
             self.scorer = LiveScorer(source, tasks, float(p["conf_threshold"]))
             if mask_topic:
                 self.scorer.set_gt_masks(bag_ground_truth_masks(source))
