@@ -126,6 +126,19 @@ def test_sample_model_steers_towards_the_line() -> None:
     assert abs(centre.w) < 0.15 and 2.0 <= centre.v <= 12.0
 
 
+def test_sample_model_accuracy_on_fresh_views() -> None:
+    """Held-out views (a seed the training never used) still meet the model card's offline MSE."""
+    from tools.train_pilotnet import collect
+
+    images, labels = collect(seed=4242, poses_per_run=40, rollout_s=4.0)
+    engine = Pilot(PilotConfig(model=str(MODEL))).engine
+    x = images.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    pred = np.concatenate([engine.infer({"image": x[k : k + 64]})["cmd"].copy() for k in range(0, len(x), 64)])
+    err = (np.clip(pred, -1, 1) - labels) ** 2
+    assert err[:, 1].mean() < 0.004, err.mean(axis=0)  # steering: card says 0.0008
+    assert err[:, 0].mean() < 0.1, err.mean(axis=0)  # speed: card says 0.049
+
+
 @pytest.mark.ros
 def test_pilot_node_publishes_twist_and_diagnostics(start_node, ros_node) -> None:  # type: ignore[no-untyped-def]
     from diagnostic_msgs.msg import DiagnosticArray
