@@ -229,3 +229,19 @@ def test_stop_is_prompt_and_idempotent(video: Path) -> None:
     assert time.monotonic() - start < 2.0
     assert not cam.running
     assert cam.read(0.1) is None
+
+
+@pytest.mark.slow
+def test_rate_cap_on_a_live_stream_skips_early_frames() -> None:
+    with MjpegServer(fps=30) as server:
+        cfg = CameraConfig(source=server.url, rate_hz=10.0)
+        with CameraSource(cfg) as cam:
+            assert cam.read(10.0) is not None
+            start = time.monotonic()
+            frames = [f for _ in range(12) if (f := cam.read(2.0)) is not None]
+            elapsed = time.monotonic() - start
+            state = cam.state
+    assert len(frames) == 12
+    assert 12 / elapsed == pytest.approx(10.0, rel=0.25)
+    assert state.skipped >= 15  # about two of every three frames of the 30 fps stream
+    assert state.dropped == 0  # the consumer kept up: skipping is the cap, not loss
