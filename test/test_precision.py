@@ -44,7 +44,9 @@ def test_fp16_keeps_io_types(convnet: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("target", ["tensorrt", "cpu"])
 def test_int8_qdq_per_channel(convnet: Path, tmp_path: Path, target: str) -> None:
-    out = P.quantize_int8(convnet, tmp_path / f"int8_{target}.onnx", cal_feeds(), target=target)
+    out = P.quantize_int8(
+        convnet, tmp_path / f"int8_{target}.onnx", cal_feeds(), target=target, float_outputs=False
+    )
     ops = op_types(out)
     assert ops.count("QuantizeLinear") >= 3 and ops.count("DequantizeLinear") >= 6
     model = onnx.load(str(out))
@@ -79,8 +81,26 @@ def test_nodes_to_exclude_stay_float(convnet: Path, tmp_path: Path) -> None:
     out = P.quantize_int8(convnet, tmp_path / "ex.onnx", cal_feeds(), nodes_to_exclude=["head"])
     assert not weight_is_quantized(out, "head") and weight_is_quantized(out, "conv2")
     assert not weight_is_quantized(out, "conv1")  # the image stem stays float by default
-    everything = P.quantize_int8(convnet, tmp_path / "all.onnx", cal_feeds(), float_stem=False)
+    assert not weight_is_quantized(out, "conv3")  # so do the nodes writing graph outputs ('feat')
+    everything = P.quantize_int8(
+        convnet, tmp_path / "all.onnx", cal_feeds(), float_stem=False, float_outputs=False
+    )
     assert weight_is_quantized(everything, "conv1") and weight_is_quantized(everything, "head")
+
+
+def test_revert_node_removes_output_qdq(convnet: Path, tmp_path: Path) -> None:
+    """Reverting a node also drops the Q/DQ on its output (what nodes_to_exclude does)."""
+    q = onnx.load(
+        str(P.quantize_int8(convnet, tmp_path / "q.onnx", cal_feeds(), float_outputs=False, float_stem=False))
+    )
+    floats = {t.name: t for t in onnx.load(str(convnet)).graph.initializer}
+    reverted = P._revert_node(q, "conv2", floats)
+    producers = {o: n for n in reverted.graph.node for o in n.output}
+    conv2 = next(n for n in reverted.graph.node if n.name == "conv2")
+    assert producers[conv2.input[0]].op_type != "DequantizeLinear" and conv2.input[1] == "w2__float"
+    relu2 = next(n for n in reverted.graph.node if n.name == "relu2")
+    assert producers[relu2.input[0]].op_type in ("Identity", "Conv")
+    assert P.output_nodes(onnx.load(str(convnet))) == ["conv3", "head"]
 
 
 def test_stem_nodes(convnet: Path) -> None:
@@ -101,11 +121,18 @@ def test_accuracy_aware_meets_limit_and_reports(convnet: Path, tmp_path: Path) -
         err = np.mean([np.mean((e.infer(f)["y"] - r) ** 2) / np.mean(r**2) for f, r in zip(feeds, refs)])
         return float(1.0 - err)
 
-    quantized = fidelity(P.quantize_int8(convnet, tmp_path / "plain.onnx", feeds))
+    quantized = fidelity(P.quantize_int8(convnet, tmp_path / "plain.onnx", feeds, float_outputs=False))
     limit = (1.0 - quantized) / 4  # demand 4x less loss than plain INT8
     steps: list[P.AccuracyStep] = []
     report = P.quantize_int8_accuracy_aware(
-        convnet, tmp_path / "aa.onnx", feeds, fidelity, max_drop=limit, relative=False, on_step=steps.append
+        convnet,
+        tmp_path / "aa.onnx",
+        feeds,
+        fidelity,
+        max_drop=limit,
+        relative=False,
+        on_step=steps.append,
+        float_outputs=False,
     )
     assert report.reference_metric == pytest.approx(1.0)
     assert report.steps == steps and steps[0].excluded == []
@@ -118,7 +145,7 @@ def test_accuracy_aware_meets_limit_and_reports(convnet: Path, tmp_path: Path) -
 
 def test_rank_nodes_orders_by_output_effect(convnet: Path, tmp_path: Path) -> None:
     feeds = cal_feeds(4)
-    q = P.quantize_int8(convnet, tmp_path / "q.onnx", feeds)
+    q = P.quantize_int8(convnet, tmp_path / "q.onnx", feeds, float_outputs=False)
     ranking = P.rank_nodes(convnet, q, feeds)
     values = [v for _, v in ranking]
     assert values == sorted(values, reverse=True) and len(ranking) == 3

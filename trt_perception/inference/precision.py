@@ -206,6 +206,7 @@ def quantize_int8(
     calibration_cache: str | Path | None = None,
     method: str = "onnxruntime",
     float_stem: bool = True,
+    float_outputs: bool = True,
 ) -> Path:
     """Static INT8 Q/DQ quantization. ``calibration``: feed dicts or a CalibrationDataReader.
 
@@ -218,6 +219,8 @@ def quantize_int8(
     ``float_stem`` keeps the first convolution on the image (3-4 input channels) and its activation
     in float: INT8 gains nothing on 3 channels (measured slower on ONNX Runtime's CPU kernels), and
     that layer sees the raw image range, the usual first-layer accuracy loss.
+    ``float_outputs`` keeps the nodes that write graph outputs in float: one INT8 scale over a
+    YOLO ``output0`` (box pixels 0..640 concatenated with 0..1 scores) rounds every score to 0.
     """
     if method == "modelopt":
         return _quantize_modelopt(onnx_in, onnx_out, calibration)
@@ -227,6 +230,8 @@ def quantize_int8(
     exclude = list(nodes_to_exclude)
     if float_stem:
         exclude += [n for n in stem_nodes(model) if n not in exclude]
+    if float_outputs:
+        exclude += [n for n in output_nodes(model) if n not in exclude]
     if target not in ("tensorrt", "cpu"):
         raise EngineError(f"quantization target '{target}' unknown; choose tensorrt or cpu")
     reader = FeedsReader(calibration) if isinstance(calibration, (list, tuple)) else calibration
@@ -274,6 +279,12 @@ def _quantize_modelopt(onnx_in: str | Path, onnx_out: str | Path, calibration: S
         onnx_path=str(onnx_in), quantize_mode="int8", calibration_data=data, output_path=str(onnx_out)
     )
     return Path(onnx_out)
+
+
+def output_nodes(model: Any) -> list[str]:
+    """Names of the nodes that write a graph output."""
+    outputs = {o.name for o in model.graph.output}
+    return [n.name for n in model.graph.node if n.name and outputs.intersection(n.output)]
 
 
 def stem_nodes(model: Any, max_nodes: int = 8) -> list[str]:
@@ -374,6 +385,8 @@ def quantize_int8_accuracy_aware(
     op_types: Sequence[str] | None = None,
     calibrate_method: str = "minmax",
     on_step: Callable[[AccuracyStep], None] | None = None,
+    float_stem: bool = True,
+    float_outputs: bool = True,
 ) -> AccuracyAwareReport:
     """INT8 Q/DQ within ``max_drop`` of the FP32 ``evaluate(onnx_path)`` metric (see module docstring).
 
@@ -403,6 +416,8 @@ def quantize_int8_accuracy_aware(
                 op_types=op_types,
                 calibrate_method=calibrate_method,
                 calibration_cache=cache,
+                float_stem=float_stem,
+                float_outputs=float_outputs,
             )
             value = float(evaluate(candidate))
             drop, rel = _drop(reference, value, higher_is_better)
@@ -470,8 +485,8 @@ def rank_nodes(
 
 
 def _revert_node(qdq: Any, name: str, floats: dict[str, Any]) -> Any | None:
-    """A copy of ``qdq`` where node ``name`` reads float inputs (its input Q/DQ pairs bypassed);
-    None when the node has no dequantized input."""
+    """A copy of ``qdq`` where node ``name`` computes in float: its input Q/DQ pairs bypassed (float
+    weights from the FP32 model) and its output Q/DQ made Identity; None when nothing was quantized."""
     import onnx
 
     model = onnx.ModelProto()
@@ -497,6 +512,16 @@ def _revert_node(qdq: Any, name: str, floats: dict[str, Any]) -> Any | None:
                 init.name = fresh
             target.input[i] = fresh
             changed = True
+    # Its outputs too: a Q -> DQ pair after it becomes Identity, so consumers read the float tensor.
+    for out in target.output:
+        for q in [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == out]:
+            for dq in [
+                n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == q.output[0]
+            ]:
+                dq.op_type = "Identity"
+                dq.input[:] = [out]
+                del dq.attribute[:]
+                changed = True
     return model if changed else None
 
 
@@ -510,9 +535,13 @@ def _run_all(model: Any, feeds: Sequence[Feeds]) -> list[list[np.ndarray]]:
 
 
 def _output_error(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]]) -> float:
+    """Mean normalised squared error, normalised per slice of the first two axes ([N, C, ...] rows):
+    a detector's score rows count as much as its box rows (whose pixel values would drown them)."""
     errs = []
     for outs, refs in zip(outputs, reference):
         for o, r in zip(outs, refs):
-            r64 = r.astype(np.float64)
-            errs.append(float(np.sum((o.astype(np.float64) - r64) ** 2) / max(float(np.sum(r64**2)), 1e-12)))
+            rows = int(np.prod(r.shape[:2])) if r.ndim >= 3 else 1
+            r64 = r.astype(np.float64).reshape(rows, -1)
+            d = o.astype(np.float64).reshape(rows, -1) - r64
+            errs.extend(np.sum(d**2, axis=1) / np.maximum(np.sum(r64**2, axis=1), 1e-12))
     return float(np.mean(errs))
