@@ -190,7 +190,6 @@ def _compile(num_classes: int, half: bool, device: int) -> tuple[bytes, str, boo
     unroll = num_classes if num_classes <= 32 else 8
     opts = [
         f"-arch={arch}".encode(),
-        b"-O3",
         b"--use_fast_math",
         f"-DNUM_CLASSES={num_classes}".encode(),
         f"-DLOGITS_HALF={int(half)}".encode(),
