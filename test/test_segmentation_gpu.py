@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 from segmentation_standin import bilinear
@@ -44,3 +46,56 @@ def test_rejects_wrong_class_count() -> None:
     kernel = cuda_argmax.CudaArgmax(4)
     with pytest.raises(cuda_argmax.CudaArgmaxError, match=r"\[N, 4, h, w\]"):
         kernel(np.zeros((1, 5, 8, 8), np.float32))
+
+
+@dataclass(frozen=True)
+class _DeviceTensor:  # the fields of tensorrt_backend.DeviceTensor (that module needs TensorRT)
+    ptr: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+class _DeviceOutputs:
+    """ONNX Runtime behind the TensorRT backend's device interface (``infer_device``, ``stream_handle``):
+    exercises the stage's ``gpu`` path on a real GPU where TensorRT itself is absent."""
+
+    backend = "tensorrt-like"
+
+    def __init__(self, path: str) -> None:
+        from trt_perception.inference import cuda_memory as cm
+        from trt_perception.inference.onnxruntime_backend import OnnxRuntimeEngine
+
+        self._ort = OnnxRuntimeEngine(path)
+        self._cm = cm
+        self._stream = cm.Stream()
+        self._buf = cm.DeviceBuffer(1)
+        self.path = self._ort.path
+        self.inputs, self.outputs, self.metadata = self._ort.inputs, self._ort.outputs, self._ort.metadata
+        self.input, self.output = self._ort.input, self._ort.output
+
+    @property
+    def stream_handle(self) -> int:
+        return self._stream.handle
+
+    def infer_device(self, feeds):  # type: ignore[no-untyped-def]
+        logits = np.ascontiguousarray(self._ort.infer(feeds)["logits"])
+        self._buf.ensure(logits.nbytes)
+        self._cm.copy_htod(self._buf.ptr, logits)
+        return {"logits": _DeviceTensor(self._buf.ptr, logits.shape, logits.dtype)}
+
+    def synchronize(self) -> None:
+        self._stream.synchronize()
+
+
+def test_segmenter_gpu_path_matches_cpu(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import segmentation_standin as standin
+
+    from trt_perception.stages.segmenter import Segmenter, SegmenterConfig
+
+    model = str(standin.build(tmp_path / "seg.onnx"))
+    bgr, _ = standin.synthetic_frame(360, 640, seed=4)
+    cpu = Segmenter(SegmenterConfig(model, argmax="cpu"))(bgr).mask
+    gpu_cfg = SegmenterConfig(model, argmax="gpu")
+    gpu = Segmenter(gpu_cfg, engine=_DeviceOutputs(model))(bgr).mask  # type: ignore[arg-type]
+    assert gpu.shape == cpu.shape == (360, 640)
+    assert (gpu == cpu).mean() > 0.999
