@@ -183,18 +183,20 @@ def _attr(node, name, default=None):  # type: ignore[no-untyped-def]
     return default
 
 
-def torch_replay(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+def torch_replay(
+    path: Path, device: str = "cuda", half: bool = True
+) -> Callable[[torch.Tensor], torch.Tensor]:
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
     g = model.graph
-    consts = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()).cuda() for t in g.initializer}
+    consts = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()).to(device) for t in g.initializer}
     for n in g.node:
         if n.op_type == "Constant":
-            consts[n.output[0]] = torch.from_numpy(numpy_helper.to_array(_attr(n, "value")).copy()).cuda()
+            consts[n.output[0]] = torch.from_numpy(numpy_helper.to_array(_attr(n, "value")).copy()).to(device)
     for k, v in consts.items():
-        if v.is_floating_point():
+        if v.is_floating_point() and half:
             consts[k] = v.half()
     inp, out = g.input[0].name, g.output[0].name
 
@@ -249,6 +251,11 @@ def torch_replay(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
             elif op == "AveragePool":
                 pads = _attr(n, "pads", [0, 0, 0, 0])
                 y = F.avg_pool2d(a[0], _attr(n, "kernel_shape"), _attr(n, "strides"), (pads[0], pads[1]))
+            elif op in ("ReduceMean", "ReduceMax"):
+                axes = _attr(n, "axes") or (a[1].tolist() if len(a) > 1 and a[1] is not None else None)
+                keep = bool(_attr(n, "keepdims", 1))
+                red = torch.mean if op == "ReduceMean" else torch.amax
+                y = red(a[0], dim=tuple(axes), keepdim=keep) if axes else red(a[0])
             elif op == "GlobalAveragePool":
                 y = a[0].mean(dim=(2, 3), keepdim=True)
             elif op == "Concat":
