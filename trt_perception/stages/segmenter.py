@@ -20,7 +20,7 @@ import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -176,7 +176,7 @@ class Segmenter:
                 if self._mask_out is not None and self.cfg.argmax != "cpu":
                     mask = _resize_mask(outputs[self._mask_out][0], out_w, out_h)
                 else:
-                    mask = upsample_argmax(outputs[self._logits_out][0], out_w, out_h)
+                    mask = upsample_argmax(outputs[str(self._logits_out)][0], out_w, out_h)
         return SegmentationResult(mask, stamp_ns, self.class_names, self.palette, size)
 
     def warmup(self, width: int = 0, height: int = 0) -> None:
@@ -367,7 +367,7 @@ class _GpuArgmax:
             self._dev.ensure(n * out_hw[0] * out_hw[1])
             host = self._host.resize((out_hw[0], out_hw[1]))
             self.kernel.upsample_argmax(t.ptr, 1, h, w, self._dev.ptr, out_hw[0], out_hw[1], stream)
-            self._cm.copy_dtoh_async(host, self._dev.ptr, _StreamRef(stream))
+            self._cm.copy_dtoh_async(host, self._dev.ptr, cast(Any, _StreamRef(stream)))
             engine.synchronize()
             return host.copy()
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -94,7 +95,7 @@ class _Builder:
         return name
 
     def op(
-        self, op_type: str, inputs: list[str], base: str, output: str | None = None, **attrs: object
+        self, op_type: str, inputs: list[str], base: str, output: str | None = None, **attrs: Any
     ) -> str:
         out = output or self.name(base)
         self.graph.node.append(helper.make_node(op_type, inputs, [out], name=self.name(op_type), **attrs))
@@ -113,7 +114,7 @@ class _Builder:
         return self.op(op_type, [x], base, axes=[1], keepdims=1)
 
     def resize(self, x: str, sizes: str, mode: str, base: str) -> str:
-        attrs: dict[str, object] = {"mode": mode, "coordinate_transformation_mode": "half_pixel"}
+        attrs: dict[str, Any] = {"mode": mode, "coordinate_transformation_mode": "half_pixel"}
         if mode == "nearest":
             attrs["nearest_mode"] = "round_prefer_floor"
         return self.op("Resize", [x, "", "", sizes], base, **attrs)

@@ -223,7 +223,7 @@ class _Args:
     """Kernel arguments packed for ``cuLaunchKernel``: an array of pointers to the values."""
 
     def __init__(self, *values: tuple[Any, type]) -> None:
-        self._values = [np.array([v], dtype=t) for v, t in values]
+        self._values: list[np.ndarray] = [np.array([v], dtype=t) for v, t in values]
         self._ptrs = np.array([a.ctypes.data for a in self._values], dtype=np.uintp)
 
     @property
