@@ -13,11 +13,15 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bag", required=True, help="rosbag2 folder or .mcap/.db3 file of the drive")
+    parser.add_argument(
+        "--bag",
+        required=True,
+        help="rosbag2 folder or .mcap/.db3 file of the drive (a ROS 1 .bag, e.g. BehaviorMetrics stats with --odom-topic /F1ROS/odom, works too)",
+    )
     parser.add_argument(
         "--reference",
         required=True,
-        help="reference lap: circuit name (simple | montreal), x,y CSV or rosbag2 of odometry",
+        help="reference lap: circuit name (simple | montreal), x,y CSV, or a bag of odometry (rosbag2 or a ROS 1 perfect-lap .bag)",
     )
     parser.add_argument("--reference-topic", default=None, help="odometry topic inside a reference bag")
     parser.add_argument("--odom-topic", default="/odom")
