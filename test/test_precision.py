@@ -45,7 +45,7 @@ def test_fp16_keeps_io_types(convnet: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("target", ["tensorrt", "cpu"])
 def test_int8_qdq_per_channel(convnet: Path, tmp_path: Path, target: str) -> None:
     out = P.quantize_int8(
-        convnet, tmp_path / f"int8_{target}.onnx", cal_feeds(), target=target, float_outputs=False
+        convnet, tmp_path / f"int8_{target}.onnx", cal_feeds(), target=target, float_tail=False
     )
     ops = op_types(out)
     assert ops.count("QuantizeLinear") >= 3 and ops.count("DequantizeLinear") >= 6
@@ -83,7 +83,7 @@ def test_nodes_to_exclude_stay_float(convnet: Path, tmp_path: Path) -> None:
     assert not weight_is_quantized(out, "conv1")  # the image stem stays float by default
     assert not weight_is_quantized(out, "conv3")  # so do the nodes writing graph outputs ('feat')
     everything = P.quantize_int8(
-        convnet, tmp_path / "all.onnx", cal_feeds(), float_stem=False, float_outputs=False
+        convnet, tmp_path / "all.onnx", cal_feeds(), float_stem=False, float_tail=False
     )
     assert weight_is_quantized(everything, "conv1") and weight_is_quantized(everything, "head")
 
@@ -91,7 +91,7 @@ def test_nodes_to_exclude_stay_float(convnet: Path, tmp_path: Path) -> None:
 def test_revert_node_removes_output_qdq(convnet: Path, tmp_path: Path) -> None:
     """Reverting a node also drops the Q/DQ on its output (what nodes_to_exclude does)."""
     q = onnx.load(
-        str(P.quantize_int8(convnet, tmp_path / "q.onnx", cal_feeds(), float_outputs=False, float_stem=False))
+        str(P.quantize_int8(convnet, tmp_path / "q.onnx", cal_feeds(), float_tail=False, float_stem=False))
     )
     floats = {t.name: t for t in onnx.load(str(convnet)).graph.initializer}
     reverted = P._revert_node(q, "conv2", floats)
@@ -101,6 +101,7 @@ def test_revert_node_removes_output_qdq(convnet: Path, tmp_path: Path) -> None:
     relu2 = next(n for n in reverted.graph.node if n.name == "relu2")
     assert producers[relu2.input[0]].op_type in ("Identity", "Conv")
     assert P.output_nodes(onnx.load(str(convnet))) == ["conv3", "head"]
+    assert P.tail_nodes(onnx.load(str(convnet))) == ["conv3", "head"]  # nothing after the last Gemm
 
 
 def test_stem_nodes(convnet: Path) -> None:
@@ -111,7 +112,8 @@ def test_stem_nodes(convnet: Path) -> None:
     assert P.stem_nodes(model) == []
 
 
-def test_accuracy_aware_meets_limit_and_reports(convnet: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rank_by", ["metric", "output"])
+def test_accuracy_aware_meets_limit_and_reports(convnet: Path, tmp_path: Path, rank_by: str) -> None:
     feeds = cal_feeds(8)
     ref = open_engine(convnet)
     refs = [ref.infer(f)["y"].copy() for f in feeds]
@@ -121,7 +123,7 @@ def test_accuracy_aware_meets_limit_and_reports(convnet: Path, tmp_path: Path) -
         err = np.mean([np.mean((e.infer(f)["y"] - r) ** 2) / np.mean(r**2) for f, r in zip(feeds, refs)])
         return float(1.0 - err)
 
-    quantized = fidelity(P.quantize_int8(convnet, tmp_path / "plain.onnx", feeds, float_outputs=False))
+    quantized = fidelity(P.quantize_int8(convnet, tmp_path / "plain.onnx", feeds, float_tail=False))
     limit = (1.0 - quantized) / 4  # demand 4x less loss than plain INT8
     steps: list[P.AccuracyStep] = []
     report = P.quantize_int8_accuracy_aware(
@@ -132,7 +134,8 @@ def test_accuracy_aware_meets_limit_and_reports(convnet: Path, tmp_path: Path) -
         max_drop=limit,
         relative=False,
         on_step=steps.append,
-        float_outputs=False,
+        float_tail=False,
+        rank_by=rank_by,
     )
     assert report.reference_metric == pytest.approx(1.0)
     assert report.steps == steps and steps[0].excluded == []
@@ -145,7 +148,7 @@ def test_accuracy_aware_meets_limit_and_reports(convnet: Path, tmp_path: Path) -
 
 def test_rank_nodes_orders_by_output_effect(convnet: Path, tmp_path: Path) -> None:
     feeds = cal_feeds(4)
-    q = P.quantize_int8(convnet, tmp_path / "q.onnx", feeds, float_outputs=False)
+    q = P.quantize_int8(convnet, tmp_path / "q.onnx", feeds, float_tail=False)
     ranking = P.rank_nodes(convnet, q, feeds)
     values = [v for _, v in ranking]
     assert values == sorted(values, reverse=True) and len(ranking) == 3

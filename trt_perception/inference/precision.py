@@ -206,7 +206,7 @@ def quantize_int8(
     calibration_cache: str | Path | None = None,
     method: str = "onnxruntime",
     float_stem: bool = True,
-    float_outputs: bool = True,
+    float_tail: bool = True,
 ) -> Path:
     """Static INT8 Q/DQ quantization. ``calibration``: feed dicts or a CalibrationDataReader.
 
@@ -219,8 +219,10 @@ def quantize_int8(
     ``float_stem`` keeps the first convolution on the image (3-4 input channels) and its activation
     in float: INT8 gains nothing on 3 channels (measured slower on ONNX Runtime's CPU kernels), and
     that layer sees the raw image range, the usual first-layer accuracy loss.
-    ``float_outputs`` keeps the nodes that write graph outputs in float: one INT8 scale over a
-    YOLO ``output0`` (box pixels 0..640 concatenated with 0..1 scores) rounds every score to 0.
+    ``float_tail`` keeps the post-processing tail in float: the nodes with no Conv/MatMul/Gemm
+    downstream, and those writing graph outputs. There INT8 saves nothing (small element-wise work)
+    and costs a lot: decoded box coordinates in pixels lose ~2 px per INT8 step, and one scale over a
+    YOLO ``output0`` (pixels 0..640 concatenated with 0..1 scores) rounds every score to 0.
     """
     if method == "modelopt":
         return _quantize_modelopt(onnx_in, onnx_out, calibration)
@@ -230,8 +232,8 @@ def quantize_int8(
     exclude = list(nodes_to_exclude)
     if float_stem:
         exclude += [n for n in stem_nodes(model) if n not in exclude]
-    if float_outputs:
-        exclude += [n for n in output_nodes(model) if n not in exclude]
+    if float_tail:
+        exclude += [n for n in tail_nodes(model) if n not in exclude]
     if target not in ("tensorrt", "cpu"):
         raise EngineError(f"quantization target '{target}' unknown; choose tensorrt or cpu")
     reader = FeedsReader(calibration) if isinstance(calibration, (list, tuple)) else calibration
@@ -285,6 +287,26 @@ def output_nodes(model: Any) -> list[str]:
     """Names of the nodes that write a graph output."""
     outputs = {o.name for o in model.graph.output}
     return [n.name for n in model.graph.node if n.name and outputs.intersection(n.output)]
+
+
+def tail_nodes(model: Any, compute: Sequence[str] = DEFAULT_OP_TYPES) -> list[str]:
+    """Nodes writing graph outputs plus every non-compute node with no compute node downstream."""
+    consumers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
+    feeds_compute: dict[str, bool] = {}
+
+    def reaches(node: Any) -> bool:  # is a compute op reachable from this node's outputs?
+        if node.name in feeds_compute:
+            return feeds_compute[node.name]
+        feeds_compute[node.name] = False  # cycle guard (ONNX graphs are acyclic anyway)
+        hit = any(c.op_type in compute or reaches(c) for o in node.output for c in consumers.get(o, []))
+        feeds_compute[node.name] = hit
+        return hit
+
+    tail = [n.name for n in model.graph.node if n.name and n.op_type not in compute and not reaches(n)]
+    return tail + [n for n in output_nodes(model) if n not in tail]
 
 
 def stem_nodes(model: Any, max_nodes: int = 8) -> list[str]:
@@ -379,6 +401,7 @@ def quantize_int8_accuracy_aware(
     relative: bool = True,
     higher_is_better: bool = True,
     ranking_feeds: Sequence[Feeds] | None = None,
+    rank_by: str = "metric",
     max_steps: int = 20,
     target: str = "tensorrt",
     per_channel: bool = True,
@@ -386,12 +409,15 @@ def quantize_int8_accuracy_aware(
     calibrate_method: str = "minmax",
     on_step: Callable[[AccuracyStep], None] | None = None,
     float_stem: bool = True,
-    float_outputs: bool = True,
+    float_tail: bool = True,
 ) -> AccuracyAwareReport:
     """INT8 Q/DQ within ``max_drop`` of the FP32 ``evaluate(onnx_path)`` metric (see module docstring).
 
     ``evaluate`` runs a whole validation set through the model at a path and returns one number;
-    ``ranking_feeds`` (default: the first 8 calibration feeds) rank the nodes by output error.
+    ``rank_by="metric"`` ranks the compute nodes (Conv/MatMul/Gemm) by the metric gained when each
+    alone is reverted to float (one ``evaluate`` per node: exact, the thesis's layer-wise ranking);
+    ``rank_by="output"`` ranks every quantized node by the output error vs FP32 on ``ranking_feeds``
+    (default: the first 8 calibration feeds): faster, blind to what the metric weighs (box pixels).
     The best model found is written to ``onnx_out`` even when the limit is not met (``report.met``).
     """
     onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
@@ -417,7 +443,7 @@ def quantize_int8_accuracy_aware(
                 calibrate_method=calibrate_method,
                 calibration_cache=cache,
                 float_stem=float_stem,
-                float_outputs=float_outputs,
+                float_tail=float_tail,
             )
             value = float(evaluate(candidate))
             drop, rel = _drop(reference, value, higher_is_better)
@@ -440,9 +466,12 @@ def quantize_int8_accuracy_aware(
                 best = (drop, candidate)
                 break
             if ranking is None:
-                scores = rank_nodes(
-                    onnx_in, candidate, ranking_feeds or calibration[:8], _op_types(op_types, target)
-                )
+                if rank_by == "metric":
+                    scores = rank_nodes_by_metric(onnx_in, candidate, evaluate, value, higher_is_better, tmp)
+                else:
+                    scores = rank_nodes(
+                        onnx_in, candidate, ranking_feeds or calibration[:8], _op_types(op_types, target)
+                    )
                 report.ranking = scores
                 ranking = [name for name, _ in scores]
             remaining = [n for n in ranking if n not in excluded]
@@ -453,6 +482,37 @@ def quantize_int8_accuracy_aware(
         onnx_out.parent.mkdir(parents=True, exist_ok=True)
         onnx_out.write_bytes(best[1].read_bytes())
     return report
+
+
+def rank_nodes_by_metric(
+    fp32_path: Path,
+    qdq_path: Path,
+    evaluate: Callable[[Path], float],
+    base_value: float,
+    higher_is_better: bool,
+    work_dir: Path,
+    op_types: Sequence[str] = DEFAULT_OP_TYPES,
+) -> list[tuple[str, float]]:
+    """Quantized compute nodes by the metric gained when each alone runs in float, best first."""
+    import onnx
+
+    floats = {t.name: t for t in _load(fp32_path).graph.initializer}
+    qdq = _load(qdq_path)
+    scores = []
+    for node in qdq.graph.node:
+        if not node.name or node.op_type not in op_types:
+            continue
+        reverted = _revert_node(qdq, node.name, floats)
+        if reverted is None:
+            continue
+        path = work_dir / "ranking.onnx"
+        onnx.save(reverted, str(path))
+        value = float(evaluate(path))
+        gain = value - base_value if higher_is_better else base_value - value
+        log.info("ranking %s: %.4f (%+.4f)", node.name, value, gain)
+        scores.append((node.name, gain))
+    scores.sort(key=lambda kv: -kv[1])
+    return scores
 
 
 def rank_nodes(
