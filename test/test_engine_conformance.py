@@ -92,6 +92,7 @@ def test_specs(backend: str, model_dir: Path) -> None:
     x = engine.input()
     assert x.is_dynamic and x.shape[1] == 3 and x.dtype == np.float32
     assert x.matches((2, 3, 64, 96)) and not x.matches((1, 4, 64, 64)) and not x.matches((3, 64, 64))
+    assert engine.batch_limits() == ((1, None) if backend == "onnxruntime" else (1, 2))  # profile max batch 2
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -52,6 +52,7 @@ def main() -> int:
     assert tensorrt_available()
     eng = open_engine(plan)
     print(eng.inputs, eng.outputs, eng.profile_range("x"))  # type: ignore[attr-defined]
+    assert eng.batch_limits() == (1, 4)
 
     def shapes_and_values() -> None:
         for shape in [(1, 3, 32, 32), (2, 3, 16, 48), (1, 3, 32, 32), (4, 3, 64, 64)]:

@@ -98,6 +98,15 @@ class Engine(abc.ABC):
     def output(self, name: str | None = None) -> TensorSpec:
         return _pick(self.outputs, name, self.path, "output")
 
+    def batch_limits(self, name: str | None = None) -> tuple[int, int | None]:
+        """(min, max) batch size of an input: a static batch is (n, n), a dynamic one (1, None)
+        unless the backend knows better (TensorRT: its optimization profile)."""
+        spec = self.input(name)
+        first = spec.shape[0] if spec.shape else 1
+        if isinstance(first, int) and first > 0:
+            return first, first
+        return 1, None
+
     def check_feeds(self, feeds: Mapping[str, Shaped]) -> None:
         """Raise EngineError naming the tensor and the expected vs actual shape or dtype."""
         expected = {s.name: s for s in self.inputs}

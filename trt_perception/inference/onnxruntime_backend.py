@@ -8,6 +8,7 @@ returned arrays are those buffers: copy them to keep results past the next call.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -50,7 +51,8 @@ class OnnxRuntimeEngine(Engine):
         if not self.path.is_file():
             raise EngineError(f"model file not found: {self.path}")
         available = ort.get_available_providers()
-        wanted = [p for p in (providers or DEFAULT_PROVIDERS) if p in available] or ["CPUExecutionProvider"]
+        names = [p for p in (providers or DEFAULT_PROVIDERS) if p in available] or ["CPUExecutionProvider"]
+        wanted = [(p, _provider_options(p)) for p in names]
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = intra_op_threads
         opts.log_severity_level = 3
@@ -119,6 +121,22 @@ class OnnxRuntimeEngine(Engine):
         for name, r in zip(self._output_names, results):
             outputs[name][...] = r
         return outputs
+
+
+def _provider_options(name: str) -> dict[str, str]:
+    """ORT's TensorRT EP builds an engine per session: cache engines and timings across restarts."""
+    if name != "TensorrtExecutionProvider":
+        return {}
+    cache = Path(
+        os.environ.get("TRT_PERCEPTION_ORT_TRT_CACHE", Path.home() / ".cache" / "trt_perception" / "ort_trt")
+    )
+    cache.mkdir(parents=True, exist_ok=True)
+    return {
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(cache),
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": str(cache),
+    }
 
 
 def _spec(node: object) -> TensorSpec:

@@ -202,6 +202,13 @@ class TensorRTEngine(Engine):
         b = self._bindings[name]
         return None if b.profile_min is None or b.profile_max is None else (b.profile_min, b.profile_max)
 
+    def batch_limits(self, name: str | None = None) -> tuple[int, int | None]:
+        spec = self.input(name)
+        r = self.profile_range(spec.name)
+        if r is None or not spec.shape or spec.shape[0] is not None:
+            return super().batch_limits(name)
+        return r[0][0], r[1][0]
+
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once; the returned arrays are the engine's pinned buffers (copy to keep past the next call)."""
         with self._lock:
