@@ -38,25 +38,36 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 SIZES = [(384, 384), (384, 576), (576, 576), (576, 768), (768, 1344)]  # H x W, as in the seed
 GRAPH_MODES = ("argmax", "fused-argmax", "reducemax", "fused-reducemax")
-THREADS = 2  # the development machine is shared; the lead reruns on a quiet one
+# One thread everywhere: numpy's argmax is single-threaded anyway, and on the shared 2-core development
+# machine ORT's spinning thread pool turns contention into 10x outliers. The lead reruns on a quiet one.
+THREADS = 1
 
 
 def session(model: onnx.ModelProto) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = THREADS
     opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def timed(fn: Callable[[], object], min_iters: int, budget_s: float) -> dict[str, float]:
-    fn()  # warm-up (allocations, ORT's first-run shape inference)
-    samples: list[float] = []
-    start = time.perf_counter()
-    while len(samples) < min_iters or (time.perf_counter() - start < budget_s and len(samples) < 50):
-        t = time.perf_counter()
+def interleaved(
+    fns: dict[str, Callable[[], object]], rounds: int, budget_s: float
+) -> dict[str, dict[str, float]]:
+    """Time every callable round-robin (one warm-up call each first), so load changes on a shared
+    machine hit all strategies alike; median and min per callable, in ms."""
+    for fn in fns.values():
         fn()
-        samples.append((time.perf_counter() - t) * 1e3)
-    return {"median_ms": statistics.median(samples), "min_ms": min(samples), "n": len(samples)}
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    start = time.perf_counter()
+    done = 0
+    while done < rounds or (time.perf_counter() - start < budget_s and done < 40):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - t) * 1e3)
+        done += 1
+    return {k: {"median_ms": statistics.median(v), "min_ms": min(v), "n": len(v)} for k, v in samples.items()}
 
 
 def post_only_model(logits_shape: tuple[int, ...], out_hw: tuple[int, int], mode: str) -> onnx.ModelProto:
@@ -83,30 +94,37 @@ def latency_table(model_path: Path, quick: bool) -> list[dict[str, object]]:
         x = np.random.default_rng(0).normal(size=(1, 3, h, w)).astype(np.float32)
         feeds = {in_name: x}
         logits = plain.run(None, feeds)[0]
-        budget, iters = (1.0, 3) if quick else (4.0, 8)
-        net = timed(lambda: plain.run(None, feeds), iters, budget)
-        cpu_post = timed(lambda: upsample_argmax(logits[0], w, h), iters, budget)
-        cpu_total = timed(lambda: upsample_argmax(plain.run(None, feeds)[0][0], w, h), iters, budget)
-        row: dict[str, object] = {
-            "input": f"{h}x{w}",
-            "logits": list(logits.shape),
-            "network_only": net,
-            "cpu": {"total": cpu_total, "postprocess": cpu_post},
+        fns: dict[str, Callable[[], object]] = {
+            "network_only": lambda: plain.run(None, feeds),
+            "cpu.postprocess": lambda: upsample_argmax(logits[0], w, h),
+            "cpu.total": lambda: upsample_argmax(plain.run(None, feeds)[0][0], w, h),
         }
         for mode, sess in fused.items():
             post = session(post_only_model(logits.shape, (h, w), mode))
-            row[mode] = {
-                "total": timed(lambda s=sess: s.run(None, feeds), iters, budget),
-                "postprocess": timed(lambda p=post: p.run(None, {"x": logits}), iters, budget),
-            }
+            fns[f"{mode}.total"] = lambda s=sess: s.run(None, feeds)
+            fns[f"{mode}.postprocess"] = lambda p=post: p.run(None, {"x": logits})
+        t = interleaved(fns, 3 if quick else 10, 1.0 if quick else 6.0)
+        row: dict[str, object] = {
+            "input": f"{h}x{w}",
+            "logits": list(logits.shape),
+            "network_only": t["network_only"],
+        }
         for key in ("cpu", *GRAPH_MODES):
-            entry = row[key]
-            assert isinstance(entry, dict)
-            entry["postprocess_speedup_vs_cpu"] = cpu_post["median_ms"] / entry["postprocess"]["median_ms"]
+            post_t = t[f"{key}.postprocess"]
+            row[key] = {
+                "total": t[f"{key}.total"],
+                "postprocess": post_t,
+                "postprocess_speedup_vs_cpu": t["cpu.postprocess"]["median_ms"] / post_t["median_ms"],
+                "postprocess_speedup_vs_cpu_min": t["cpu.postprocess"]["min_ms"] / post_t["min_ms"],
+            }
         rows.append(row)
         print(
-            f"{h}x{w}: net {net['median_ms']:.1f} ms | post cpu {cpu_post['median_ms']:.2f} ms, "
-            + ", ".join(f"{m} {row[m]['postprocess']['median_ms']:.2f}" for m in GRAPH_MODES)  # type: ignore[index]
+            f"{h}x{w}: net {t['network_only']['median_ms']:.1f} ms | post (median/min) cpu "
+            f"{t['cpu.postprocess']['median_ms']:.2f}/{t['cpu.postprocess']['min_ms']:.2f}, "
+            + ", ".join(
+                f"{m} {t[m + '.postprocess']['median_ms']:.2f}/{t[m + '.postprocess']['min_ms']:.2f}"
+                for m in GRAPH_MODES
+            )
         )
     return rows
 

@@ -27,13 +27,14 @@ def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:
     return sess.run([MASK_OUTPUT], feeds)[0]
 
 
+@pytest.mark.parametrize("impl", ["op", "compare"])
 @pytest.mark.parametrize("mode", MODES)
-def test_modes_match_numpy_on_random_logits(tmp_path: Path, mode: str) -> None:
+def test_modes_match_numpy_on_random_logits(tmp_path: Path, mode: str, impl: str) -> None:
     rng = np.random.default_rng(7)
     c, h, w, out_hw = 19, 24, 40, (96, 160)
     logits = rng.normal(size=(1, c, h, w)).astype(np.float32)
     model = onnx.load(str(standin.identity_logits_model(tmp_path / "id.onnx", c, h, w)))
-    fused = fuse_argmax(model, FusionConfig(mode=mode, output_size=out_hw))
+    fused = fuse_argmax(model, FusionConfig(mode=mode, output_size=out_hw, argmax_impl=impl))
     got = _run(fused, {"logits_in": logits})
     want = numpy_mask(logits, mode, out_hw)
     assert got.dtype == np.uint8
@@ -47,8 +48,9 @@ def test_argmax_at_logits_resolution_is_exact(tmp_path: Path) -> None:
     logits = rng.normal(size=(1, 6, 17, 23)).astype(np.float32)
     logits[0, 4, :3] = logits[0, 2, :3] = 50.0  # ties: numpy and both ops take the first index
     model = onnx.load(str(standin.identity_logits_model(tmp_path / "id.onnx", 6, 17, 23)))
-    for mode in ("argmax", "reducemax"):
-        got = _run(fuse_argmax(model, FusionConfig(mode=mode, output_size="logits")), {"logits_in": logits})
+    for mode, impl in (("argmax", "op"), ("argmax", "compare"), ("reducemax", "op")):
+        cfg = FusionConfig(mode=mode, output_size="logits", argmax_impl=impl)
+        got = _run(fuse_argmax(model, cfg), {"logits_in": logits})
         np.testing.assert_array_equal(got[0], logits[0].argmax(axis=0))
 
 

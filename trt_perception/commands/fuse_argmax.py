@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
             logits=args.logits,
             image_input=args.input_name,
             keep_logits=args.keep_logits,
+            argmax_impl=args.argmax_impl,
         )
         out = fuse_argmax_file(args.input, args.output, cfg)
     except (ValueError, OSError) as exc:

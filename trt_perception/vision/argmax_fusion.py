@@ -11,6 +11,11 @@ the seeds: 1.1 s of numpy on a Jetson Nano against 0.16 s fused). The modes, as 
                      op: TensorRT implements ArgMax with TopK, which failed for large maps in the seed).
 ``fused-reducemax``  the fused variant of ``reducemax``.
 
+The class index of the ``argmax`` modes comes from ``argmax_impl``: ``op`` (ONNX ArgMax, the fastest
+on ONNX Runtime CPU) or ``compare`` (a chain of Greater/Max/Where over the classes: elementwise only,
+which TensorRT fuses into pointwise kernels without the TopK its ArgMax uses). Ties go to the lowest
+class index in every variant, as in ``numpy.argmax``.
+
 The mask is ``[N, H, W]`` uint8 named ``mask``. ONNX Runtime refuses ``Resize`` on int64, so the class
 index is cast to uint8 before the nearest resize (``nearest_dtype="float32"`` casts after it instead,
 for TensorRT versions without uint8 Resize). The output size is the network input's (read from the
@@ -46,8 +51,12 @@ class FusionConfig:
     logits: str | None = None
     image_input: str | None = None
     keep_logits: bool = False
+    #: How the argmax modes find the index: op (ONNX ArgMax) | compare (elementwise chain).
+    argmax_impl: str = "op"
 
     def __post_init__(self) -> None:
+        if self.argmax_impl not in ("op", "compare"):
+            raise ValueError(f"argmax_impl must be op or compare, got '{self.argmax_impl}'")
         if self.mode not in MODES:
             raise ValueError(f"unknown argmax mode '{self.mode}'; choose one of {', '.join(MODES)}")
         if self.divisor < 1:
@@ -94,9 +103,7 @@ class _Builder:
         self.graph.initializer.append(numpy_helper.from_array(value, name))
         return name
 
-    def op(
-        self, op_type: str, inputs: list[str], base: str, output: str | None = None, **attrs: Any
-    ) -> str:
+    def op(self, op_type: str, inputs: list[str], base: str, output: str | None = None, **attrs: Any) -> str:
         out = output or self.name(base)
         self.graph.node.append(helper.make_node(op_type, inputs, [out], name=self.name(op_type), **attrs))
         return out
@@ -156,6 +163,11 @@ def fuse_argmax(model: onnx.ModelProto, config: FusionConfig) -> onnx.ModelProto
         if num_classes is None:
             raise ValueError(f"mode '{config.mode}' needs a static class count on '{logits}'")
         index = _reducemax_argmax(b, scores, num_classes)
+    elif _use_compare(config, num_classes):
+        assert num_classes is not None
+        index = _compare_argmax(
+            b, scores, num_classes, np.uint8 if config.nearest_dtype == "uint8" else np.float32
+        )
     else:
         index = b.op("ArgMax", [scores], "class_index", axis=1, keepdims=1)
 
@@ -179,6 +191,7 @@ def fuse_argmax(model: onnx.ModelProto, config: FusionConfig) -> onnx.ModelProto
         "divisor": config.divisor,
         "output_size": config.output_size,
         "num_classes": num_classes,
+        "argmax_impl": config.argmax_impl,
     }
     _set_metadata(model, METADATA_KEY, json.dumps(meta))
     onnx.checker.check_model(model)
@@ -205,6 +218,28 @@ def fusion_info(model: onnx.ModelProto) -> dict[str, object] | None:
 
 def config_dict(config: FusionConfig) -> dict[str, object]:
     return asdict(config)
+
+
+def _use_compare(config: FusionConfig, num_classes: int | None) -> bool:
+    if config.argmax_impl != "compare":
+        return False
+    if num_classes is None:
+        raise ValueError("argmax_impl 'compare' needs a static class count on the logits")
+    return True
+
+
+def _compare_argmax(b: _Builder, scores: str, num_classes: int, dtype: type) -> str:
+    """Running maximum over the class planes; a strictly greater class takes over (ties: lowest index)."""
+    split = b.const("split_sizes", np.ones(num_classes, np.int64))
+    planes = [b.name(f"class_{c}") for c in range(num_classes)]
+    b.graph.node.append(helper.make_node("Split", [scores, split], planes, name=b.name("Split"), axis=1))
+    best, index = planes[0], b.const("index_0", np.zeros((1, 1, 1, 1), dtype))
+    for c in range(1, num_classes):
+        wins = b.op("Greater", [planes[c], best], f"wins_{c}")
+        index = b.op("Where", [wins, b.const(f"index_{c}", np.array(c, dtype)), index], f"index_upto_{c}")
+        if c < num_classes - 1:
+            best = b.op("Max", [best, planes[c]], f"max_upto_{c}")
+    return index
 
 
 def _reducemax_argmax(b: _Builder, scores: str, num_classes: int) -> str:
