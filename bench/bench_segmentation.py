@@ -31,7 +31,7 @@ import onnx
 import onnxruntime as ort
 
 from trt_perception.metrics.segmentation import confusion_matrix, mean_iou
-from trt_perception.stages.segmenter import Segmenter, SegmenterConfig, upsample_argmax
+from trt_perception.stages.segmenter import Segmenter, SegmenterConfig, _resize_mask, upsample_argmax
 from trt_perception.vision.argmax_fusion import FusionConfig, fuse_argmax
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,9 @@ def interleaved(
     return {k: {"median_ms": statistics.median(v), "min_ms": min(v), "n": len(v)} for k, v in samples.items()}
 
 
-def post_only_model(logits_shape: tuple[int, ...], out_hw: tuple[int, int], mode: str) -> onnx.ModelProto:
+def post_only_model(
+    logits_shape: tuple[int, ...], out_hw: tuple[int, int], mode: str, final_resize: bool = True
+) -> onnx.ModelProto:
     """logits in -> the mode's subgraph -> mask: the fused post-processing timed by itself."""
     from onnx import TensorProto, helper
 
@@ -81,7 +83,7 @@ def post_only_model(logits_shape: tuple[int, ...], out_hw: tuple[int, int], mode
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, list(logits_shape))],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    return fuse_argmax(model, FusionConfig(mode=mode, output_size=out_hw))
+    return fuse_argmax(model, FusionConfig(mode=mode, output_size=out_hw, final_resize=final_resize))
 
 
 def latency_table(model_path: Path, quick: bool) -> list[dict[str, object]]:
@@ -103,6 +105,11 @@ def latency_table(model_path: Path, quick: bool) -> list[dict[str, object]]:
             post = session(post_only_model(logits.shape, (h, w), mode))
             fns[f"{mode}.total"] = lambda s=sess: s.run(None, feeds)
             fns[f"{mode}.postprocess"] = lambda p=post: p.run(None, {"x": logits})
+            if mode.startswith("fused"):  # what the Segmenter runs: graph to the argmax + one OpenCV resize
+                head = session(post_only_model(logits.shape, (h, w), mode, final_resize=False))
+                fns[f"{mode}.postprocess_stage"] = lambda p=head: _resize_mask(
+                    p.run(None, {"x": logits})[0][0], w, h
+                )
         t = interleaved(fns, 3 if quick else 10, 1.0 if quick else 6.0)
         row: dict[str, object] = {
             "input": f"{h}x{w}",
@@ -117,6 +124,15 @@ def latency_table(model_path: Path, quick: bool) -> list[dict[str, object]]:
                 "postprocess_speedup_vs_cpu": t["cpu.postprocess"]["median_ms"] / post_t["median_ms"],
                 "postprocess_speedup_vs_cpu_min": t["cpu.postprocess"]["min_ms"] / post_t["min_ms"],
             }
+            stage = t.get(f"{key}.postprocess_stage")
+            if stage is not None:
+                row[key]["postprocess_stage"] = stage  # type: ignore[index]
+                row[key]["postprocess_stage_speedup_vs_cpu"] = (
+                    t["cpu.postprocess"]["median_ms"] / stage["median_ms"]
+                )  # type: ignore[index]
+                row[key]["postprocess_stage_speedup_vs_cpu_min"] = (
+                    t["cpu.postprocess"]["min_ms"] / stage["min_ms"]
+                )  # type: ignore[index]
         rows.append(row)
         print(
             f"{h}x{w}: net {t['network_only']['median_ms']:.1f} ms | post (median/min) cpu "
@@ -199,12 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = latency_table(model, args.quick)
     acc = accuracy(model, Path(args.val), 8 if args.quick else args.frames)
     big = rows[-1]
-    best_fused = min(("fused-argmax", "fused-reducemax"), key=lambda m: big[m]["postprocess"]["median_ms"])  # type: ignore[index]
-    speedup = big[best_fused]["postprocess_speedup_vs_cpu"]  # type: ignore[index]
+    fused_modes = ("fused-argmax", "fused-reducemax")
+    best = max(fused_modes, key=lambda m: big[m]["postprocess_stage_speedup_vs_cpu"])  # type: ignore[index]
+    speedup = big[best]["postprocess_stage_speedup_vs_cpu"]  # type: ignore[index]
+    speedup_min = big[best]["postprocess_stage_speedup_vs_cpu_min"]  # type: ignore[index]
+    in_graph = max(big[m]["postprocess_speedup_vs_cpu"] for m in fused_modes)  # type: ignore[index]
     targets = [
         {
             "name": f"fused post-processing >= 3x faster than cpu upsample+argmax at {big['input']}",
-            "measured": f"{speedup:.2f}x ({best_fused})",
+            "measured": f"{speedup:.2f}x median, {speedup_min:.2f}x min ({best}, stage path); "
+            f"whole graph incl. in-graph nearest resize {in_graph:.2f}x",
             "pass": bool(speedup >= 3.0),
         }
     ]

@@ -234,7 +234,11 @@ def _model_for(cfg: SegmenterConfig) -> str:
     model = onnx.load_from_string(data)
     if fusion_info(model) is not None:
         return cfg.model
-    fcfg = FusionConfig(mode=cfg.fusion_mode, divisor=cfg.fusion_divisor, logits=cfg.logits_output or None)
+    # The graph stops at the argmax; the stage resizes the small mask once, straight to the size it
+    # publishes (camera or network), instead of in-graph to the network size and again on the host.
+    fcfg = FusionConfig(
+        mode=cfg.fusion_mode, divisor=cfg.fusion_divisor, logits=cfg.logits_output or None, final_resize=False
+    )
     key = hashlib.sha256(data + repr(fcfg).encode()).hexdigest()[:16]
     cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(tempfile.gettempdir()) / "trt_perception"
     out = cache / f"{path.stem}.{cfg.fusion_mode}.{key}.onnx"
@@ -328,7 +332,7 @@ def _round(v: int) -> int:
 def _resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
     if mask.shape == (height, width):
         return mask.copy()  # the engine's buffer is reused by the next call
-    return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)  # pixel centres
 
 
 class _GpuArgmax:

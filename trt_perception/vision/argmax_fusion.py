@@ -53,6 +53,9 @@ class FusionConfig:
     keep_logits: bool = False
     #: How the argmax modes find the index: op (ONNX ArgMax) | compare (elementwise chain).
     argmax_impl: str = "op"
+    #: Fused modes: False ends the graph at the argmax (mask at output/divisor) for a caller that
+    #: resizes the mask itself, once, straight to its own final size (the Segmenter does).
+    final_resize: bool = True
 
     def __post_init__(self) -> None:
         if self.argmax_impl not in ("op", "compare"):
@@ -173,7 +176,7 @@ def fuse_argmax(model: onnx.ModelProto, config: FusionConfig) -> onnx.ModelProto
 
     mask_dtype = TensorProto.UINT8 if config.nearest_dtype == "uint8" else TensorProto.FLOAT
     mask = b.op("Cast", [index], "class_index_cast", to=mask_dtype)
-    if fused:
+    if fused and config.final_resize:
         n1 = b.slice(b.op("Shape", [mask], "mask_shape"), 0, 2, "n1")
         sizes = b.op("Concat", [n1, out_hw], "nearest_sizes", axis=0)
         mask = b.resize(mask, sizes, "nearest", "mask_upsampled")
@@ -192,6 +195,7 @@ def fuse_argmax(model: onnx.ModelProto, config: FusionConfig) -> onnx.ModelProto
         "output_size": config.output_size,
         "num_classes": num_classes,
         "argmax_impl": config.argmax_impl,
+        "mask_divisor": config.divisor if fused and not config.final_resize else 1,
     }
     _set_metadata(model, METADATA_KEY, json.dumps(meta))
     onnx.checker.check_model(model)
@@ -314,6 +318,8 @@ def _class_count(graph: onnx.GraphProto, logits: str) -> int | None:
 def _mask_dims(graph: onnx.GraphProto, image: str, config: FusionConfig) -> list[int | str | None]:
     img = _dims(graph, image)
     batch = img[0] if img else "N"
+    if config.mode.startswith("fused") and config.divisor > 1 and not config.final_resize:
+        return [batch, "h", "w"]
     if isinstance(config.output_size, tuple):
         return [batch, *config.output_size]
     if config.output_size == "input" and len(img) == 4:
