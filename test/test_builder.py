@@ -11,6 +11,7 @@ import multiprocessing as mp
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from trt_perception.inference.builder import (
@@ -245,3 +246,38 @@ def test_real_tensorrt_build_cached(tmp_path: Path) -> None:
     assert first.built and (tmp_path / "engines" / "timing.cache").is_file()
     second = cache.ensure(onnx, recipe, tb.current_target(), build, validate=tb.validate_plan)
     assert not second.built
+
+
+def test_engine_entries() -> None:
+    from trt_perception.inference.builder import parse_engine_entry
+
+    defaults = {"precision": "fp16", "workspace_mb": 256, "dla_core": -1, "optimization_level": -1}
+    model, r = parse_engine_entry(
+        "models/seg.onnx;precision=int8;profile.input=1x3x64x64:1x3x128x128:2x3x256x256", defaults
+    )
+    assert model == "models/seg.onnx" and r.precision == "int8" and r.workspace_mb == 256
+    assert r.profiles[0].max == (2, 3, 256, 256) and r.optimization_level is None
+    assert parse_engine_entry("m.onnx", defaults)[1] == BuildRecipe("fp16", 256)
+    with pytest.raises(EngineError, match="unknown key 'bogus'"):
+        parse_engine_entry("m.onnx;bogus=1", defaults)
+    with pytest.raises(EngineError, match="not key=value"):
+        parse_engine_entry("m.onnx;fp16", defaults)
+
+
+def test_onnx_for_build_per_tensorrt_version(tmp_path: Path) -> None:
+    from engine_helpers import make_convnet
+
+    from trt_perception.inference.builder import onnx_for_build
+    from trt_perception.inference.precision import quantize_int8
+
+    onnx = make_convnet(tmp_path / "net.onnx")
+    work = tmp_path / "engines"
+    assert onnx_for_build(onnx, "fp16", features("10.3.0"), work) == onnx  # builder flag does FP16
+    fp16 = onnx_for_build(onnx, "fp16", features("11.0.0"), work)  # strongly typed: an FP16 ONNX
+    assert fp16 == work / "net.fp16.onnx" and fp16.is_file()
+    mtime = fp16.stat().st_mtime_ns
+    assert onnx_for_build(onnx, "fp16", features("11.0.0"), work).stat().st_mtime_ns == mtime  # reused
+    with pytest.raises(EngineError, match="int8 needs a Q/DQ ONNX"):
+        onnx_for_build(onnx, "int8", features("10.3.0"), work)
+    qdq = quantize_int8(onnx, tmp_path / "net.int8.onnx", [{"x": np.zeros((1, 3, 16, 16), np.float32)}])
+    assert onnx_for_build(qdq, "int8", features("11.0.0"), work) == qdq
