@@ -384,11 +384,15 @@ def bench_plate_pipeline(max_frames: int) -> dict[str, Any]:
 
     charset = ROOT / "models" / "plate_charset.txt"
     latency = LatencyRecorder(window=10_000)
-    pipe = PerceptionPipeline.build(
-        DetectorConfig(model=str(DETECTOR)),
-        PlateReaderConfig(model=str(READER), charset=str(charset) if charset.is_file() else ""),
-        latency=latency,
-    )
+    reader = PlateReaderConfig(model=str(READER), charset=str(charset) if charset.is_file() else "")
+    stand_in = None
+    if not READER.is_file():  # the sample reader is not built yet: a real pretrained CTC reader instead
+        import rapidocr_onnxruntime
+
+        path = Path(rapidocr_onnxruntime.__file__).parent / "models" / "ch_PP-OCRv4_rec_infer.onnx"
+        reader = PlateReaderConfig(model=str(path), input_height=48, input_width=320)
+        stand_in = f"{READER.name} missing: PP-OCRv4 rec (48x320) from rapidocr-onnxruntime instead"
+    pipe = PerceptionPipeline.build(DetectorConfig(model=str(DETECTOR)), reader, latency=latency)
     pipe.warmup()
     cap = cv2.VideoCapture(str(VIDEO))
     frames, plates, read_ms = 0, 0, 0.0
@@ -406,6 +410,8 @@ def bench_plate_pipeline(max_frames: int) -> dict[str, Any]:
     stages = {k: {"mean_ms": s.mean_ms, "p95_ms": s.p95_ms} for k, s in latency.summary().items()}
     e2e = latency.stats("end_to_end")
     return {
+        "reader": _rel(Path(reader.model)),
+        "reader_stand_in": stand_in,
         "frames": frames,
         "plates_read": plates,
         "fps_including_video_decode": frames / wall,
@@ -488,9 +494,8 @@ def main() -> int:
         if not args.skip_cross_process:
             print("cross-process ratio ...", flush=True)
             result["cross_process"] = bench_cross_process(frames, args.cross_frames, eng)
-        if READER.is_file():
-            print("plate pipeline on the sample video ...", flush=True)
-            result["plate_pipeline_video"] = bench_plate_pipeline(args.frames)
+        print("plate pipeline on the sample video ...", flush=True)
+        result["plate_pipeline_video"] = bench_plate_pipeline(args.frames)
     result["targets"] = targets
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2))
