@@ -223,6 +223,7 @@ def bench_pipeline_node(rate_hz: float, seconds: float) -> dict[str, Any]:
     finally:
         node.on_shutdown()
         inference = node.latency.stats("detector.inference")
+        handover = node.latency.stats("frame_age")
         node.destroy_node()
         rclpy.shutdown()
     ages = ages[5:]
@@ -232,6 +233,7 @@ def bench_pipeline_node(rate_hz: float, seconds: float) -> dict[str, Any]:
         "frames": len(ages),
         "captured_to_published": summary(ages) if ages else None,
         "engine_p50_ms": eng,
+        "camera_handover_p50_ms": handover.p50_ms if handover else None,
         "ratio_median": statistics.median(ages) / eng if ages else None,
     }
 

@@ -9,6 +9,7 @@ when ``publish_image`` is set (or someone subscribes to the annotated view).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -160,6 +161,8 @@ class PerceptionPipelineNode(PerceptionNode):
                 if state.status != "connected":
                     self.warn_input("camera", f"{state.status}: {state.message}")
                 continue
+            # Capture -> this thread (the camera hand-over), as a bridge's subscriber would see it.
+            self.latency.record_frame_age(frame.stamp_ns, time.time_ns())
             try:
                 result = self.pipeline(frame.image, frame.stamp_ns)
                 self._publish(frame.image, result, frame_id)
