@@ -51,6 +51,12 @@ def render_sample(index: int, seed: int = TRAIN_SEED) -> tuple[bytes, np.ndarray
     return jpeg.tobytes(), boxes, classes
 
 
+def _cache_path(count: int) -> Path:
+    from tools.synth.dataset import generator_digest
+
+    return ROOT / "data" / "cache" / f"detector_{count}_{generator_digest()}.pkl"
+
+
 def build_cache(count: int, path: Path, workers: int = 1) -> list[tuple[bytes, np.ndarray, np.ndarray]]:
     """The training set, rendered once (deterministic) and cached as JPEG bytes in a pickle."""
     import pickle
@@ -220,11 +226,7 @@ def train(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    data = (
-        []
-        if args.epochs == 0
-        else build_cache(args.images, ROOT / "data" / "cache" / f"detector_{args.images}.pkl", args.workers)
-    )
+    data = [] if args.epochs == 0 else build_cache(args.images, _cache_path(args.images), args.workers)
     TinyYolo, Exported = _model_classes()
     net = TinyYolo(len(LABELS))
     if args.state:
@@ -237,7 +239,7 @@ def train(args: argparse.Namespace) -> None:
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=max(steps, 1), pct_start=0.1)
     rng = np.random.default_rng(0)
-    t0, step = time.perf_counter(), 0
+    t0, c0, step = time.perf_counter(), time.process_time(), 0
     for epoch in range(args.epochs):
         net.train()
         order = rng.permutation(len(data))
@@ -271,10 +273,12 @@ def train(args: argparse.Namespace) -> None:
             step += 1
         print(f"epoch {epoch + 1}/{args.epochs} loss {total / max(1, len(order) // args.batch):.3f} "
               f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
-    train_s = time.perf_counter() - t0
+    train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     torch.save(net.state_dict(), args.out.with_suffix(".pt"))
     export(Exported(net.cpu().eval()), args.out, torch)
-    print(f"training {train_s:.0f} s ({args.device}, {args.threads} threads) -> {args.out}")
+    print(
+        f"training {train_s:.0f} s wall, {cpu_s:.0f} s CPU ({args.device}, {args.threads} threads) -> {args.out}"
+    )
 
 
 def export(model, out: Path, torch) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,16 @@ from tools.synth.scene import CATEGORIES, PLATE, SEGMENTATION_CLASSES, Frame, Sc
 STAMP0_NS = 1_700_000_000_000_000_000  # a fixed epoch keeps every output byte-identical run to run
 
 
+def generator_digest() -> str:
+    """Hash of the scene generator's sources: caches of rendered data are keyed by it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for src in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(src.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def coco_dict(frames: Iterable[tuple[str, int, Frame]]) -> dict:
     """COCO detection JSON for ``(file_name, stamp_ns, frame)``; plates carry their ``text``."""
     images, annotations = [], []
