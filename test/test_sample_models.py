@@ -70,12 +70,16 @@ def test_segmenter_miou(sample_data) -> None:
     from trt_perception.metrics.segmentation import confusion_matrix, iou_per_class
     from trt_perception.stages.segmenter import Segmenter, SegmenterConfig
 
-    seg = Segmenter(SegmenterConfig(model=str(SEGMENTER), backend="onnxruntime", input_width=640, input_height=352))
+    seg = Segmenter(
+        SegmenterConfig(model=str(SEGMENTER), backend="onnxruntime", input_width=640, input_height=352)
+    )
     images = json.loads(sample_data.val_coco.read_text())["images"][:60]
     cm = np.zeros((4, 4), np.int64)
     for info in images:
         bgr = cv2.imread(str(sample_data.images_dir / info["file_name"]))
-        gt = cv2.imread(str(sample_data.masks_dir / f"{Path(info['file_name']).stem}.png"), cv2.IMREAD_UNCHANGED)
+        gt = cv2.imread(
+            str(sample_data.masks_dir / f"{Path(info['file_name']).stem}.png"), cv2.IMREAD_UNCHANGED
+        )
         cm += confusion_matrix(gt, seg(bgr).mask, 4)
     iou = iou_per_class(cm)
     assert iou.mean() >= 0.85, dict(zip(["background", "road", "lane_marking", "vehicle"], iou.round(3)))
