@@ -1,0 +1,464 @@
+"""Train the sample plate readers on synthetic reader crops and export them to ONNX.
+
+    .venv/bin/python -m tools.train_plate_reader --variant ctc     # -> models/plate_reader_ctc.onnx
+    .venv/bin/python -m tools.train_plate_reader --variant heads   # -> models/plate_reader_heads.onnx
+
+Both share one small convolutional backbone over a 32x160 crop (PP-OCR rec pre-processing, see
+``trt_perception.vision.text.prepare_text_crops``):
+
+* ``ctc``: CRNN without recurrence (1-D convolutions along the width, TensorRT-friendly) and a CTC
+  head: ``x`` [N,3,32,160] -> ``probs`` [N,40,C] softmax, blank = class 0.
+* ``heads``: the per-character-heads reader of the plate-reading thesis (a backbone followed by
+  independent fully connected softmax heads, trained with cross entropy): ``chars`` [N,7,C], class 0
+  = no character, plus a format head ``format`` [N,M] (the plate layout, the thesis' "country").
+
+Training data are ``tools.synth.plates.reader_crop`` crops (perspective, loose/tight boxes,
+10-48 px plate height, blur, noise, JPEG), generated in parallel with per-chunk seeds, so the set is
+the same for any worker count. Everything is seeded; PyTorch on the CPU is deterministic for these
+ops, so a rerun reproduces the committed models up to float rounding of the thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tools.synth.plates import CHARSET, DEFAULT_FORMAT, random_plate_text, reader_crop
+
+HEIGHT, WIDTH = 32, 160
+CLASSES = ["", *CHARSET]  # class 0: CTC blank / "no character" for the heads
+#: Layouts the readers learn (weights favour the default the sample scenes use); the heads model's
+#: format head predicts the index into this tuple.
+FORMATS = ("LLDDDLL", "DDDDLLL", "LLDDLLL", "LLLDDD")
+FORMAT_WEIGHTS = (0.55, 0.15, 0.15, 0.15)
+HEADS = max(len(f) for f in FORMATS)
+CHUNK = 500
+
+
+def _make_chunk(args: tuple[int, int, int, bool]) -> tuple[np.ndarray, ...]:
+    """``n`` crops resized for the reader (uint8 [n,32,160,3], right-padded), widths, texts, formats, heights."""
+    import cv2
+
+    from trt_perception.vision.text import resize_text_crop
+
+    cv2.setNumThreads(1)
+    seed, chunk, n, default_only = args
+    rng = np.random.default_rng([seed, chunk])
+    images = np.zeros((n, HEIGHT, WIDTH, 3), np.uint8)
+    widths = np.zeros(n, np.int64)
+    fmts = np.zeros(n, np.int64)
+    heights = np.zeros(n, np.int64)
+    texts = []
+    for i in range(n):
+        f = 0 if default_only else int(rng.choice(len(FORMATS), p=FORMAT_WEIGHTS))
+        text = random_plate_text(rng, FORMATS[f])
+        crop = reader_crop(text, rng)
+        heights[i] = crop.shape[0]
+        resized = resize_text_crop(crop, HEIGHT, WIDTH)
+        images[i, :, : resized.shape[1]] = resized
+        widths[i] = resized.shape[1]
+        fmts[i] = f
+        texts.append(text)
+    return images, widths, np.array(texts), fmts, heights
+
+
+def make_split(
+    seed: int, n: int, workers: int, default_only: bool = False, cache: Path | None = None
+) -> dict:
+    """A deterministic set of ``n`` reader crops (same bytes for any ``workers``), cached under ``cache``."""
+    path = cache / f"plates_{seed}_{n}_{int(default_only)}.npz" if cache else None
+    if path is not None and path.exists():
+        with np.load(path) as z:
+            return {k: ([str(t) for t in z[k]] if k == "texts" else z[k]) for k in z.files}
+    jobs = [(seed, c, min(CHUNK, n - c * CHUNK), default_only) for c in range((n + CHUNK - 1) // CHUNK)]
+    if workers > 1:
+        with mp.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_make_chunk, jobs)
+    else:
+        parts = [_make_chunk(j) for j in jobs]
+    split = {
+        "images": np.concatenate([p[0] for p in parts]),
+        "widths": np.concatenate([p[1] for p in parts]),
+        "texts": [str(t) for p in parts for t in p[2]],
+        "formats": np.concatenate([p[3] for p in parts]),
+        "heights": np.concatenate([p[4] for p in parts]),
+    }
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **{k: (np.array(v) if k == "texts" else v) for k, v in split.items()})
+    return split
+
+
+def build_model(variant: str):  # -> torch.nn.Module, imported lazily so `--help` is instant
+    import torch
+    from torch import nn
+
+    def block(cin: int, cout: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    class Backbone(nn.Module):
+        """32x160 -> [N,128,40] column features (stride 4 along the width)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.convs = nn.Sequential(
+                *block(3, 24),
+                nn.MaxPool2d(2),  # 16x80
+                *block(24, 48),
+                nn.MaxPool2d(2),  # 8x40
+                *block(48, 64),
+                *block(64, 64),
+                nn.MaxPool2d((2, 1)),  # 4x40
+                *block(64, 96),
+                nn.MaxPool2d((2, 1)),  # 2x40
+                nn.Conv2d(96, 128, (2, 1), bias=False),  # 1x40
+                nn.BatchNorm2d(128),
+                nn.ReLU(inplace=True),
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.convs(x).squeeze(2)
+
+    class CTCReader(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = Backbone()
+            # Sequence context along the width with dilated 1-D convolutions instead of an LSTM.
+            self.context = nn.Sequential(
+                nn.Conv1d(128, 128, 3, padding=1, bias=False),
+                nn.BatchNorm1d(128),
+                nn.ReLU(inplace=True),
+                nn.Conv1d(128, 128, 3, padding=2, dilation=2, bias=False),
+                nn.BatchNorm1d(128),
+                nn.ReLU(inplace=True),
+            )
+            self.classifier = nn.Conv1d(128, len(CLASSES), 1)
+
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            f = self.backbone(x)
+            logits = self.classifier(f + self.context(f))  # [N,C,T]
+            return {"logits": logits.permute(0, 2, 1)}
+
+    class HeadsReader(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = Backbone()
+            self.reduce = nn.Sequential(nn.Conv1d(128, 32, 1), nn.ReLU(inplace=True))
+            self.shared = nn.Sequential(
+                nn.Flatten(), nn.Dropout(0.1), nn.Linear(32 * WIDTH // 4, 384), nn.ReLU(inplace=True)
+            )
+            self.heads = nn.ModuleList(nn.Linear(384, len(CLASSES)) for _ in range(HEADS))
+            self.format_head = nn.Linear(384, len(FORMATS))
+            # Training-only CTC classifier on the backbone's columns: it teaches the backbone what a
+            # character looks like long before the position-specific heads agree (not exported).
+            self.aux_ctc = nn.Conv1d(128, len(CLASSES), 1)
+
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            f = self.backbone(x)
+            z = self.shared(self.reduce(f))
+            chars = torch.stack([h(z) for h in self.heads], dim=1)  # [N,K,C]
+            out = {"logits": chars, "format": self.format_head(z)}
+            if self.training:
+                out["ctc_logits"] = self.aux_ctc(f).permute(0, 2, 1)
+            return out
+
+    return CTCReader() if variant == "ctc" else HeadsReader()
+
+
+def to_batch(images, widths):
+    """uint8 crops [B,32,160,3] -> float [-1,1] BGR NCHW with the columns right of each crop set to 0.
+
+    The same arithmetic as ``prepare_text_crops`` on already resized crops; torch tensors on any device.
+    """
+    import torch
+
+    x = images.permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
+    cols = torch.arange(WIDTH, device=x.device)[None, :] < widths[:, None]
+    return x * cols[:, None, None, :]
+
+
+def augment(x, widths, gen):
+    """Cheap batch augmentation on top of the generated crops: shift/scale/rotate, contrast, noise."""
+    import torch
+    import torch.nn.functional as F
+
+    n = x.shape[0]
+
+    def u(lo: float, hi: float):
+        return torch.rand(n, generator=gen, device=x.device) * (hi - lo) + lo
+
+    angle = u(-0.05, 0.05)
+    scale = u(0.9, 1.1)
+    theta = torch.zeros(n, 2, 3, device=x.device)
+    theta[:, 0, 0] = scale * torch.cos(angle)
+    theta[:, 0, 1] = -torch.sin(angle) * HEIGHT / WIDTH
+    theta[:, 1, 0] = torch.sin(angle) * WIDTH / HEIGHT
+    theta[:, 1, 1] = scale * torch.cos(angle)
+    theta[:, 0, 2] = u(-0.04, 0.04)
+    theta[:, 1, 2] = u(-0.1, 0.1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    x = x * u(0.6, 1.3)[:, None, None, None] + u(-0.2, 0.2)[:, None, None, None]
+    x = x + torch.randn(x.shape, generator=gen, device=x.device) * u(0.0, 0.08)[:, None, None, None]
+    cols = torch.arange(WIDTH, device=x.device)[None, :] < widths[:, None]
+    return x.clamp(-1, 1) * cols[:, None, None, :]
+
+
+def encode_targets(texts: list[str]) -> np.ndarray:
+    """[N,HEADS] class indices, padded with class 0."""
+    lookup = {c: i for i, c in enumerate(CLASSES)}
+    out = np.zeros((len(texts), HEADS), np.int64)
+    for i, t in enumerate(texts):
+        out[i, : len(t)] = [lookup[c] for c in t]
+    return out
+
+
+def train(args: argparse.Namespace) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    model = build_model(args.variant)
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu"))
+    if args.epochs == 0:
+        return {"model": model.eval(), "generate_s": 0.0, "train_s": 0.0}
+    model = model.to(args.device)
+    t0 = time.perf_counter()
+    train_set = make_split(args.seed, args.train_size, args.workers, cache=args.cache)
+    gen_s = time.perf_counter() - t0
+    targets = torch.from_numpy(encode_targets(train_set["texts"]))
+    lengths = torch.tensor([len(t) for t in train_set["texts"]])
+    formats = torch.from_numpy(train_set["formats"])
+    print(f"generated {args.train_size} training crops in {gen_s:.0f} s", flush=True)
+
+    steps_per_epoch = args.train_size // args.batch
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch, pct_start=0.15
+    )
+    ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
+
+    def ctc_loss(logits: torch.Tensor, idx: np.ndarray, tgt: torch.Tensor) -> torch.Tensor:
+        logp = logits.log_softmax(2).permute(1, 0, 2)  # [T,N,C]
+        t_len = torch.full((len(idx),), logp.shape[0], dtype=torch.long)
+        return ctc(logp, tgt, t_len, lengths[idx])  # padded [N,K] targets, lengths say where they end
+
+    order_rng = np.random.default_rng(args.seed + 1)
+    aug_gen = torch.Generator(device=args.device).manual_seed(args.seed + 2)
+    # The whole set lives on the training device as uint8; batches are cut and augmented there.
+    images = torch.from_numpy(train_set["images"]).to(args.device)
+    widths = torch.from_numpy(train_set["widths"]).to(args.device)
+    t1 = time.perf_counter()
+    deadline = t1 + args.max_minutes * 60 if args.max_minutes else float("inf")
+    stopped_early = False
+    for epoch in range(args.epochs):
+        if time.perf_counter() > deadline:
+            print(f"stopping after {epoch} epochs: --max-minutes {args.max_minutes} reached", flush=True)
+            stopped_early = True
+            break
+        model.train()
+        perm = order_rng.permutation(args.train_size)
+        total = 0.0
+        for s in range(steps_per_epoch):
+            idx = perm[s * args.batch : (s + 1) * args.batch]
+            didx = torch.from_numpy(idx).to(args.device)
+            x = to_batch(images[didx], widths[didx])
+            if args.augment:
+                x = augment(x, widths[didx], aug_gen)
+            out = model(x)
+            tgt = targets[idx].to(args.device)
+            if args.variant == "ctc":
+                loss = ctc_loss(out["logits"], idx, tgt)
+            else:
+                loss = F.cross_entropy(out["logits"].flatten(0, 1), tgt.flatten(), label_smoothing=0.05)
+                loss = loss + 0.2 * F.cross_entropy(out["format"], formats[idx].to(args.device))
+                if args.aux_ctc > 0:
+                    loss = loss + args.aux_ctc * ctc_loss(out["ctc_logits"], idx, tgt)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.detach()
+        print(
+            f"epoch {epoch + 1}/{args.epochs} loss {float(total) / steps_per_epoch:.4f} "
+            f"({time.perf_counter() - t1:.0f} s)",
+            flush=True,
+        )
+    train_s = time.perf_counter() - t1
+    return {
+        "model": model.cpu().eval(),
+        "generate_s": gen_s,
+        "train_s": train_s,
+        "stopped_early": stopped_early,
+    }
+
+
+def export(model, variant: str, path: Path) -> None:
+    """ONNX opset 17 (TorchScript exporter), softmax inside, dynamic batch, charset in metadata."""
+    import warnings
+
+    import onnx
+    import torch
+
+    class Export(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor):
+            out = self.inner(x)
+            if variant == "ctc":
+                return out["logits"].softmax(2)
+            return out["logits"].softmax(2), out["format"].softmax(1)
+
+    names = ["probs"] if variant == "ctc" else ["chars", "format"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    warnings.filterwarnings("ignore", "You are using the legacy TorchScript", DeprecationWarning)
+    torch.onnx.export(
+        Export(model),
+        (torch.zeros(1, 3, HEIGHT, WIDTH),),
+        str(path),
+        input_names=["x"],
+        output_names=names,
+        dynamic_axes={n: {0: "N"} for n in ["x", *names]},
+        opset_version=17,
+        dynamo=False,
+    )
+    proto = onnx.load(str(path))
+    meta = {
+        "character": "\n".join(CHARSET),
+        "blank_index": "0",
+        "preprocess": "BGR; resize to height 32 keeping aspect (width ceil(32*w/h) capped at 160), "
+        "(x/255-0.5)/0.5, left-aligned, zero right padding",
+        "decoder": variant,
+    }
+    if variant == "heads":
+        meta["formats"] = "\n".join(FORMATS)
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=v)
+    proto.producer_name = "trt_perception tools.train_plate_reader"
+    onnx.save(proto, str(path))
+
+
+def evaluate(path: Path, split: dict, batch: int = 64) -> dict:
+    """Exact match and character accuracy of an exported model with the package's decoders.
+
+    Also per crop height (a proxy for the plate's pixel height) and, for the heads model, without the
+    format head's masking (what a decoder that ignores the format output gets).
+    """
+    import torch
+
+    from trt_perception.inference.factory import open_engine
+    from trt_perception.vision.text import ctc_greedy_decode, heads_decode, load_charset
+
+    engine = open_engine(path)
+    out_name = engine.outputs[0].name
+    charset = load_charset(None, engine.metadata)
+    formats = engine.metadata["formats"].split("\n") if "formats" in engine.metadata else None
+    texts = split["texts"]
+    preds: list[str] = []
+    unmasked: list[str] = []
+    for s in range(0, len(texts), batch):
+        idx = np.arange(s, min(s + batch, len(texts)))
+        x = to_batch(torch.from_numpy(split["images"][idx]), torch.from_numpy(split["widths"][idx]))
+        out = engine.infer({"x": x.numpy()})
+        if out_name == "probs":
+            preds += [t for t, _ in ctc_greedy_decode(out["probs"], charset)]
+        else:
+            preds += [
+                t for t, _ in heads_decode(out["chars"], charset, formats=formats, format_probs=out["format"])
+            ]
+            unmasked += [t for t, _ in heads_decode(out["chars"], charset)]
+    ok = np.array([p == t for p, t in zip(preds, texts)])
+    chars = sum(sum(a == b for a, b in zip(p, t)) for p, t in zip(preds, texts)) / sum(len(t) for t in texts)
+    result = {
+        "exact_match": round(float(ok.mean()), 4),
+        "char_accuracy": round(float(chars), 4),
+        "n": len(texts),
+    }
+    if unmasked:
+        result["exact_match_without_format_head"] = round(
+            float(np.mean([p == t for p, t in zip(unmasked, texts)])), 4
+        )
+    h = split["heights"]
+    for lo, hi in ((0, 16), (16, 24), (24, 1000)):
+        sel = (h >= lo) & (h < hi)
+        if sel.any():
+            result[f"exact_match_crop_h_{lo}_{hi if hi < 1000 else 'up'}"] = round(float(ok[sel].mean()), 4)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variant", choices=("ctc", "heads"), required=True)
+    p.add_argument(
+        "--out", type=Path, default=None, help="ONNX path (default models/plate_reader_<variant>.onnx)"
+    )
+    p.add_argument("--train-size", type=int, default=200000)
+    p.add_argument("--val-size", type=int, default=2000)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (the machine is shared)")
+    p.add_argument("--workers", type=int, default=2, help="processes generating crops")
+    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--max-minutes", type=float, default=0.0, help="stop training at the next epoch after this"
+    )
+    p.add_argument(
+        "--augment", action=argparse.BooleanOptionalAction, default=True, help="batch augmentation"
+    )
+    p.add_argument("--aux-ctc", type=float, default=0.5, help="heads: weight of the training-only CTC loss")
+    p.add_argument("--metrics", type=Path, default=None, help="write a JSON summary here")
+    p.add_argument(
+        "--init", type=Path, default=None, help="start from this state dict (--epochs 0: export only)"
+    )
+    p.add_argument("--checkpoint", type=Path, default=None, help="also save the PyTorch state dict here")
+    p.add_argument("--cache", type=Path, default=None, help="keep generated crop sets here (.npz) for reruns")
+    args = p.parse_args(argv)
+    out = args.out or Path("models") / f"plate_reader_{args.variant}.onnx"
+
+    result = train(args)
+    if args.checkpoint:
+        import torch
+
+        args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(result["model"].state_dict(), args.checkpoint)
+    export(result["model"], args.variant, out)
+    val_mixed = make_split(args.seed + 1000, args.val_size, args.workers, cache=args.cache)
+    val_default = make_split(
+        args.seed + 2000, args.val_size, args.workers, default_only=True, cache=args.cache
+    )
+    summary = {
+        "variant": args.variant,
+        "onnx": str(out),
+        "size_mb": round(out.stat().st_size / 2**20, 3),
+        "generate_s": round(result["generate_s"], 1),
+        "train_s": round(result["train_s"], 1),
+        "stopped_early": result.get("stopped_early", False),
+        "recipe": {
+            k: str(getattr(args, k))
+            for k in ("train_size", "epochs", "batch", "lr", "augment", "aux_ctc", "seed")
+        },
+        "device": args.device,
+        "threads": args.threads,
+        "val_all_formats": evaluate(out, val_mixed),
+        f"val_{DEFAULT_FORMAT}": evaluate(out, val_default),
+    }
+    print(json.dumps(summary, indent=2))
+    if args.metrics:
+        args.metrics.parent.mkdir(parents=True, exist_ok=True)
+        args.metrics.write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
