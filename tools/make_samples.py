@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,7 @@ def write_video(path: Path, frames: Iterator[tuple[int, Frame]], fps: float, siz
 
 def make_all(out: Path, val_count: int = 120, video_seconds: float = 10.0, bag_frames: int = 20) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "val", ignore_errors=True)  # no stale images from a larger earlier set
     t0 = time.perf_counter()
     write_coco_set(out / "val", scene_frames(VAL_SEED, val_count, 1280, 720, 33_333_333))
     t1 = time.perf_counter()
