@@ -31,7 +31,7 @@ PARAMETERS: tuple[Param, ...] = (
         "engines",
         [
             "models/detector.onnx",
-            "models/plate_reader_ctc.onnx;profile.x=1x3x32x160:8x3x32x160:16x3x32x320",
+            "models/plate_reader_ctc.onnx;profile.x=1x3x32x160:8x3x32x160:16x3x32x160",
             "models/segmenter.onnx;profile.input=1x3x256x256:1x3x352x640:1x3x736x1280",
             "models/pilotnet.onnx;profile.image=1x3x66x200:1x3x66x200:8x3x66x200",
         ],
