@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from trt_perception.metrics.segmentation import confusion_matrix, mean_iou
+from trt_perception.metrics.segmentation import confusion_matrix, iou_per_class, mean_iou
 from trt_perception.stages.segmenter import Segmenter, SegmenterConfig, _resize_mask, upsample_argmax
 from trt_perception.vision.argmax_fusion import FusionConfig, fuse_argmax
 
@@ -146,37 +146,43 @@ def latency_table(model_path: Path, quick: bool) -> list[dict[str, object]]:
 
 
 def accuracy(model_path: Path, val_dir: Path, limit: int) -> dict[str, object]:
+    """mIoU on ``data/val`` at the 768x1344 network input, masks at the network resolution (ground truth
+    resized with nearest-exact), through the Segmenter stage as the node runs it."""
     masks = sorted((val_dir / "masks").glob("*.png"))[:limit]
     if not masks:
         return {"skipped": f"no masks under {val_dir / 'masks'}"}
-    out: dict[str, object] = {"frames": len(masks)}
+    h, w = SIZES[-1]
+    out: dict[str, object] = {"frames": len(masks), "network_input": f"{h}x{w}", "mask_resolution": "network"}
     cache = tempfile.mkdtemp(prefix="bench_seg_")
     agreements: dict[str, float] = {}
     cpu_masks: list[np.ndarray] = []
     for strategy in ("cpu", "fused-argmax", "fused-reducemax", "argmax"):
         argmax = "cpu" if strategy == "cpu" else "fused"
         mode = strategy if argmax == "fused" else "fused-argmax"
-        seg = Segmenter(
-            SegmenterConfig(
-                str(model_path),
-                argmax=argmax,
-                fusion_mode=mode,
-                input_width=640,
-                input_height=352,
-                cache_dir=cache,
-            )
+        cfg = SegmenterConfig(
+            str(model_path),
+            argmax=argmax,
+            fusion_mode=mode,
+            input_width=w,
+            input_height=h,
+            output_resolution="network",
+            cache_dir=cache,
         )
+        seg = Segmenter(cfg)
         cm = np.zeros((4, 4), np.int64)
         same = []
         for i, mp in enumerate(masks):
             image = next((val_dir / "images").glob(mp.stem + ".*"))
             pred = seg(cv2.imread(str(image))).mask
-            cm += confusion_matrix(cv2.imread(str(mp), cv2.IMREAD_GRAYSCALE), pred, 4)
+            gt = cv2.resize(
+                cv2.imread(str(mp), cv2.IMREAD_GRAYSCALE), (w, h), interpolation=cv2.INTER_NEAREST_EXACT
+            )
+            cm += confusion_matrix(gt, pred, 4)
             if strategy == "cpu":
                 cpu_masks.append(pred)
             else:
                 same.append(float((pred == cpu_masks[i]).mean()))
-        out[strategy] = {"mean_iou": mean_iou(cm)}
+        out[strategy] = {"mean_iou": mean_iou(cm), "iou": [float(v) for v in iou_per_class(cm)]}
         if same:
             agreements[strategy] = float(np.mean(same))
     out["agreement_with_cpu"] = agreements

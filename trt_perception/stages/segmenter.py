@@ -43,8 +43,8 @@ _STRIDE = 32  # the contract: dynamic H and W are multiples of 32
 class SegmenterConfig:
     model: str
     backend: str = "auto"
-    #: cpu | fused | gpu (fused: the fast path on ONNX Runtime and on engines built from a fused ONNX)
-    argmax: str = "fused"
+    #: cpu (exact) | fused (approximate, in-graph) | gpu (exact, TensorRT); see bench/results/segmentation.json
+    argmax: str = "cpu"
     #: input (camera frame size) | network (network input size)
     output_resolution: str = "input"
     #: Network input size; 0 takes the model's static size, else the frame size rounded to 32.
