@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from trt_perception.vision.text import (
     argmax_labels,
@@ -145,3 +148,38 @@ def test_prepare_text_crops_ppocr_layout():
     assert prepare_text_crops([bgr], 32, 64)[0, 0, 0, 0] == 1.0
     with pytest.raises(ValueError, match="non-empty BGR"):
         prepare_text_crops([np.zeros((0, 5, 3), np.uint8)], 32, 64)
+
+
+# --- vectorized decoders against a plain reference loop -----------------------------------------
+
+
+def _ctc_reference(probs: np.ndarray, classes: list[str], blank: int) -> list[tuple[str, float]]:
+    out = []
+    for row in probs:
+        text, kept, prev = "", [], -1
+        for step in row:
+            k = int(step.argmax())
+            if k not in (blank, prev):
+                text += classes[k]
+                kept.append(float(step[k]))
+            prev = k
+        out.append((text, float(np.mean(kept)) if kept else 0.0))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(
+        np.float32,
+        st.tuples(st.integers(1, 4), st.integers(1, 12), st.just(5)),
+        elements=st.floats(0, 1, width=32),
+    ),
+    st.sampled_from([0, 4]),
+)
+def test_ctc_matches_reference_loop(probs, blank):
+    classes = ["A", "B", "1", "2", "C"]
+    classes[blank] = ""
+    got = ctc_greedy_decode(probs, classes, blank=blank)
+    want = _ctc_reference(probs, classes, blank)
+    assert [t for t, _ in got] == [t for t, _ in want]
+    np.testing.assert_allclose([c for _, c in got], [c for _, c in want], rtol=1e-5)
