@@ -4,7 +4,8 @@
     .venv/bin/python -m bench.bench_segmentation [--quick]
 
 Rows: input size (384x384 ... 768x1344) x strategy. ``cpu`` = network logits, then OpenCV bilinear
-upsample to the input size and ``numpy.argmax``; ``argmax`` / ``reducemax`` = the same computed inside
+upsample to the input size and ``numpy.argmax`` (the reference); ``cpu-opencv`` = the Segmenter's exact
+host path (per-plane resize + OpenCV running maximum, identical masks); ``argmax`` / ``reducemax`` = the same computed inside
 the graph; ``fused-argmax`` / ``fused-reducemax`` = resize to half size -> argmax -> nearest resize, in
 the graph. For each: the end-to-end engine call (+ host post-processing) and the post-processing alone
 (the fused subgraph timed on its own on the same logits, so no subtraction of noisy totals). mIoU of
@@ -31,7 +32,13 @@ import onnx
 import onnxruntime as ort
 
 from trt_perception.metrics.segmentation import confusion_matrix, iou_per_class, mean_iou
-from trt_perception.stages.segmenter import Segmenter, SegmenterConfig, _resize_mask, upsample_argmax
+from trt_perception.stages.segmenter import (
+    Segmenter,
+    SegmenterConfig,
+    _resize_mask,
+    upsample_argmax,
+    upsample_argmax_numpy,
+)
 from trt_perception.vision.argmax_fusion import FusionConfig, fuse_argmax
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,8 +105,10 @@ def latency_table(model_path: Path, quick: bool) -> list[dict[str, object]]:
         logits = plain.run(None, feeds)[0]
         fns: dict[str, Callable[[], object]] = {
             "network_only": lambda: plain.run(None, feeds),
-            "cpu.postprocess": lambda: upsample_argmax(logits[0], w, h),
-            "cpu.total": lambda: upsample_argmax(plain.run(None, feeds)[0][0], w, h),
+            "cpu.postprocess": lambda: upsample_argmax_numpy(logits[0], w, h),
+            "cpu.total": lambda: upsample_argmax_numpy(plain.run(None, feeds)[0][0], w, h),
+            "cpu-opencv.postprocess": lambda: upsample_argmax(logits[0], w, h),
+            "cpu-opencv.total": lambda: upsample_argmax(plain.run(None, feeds)[0][0], w, h),
         }
         for mode, sess in fused.items():
             post = session(post_only_model(logits.shape, (h, w), mode))
@@ -116,7 +125,7 @@ def latency_table(model_path: Path, quick: bool) -> list[dict[str, object]]:
             "logits": list(logits.shape),
             "network_only": t["network_only"],
         }
-        for key in ("cpu", *GRAPH_MODES):
+        for key in ("cpu", "cpu-opencv", *GRAPH_MODES):
             post_t = t[f"{key}.postprocess"]
             row[key] = {
                 "total": t[f"{key}.total"],
@@ -133,10 +142,14 @@ def latency_table(model_path: Path, quick: bool) -> list[dict[str, object]]:
                 row[key]["postprocess_stage_speedup_vs_cpu_min"] = (
                     t["cpu.postprocess"]["min_ms"] / stage["min_ms"]
                 )  # type: ignore[index]
+        row["cpu_opencv_identical_to_numpy"] = bool(
+            np.array_equal(upsample_argmax(logits[0], w, h), upsample_argmax_numpy(logits[0], w, h))
+        )
         rows.append(row)
         print(
             f"{h}x{w}: net {t['network_only']['median_ms']:.1f} ms | post (median/min) cpu "
-            f"{t['cpu.postprocess']['median_ms']:.2f}/{t['cpu.postprocess']['min_ms']:.2f}, "
+            f"{t['cpu.postprocess']['median_ms']:.2f}/{t['cpu.postprocess']['min_ms']:.2f}, cpu-opencv "
+            f"{t['cpu-opencv.postprocess']['median_ms']:.2f}/{t['cpu-opencv.postprocess']['min_ms']:.2f}, "
             + ", ".join(
                 f"{m} {t[m + '.postprocess']['median_ms']:.2f}/{t[m + '.postprocess']['min_ms']:.2f}"
                 for m in GRAPH_MODES
@@ -234,6 +247,16 @@ def main(argv: list[str] | None = None) -> int:
             "pass": bool(speedup >= 3.0),
         }
     ]
+    exact = big["cpu-opencv"]  # type: ignore[index]
+    targets.append(
+        {
+            "name": f"exact host post-processing (cpu-opencv, the Segmenter's cpu mode) vs cpu at {big['input']}"
+            " (same masks: 0 mIoU change)",
+            "measured": f"{exact['postprocess_speedup_vs_cpu']:.2f}x median, {exact['postprocess_speedup_vs_cpu_min']:.2f}x min, "
+            f"identical masks: {big['cpu_opencv_identical_to_numpy']}",
+            "pass": bool(exact["postprocess_speedup_vs_cpu"] >= 3.0 and big["cpu_opencv_identical_to_numpy"]),
+        }
+    )
     if "cpu" in acc:
         cpu_miou = acc["cpu"]["mean_iou"]  # type: ignore[index]
         for m in ("fused-argmax", "fused-reducemax"):

@@ -14,7 +14,7 @@ from conftest import MODELS
 from trt_perception.inference.engine import EngineError
 from trt_perception.metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
 from trt_perception.metrics.segmentation import confusion_matrix, mean_iou
-from trt_perception.stages.segmenter import Segmenter, SegmenterConfig, upsample_argmax
+from trt_perception.stages.segmenter import Segmenter, SegmenterConfig, upsample_argmax, upsample_argmax_numpy
 from trt_perception.vision.argmax_fusion import FusionConfig, fuse_argmax_file
 
 SAMPLE = Path(os.environ.get("TRT_PERCEPTION_SEGMENTER", MODELS / "segmenter.onnx"))
@@ -128,6 +128,17 @@ def test_resolutions_latency_and_overlay(standin_model: Path) -> None:
     background = cv2.resize(res.mask, (410, 250), interpolation=cv2.INTER_NEAREST) == 0
     np.testing.assert_array_equal(over[background], bgr[background])
     assert sum(res.class_fractions().values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("c", "h", "w", "out"),
+    [(4, 20, 30, (120, 80)), (19, 17, 23, (64, 48)), (1, 8, 8, (16, 16)), (5, 10, 12, (12, 10))],
+)
+def test_opencv_argmax_is_identical_to_numpy(c: int, h: int, w: int, out: tuple[int, int]) -> None:
+    rng = np.random.default_rng(c)
+    logits = rng.normal(size=(c, h, w)).astype(np.float32)
+    logits[:, :2] = 0.0  # ties everywhere in two rows: the lowest class wins in both
+    np.testing.assert_array_equal(upsample_argmax(logits, *out), upsample_argmax_numpy(logits, *out))
 
 
 def test_upsample_argmax_matches_numpy_reference() -> None:
