@@ -89,6 +89,18 @@ def test_full_lap_time_and_average_speed() -> None:
     assert report.time_base == "sim" and not report.warnings
 
 
+def test_lap_counted_early_is_not_charged_for_the_undriven_stretch() -> None:
+    # the checkpoint walk completes the lap up to 5 m before the start; the run ends 3 m before it
+    radius = 50.0
+    reference = circle(radius, 1000)
+    end = 2 * math.pi - 3.0 / radius
+    driven = circle(radius + 0.2, 3000, 0.0, end, endpoint=True)
+    report = evaluate_run(run_on(driven, 40.0), reference)
+    assert report.lap_completed
+    assert report.position_deviation_max_m == pytest.approx(0.2, abs=0.01)
+    assert report.progress_m == pytest.approx(2 * math.pi * radius - 3.0, abs=0.5)
+
+
 def test_missing_clock_reports_real_time_only() -> None:
     reference = circle(50.0, 200)
     driven = circle(50.0, 500, 0.0, math.pi, endpoint=True)
@@ -348,6 +360,8 @@ def test_evaluator_node_without_clock_and_with_messy_odometry(start_node, ros_no
     order.insert(20, order[19])  # one repeated message
     cmd = Twist()
     cmd.linear.x = 5.0
+    cmd_pub.publish(cmd)  # the experiment starts at the first command: let it arrive before odometry
+    ros_node.spin_until(lambda: False, 0.5)
     for k, i in enumerate(order):
         msg = Odometry()
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(i * 10_000_000, 1_000_000_000)

@@ -14,8 +14,10 @@ checkpoints r_k, driven poses p_i at simulated times t_i):
   otherwise take the next pose. Done for both directions, the better one kept.
   ``percentage = 100 * reached / N`` (above 100 after more than one lap). ``lap_completed`` = reached >= N.
 * lap time            t_L - t_0, t_L the stamp of the pose at which ``reached`` first equals N.
-* position deviation  for every checkpoint covered by the run (from the start checkpoint to the one
-  nearest the last pose in the driving direction; all of them once a lap is done), d_k = distance from
+* progress            metres along the reference actually driven past: every pose projected on its
+  nearest checkpoint, index steps unwrapped (laps count), furthest point kept.
+* position deviation  for every checkpoint covered by the run (those the progress has passed, from the
+  start checkpoint in the driving direction; all of them after a full lap), d_k = distance from
   r_k to the driven path (nearest pose, refined on its two adjacent segments). ``mean`` and ``max`` of
   d_k in metres. Beside it ``bm_score = mean_k 1000**d_k`` and ``bm_total = sum_k 1000**d_k``: what
   BehaviorMetrics' ``metrics_gazebo.py`` prints as "Position deviation MAE"/"total error". That score is
@@ -174,13 +176,42 @@ def percentage_completed(
     return Completion(100.0 * reached / len(ref), reached, step, start, lap)
 
 
-def covered_checkpoints(xy: np.ndarray, reference: np.ndarray, completion: Completion) -> np.ndarray:
-    """Indices of the reference checkpoints the run covered (see the module docstring)."""
+def nearest_indices(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Index of the nearest of ``targets`` [N, 2] for every point [M, 2] (exact k-d tree)."""
+    t = np.asarray(targets, np.float64).reshape(-1, 2)
+    centre = t.mean(axis=0)
+    index = cv2.flann_Index(
+        np.ascontiguousarray(t - centre, np.float32), {"algorithm": 4, "leaf_max_size": 16}
+    )
+    q = np.ascontiguousarray(np.asarray(points, np.float64).reshape(-1, 2) - centre, np.float32)
+    nearest, _ = index.knnSearch(q, 1, params={"checks": -1})
+    return nearest[:, 0].astype(np.int64)
+
+
+def progress_checkpoints(xy: np.ndarray, reference: np.ndarray, completion: Completion) -> int:
+    """How far along the reference the run got, in checkpoints from the start, laps unwrapped.
+
+    Each pose is projected on its nearest checkpoint; the index steps (wrapped to half a lap, signed
+    by the driving direction) are summed and the furthest point reached is kept.
+    """
     n = len(reference)
-    if completion.lap_completed or len(xy) == 0:
-        return np.arange(n)
-    last = int(np.argmin(((reference - xy[-1]) ** 2).sum(axis=1)))
-    span = ((last - completion.start_index) * completion.direction) % n
+    if len(xy) < 2:
+        return 0
+    idx = nearest_indices(xy, reference)
+    steps = (np.diff(idx) * completion.direction + n // 2) % n - n // 2
+    start_offset = ((idx[0] - completion.start_index) * completion.direction + n // 2) % n - n // 2
+    return int(max(start_offset + np.cumsum(steps).max(initial=0), 0))
+
+
+def covered_checkpoints(xy: np.ndarray, reference: np.ndarray, completion: Completion) -> np.ndarray:
+    """Indices of the reference checkpoints the run drove past (see the module docstring).
+
+    Measured by the projected progress, not by the 5 m checkpoint walk: the walk counts the last
+    checkpoints of a lap up to 5 m before the car reaches them, and a run stopped right then would
+    be charged metres of deviation for the stretch it never drove.
+    """
+    n = len(reference)
+    span = min(progress_checkpoints(xy, reference, completion), n - 1)
     return (completion.start_index + completion.direction * np.arange(span + 1)) % n
 
 
@@ -263,6 +294,7 @@ class BehaviorReport:
     experiment_real_time_s: float
     average_speed_mps: float
     percentage_completed: float
+    progress_m: float
     lap_completed: bool
     lap_time_s: float | None
     direction: int
@@ -321,6 +353,8 @@ def evaluate_run(
     completion = percentage_completed(xy, ref, radius)
     lap_time = float(t[completion.lap_pose_index] - t[0]) if completion.lap_completed else None
     dev = position_deviation(ref, xy, covered_checkpoints(xy, ref, completion))
+    ref_length = path_length(np.vstack([ref, ref[:1]]))
+    progress = progress_checkpoints(xy, ref, completion) / len(ref) * ref_length
     rtf = None
     if has_clock:
         wall = _span(np.asarray(run.clock_wall, np.float64))
@@ -329,7 +363,7 @@ def evaluate_run(
     return BehaviorReport(
         time_base="sim" if has_clock else "real",
         reference_checkpoints=len(ref),
-        reference_length_m=path_length(np.vstack([ref, ref[:1]])),
+        reference_length_m=ref_length,
         poses=len(xy),
         odometry_out_of_order=out_of_order,
         odometry_duplicates=dups,
@@ -338,6 +372,7 @@ def evaluate_run(
         experiment_real_time_s=real_time,
         average_speed_mps=distance / duration if duration else float("nan"),
         percentage_completed=completion.percentage,
+        progress_m=progress,
         lap_completed=completion.lap_completed,
         lap_time_s=lap_time,
         direction=completion.direction,

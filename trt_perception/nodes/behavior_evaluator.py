@@ -199,7 +199,7 @@ class BehaviorEvaluatorNode(PerceptionNode):
         self._last_report = report
         d = self.diagnostics
         for key in (
-            "percentage_completed", "completed_distance_m", "average_speed_mps", "position_deviation_mean_m",
+            "percentage_completed", "progress_m", "completed_distance_m", "average_speed_mps", "position_deviation_mean_m",
             "position_deviation_max_m", "position_deviation_bm_score", "brain_iteration_frequency_real_hz",
             "brain_iteration_frequency_sim_hz", "mean_inference_time_ms", "real_time_factor", "frame_rate_hz",
             "suddenness", "lap_completed", "lap_time_s", "time_base",
@@ -207,8 +207,12 @@ class BehaviorEvaluatorNode(PerceptionNode):
             value = getattr(report, key)
             d.set_value(key, "n/a" if value is None else value)
         elapsed = report.experiment_sim_time_s if report.time_base == "sim" else report.experiment_real_time_s
-        laps_done = report.percentage_completed / 100.0
-        if self.laps > 0 and laps_done >= self.laps:
+        # BehaviorMetrics counts the last checkpoints up to 5 m early: also wait until the car has
+        # driven past the start line, so the report's trajectory closes the lap
+        laps_done = min(
+            report.percentage_completed / 100.0, report.progress_m / max(report.reference_length_m, 1e-9)
+        )
+        if self.laps > 0 and laps_done >= self.laps - 0.002:
             self.finish("lap completed")
         elif self.timeout > 0 and elapsed is not None and elapsed >= self.timeout:
             self.finish(f"timeout after {elapsed:.0f} s")

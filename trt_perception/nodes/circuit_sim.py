@@ -70,6 +70,13 @@ def _stamp(t: float):  # type: ignore[no-untyped-def]
     return Time(sec=int(sec), nanosec=int(nanosec))
 
 
+def _next_due(due: float, period: float, now: float) -> float:
+    """Next publication time on a fixed schedule (rates are not rounded up to whole ticks); a
+    schedule more than one period behind restarts from now instead of bursting."""
+    due += period
+    return due if due > now - period else now + period
+
+
 class CircuitSimNode(PerceptionNode):
     PARAMETERS = PARAMETERS
     COMPONENT = "circuit_sim"
@@ -129,10 +136,10 @@ class CircuitSimNode(PerceptionNode):
             sim.step(v, w, dt)
         self.clock_pub.publish(Clock(clock=_stamp(sim.time)))
         if sim.time >= self._next_odom - 1e-9:
-            self._next_odom = sim.time + self.odom_period
+            self._next_odom = _next_due(self._next_odom, self.odom_period, sim.time)
             self.publish_odom()
         if sim.time >= self._next_camera - 1e-9:
-            self._next_camera = sim.time + self.camera_period
+            self._next_camera = _next_due(self._next_camera, self.camera_period, sim.time)
             self.publish_camera()
         self.latency.record("step", (time.perf_counter() - t0) * 1e3)
 
