@@ -230,8 +230,13 @@ def _summary(state: DemoState, latency: Any) -> None:
         f"\n{state.frames} frames in {wall:.1f} s ({state.frames / max(wall, 1e-9):.1f} FPS overall"
         + (f", pipeline capacity {1000 / e2e.mean_ms:.1f} FPS at {e2e.mean_ms:.1f} ms/frame)" if e2e else ")")
     )
-    if state.plates_seen:
-        print("plates read: " + ", ".join(f"{t} ({n} frames)" for t, n in state.plates_seen.most_common()))
+    # A plate entering the frame or blurred gives one-off partial readings: list the steady ones.
+    steady = [(t, n) for t, n in state.plates_seen.most_common() if n >= 3]
+    rare = sum(1 for n in state.plates_seen.values() if n < 3)
+    if steady:
+        print("plates read: " + ", ".join(f"{t} ({n} frames)" for t, n in steady))
+    if rare:
+        print(f"plus {rare} readings seen in fewer than 3 frames (plates entering the view, blur)")
 
 
 def _run_ros(args: argparse.Namespace) -> int:
