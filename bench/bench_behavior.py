@@ -101,6 +101,8 @@ def brain_frequency(threads: int, frames: list[np.ndarray], repeats: int = 3) ->
         "iteration": s,
         "inference": summary(infer_ms),
         "iterations_per_s": 1000.0 / s["mean_ms"],
+        # the median is robust to the preemptions of a shared machine; the mean (above) is the target
+        "iterations_per_s_from_median": 1000.0 / s["median_ms"],
     }
 
 
