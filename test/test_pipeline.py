@@ -136,3 +136,28 @@ def test_perception_pipeline_node(ros_node: Any, start_node: Any, tmp_path: Path
     )
     assert plates.header.frame_id == "camera"
     assert proc.alive()
+
+
+@pytest.mark.slow
+def test_segmenter_joins_the_chain(sample_data: Any) -> None:
+    """The optional segmentation stage runs on the same frame; its mask matches the frame size."""
+    models = [ROOT / "models" / f"{m}.onnx" for m in ("detector", "plate_reader_ctc", "segmenter")]
+    for m in models:
+        if not m.is_file():
+            pytest.skip(f"{m} not built yet")
+    from trt_perception.stages.segmenter import SegmenterConfig
+
+    pipe = PerceptionPipeline.build(
+        DetectorConfig(model=str(models[0])),
+        PlateReaderConfig(model=str(models[1])),
+        SegmenterConfig(model=str(models[2])),
+    )
+    coco = json.loads(Path(sample_data.val_coco).read_text())
+    image = Path(sample_data.images_dir) / coco["images"][0]["file_name"]
+    result = pipe(cv2.imread(str(image)))
+    truth = cv2.imread(str(Path(sample_data.masks_dir) / (image.stem + ".png")), cv2.IMREAD_GRAYSCALE)
+    assert result.segmentation.mask.shape == truth.shape
+    assert (result.segmentation.mask == truth).mean() > 0.8
+    assert {"segmenter.inference", "detector.inference", "plate_reader.inference"} <= set(
+        pipe.latency.stages()
+    )
