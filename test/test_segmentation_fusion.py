@@ -18,6 +18,7 @@ from trt_perception.vision.argmax_fusion import (
     fuse_argmax,
     fuse_argmax_file,
     fusion_info,
+    parse_divisor,
     parse_size,
 )
 
@@ -27,7 +28,7 @@ def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:
     return sess.run([MASK_OUTPUT], feeds)[0]
 
 
-@pytest.mark.parametrize("impl", ["op", "compare"])
+@pytest.mark.parametrize("impl", ["op", "compare", "delta"])
 @pytest.mark.parametrize("mode", MODES)
 def test_modes_match_numpy_on_random_logits(tmp_path: Path, mode: str, impl: str) -> None:
     rng = np.random.default_rng(7)
@@ -48,7 +49,7 @@ def test_argmax_at_logits_resolution_is_exact(tmp_path: Path) -> None:
     logits = rng.normal(size=(1, 6, 17, 23)).astype(np.float32)
     logits[0, 4, :3] = logits[0, 2, :3] = 50.0  # ties: numpy and both ops take the first index
     model = onnx.load(str(standin.identity_logits_model(tmp_path / "id.onnx", 6, 17, 23)))
-    for mode, impl in (("argmax", "op"), ("argmax", "compare"), ("reducemax", "op")):
+    for mode, impl in (("argmax", "op"), ("argmax", "compare"), ("argmax", "delta"), ("reducemax", "op")):
         cfg = FusionConfig(mode=mode, output_size="logits", argmax_impl=impl)
         got = _run(fuse_argmax(model, cfg), {"logits_in": logits})
         np.testing.assert_array_equal(got[0], logits[0].argmax(axis=0))
@@ -87,3 +88,29 @@ def test_keep_logits_and_errors(tmp_path: Path) -> None:
     assert parse_size("input") == "input"
     with pytest.raises(ValueError, match="HxW"):
         parse_size("big")
+
+
+@pytest.mark.parametrize("impl", ["op", "compare", "delta"])
+@pytest.mark.parametrize("divisor", [(1, 4), (2, 1)])
+def test_per_axis_divisor(tmp_path: Path, impl: str, divisor: tuple[int, int]) -> None:
+    rng = np.random.default_rng(3)
+    c, h, w, out_hw = 4, 24, 40, (96, 160)
+    logits = rng.normal(size=(1, c, h, w)).astype(np.float32)
+    model = onnx.load(str(standin.identity_logits_model(tmp_path / "id.onnx", c, h, w)))
+    cfg = FusionConfig(mode="fused-argmax", output_size=out_hw, divisor=divisor, argmax_impl=impl)
+    got = _run(fuse_argmax(model, cfg), {"logits_in": logits})[0]
+    work = standin.bilinear(logits[0], out_hw[0] // divisor[0], out_hw[1] // divisor[1])
+    want = standin.nearest(work.argmax(axis=0).astype(np.uint8), *out_hw)
+    assert got.shape == out_hw and (got == want).mean() > 0.999
+    head = fuse_argmax(
+        model, FusionConfig(output_size=out_hw, divisor=divisor, argmax_impl=impl, final_resize=False)
+    )
+    assert _run(head, {"logits_in": logits}).shape == (1, out_hw[0] // divisor[0], out_hw[1] // divisor[1])
+    assert fusion_info(head)["mask_divisor"] == list(divisor)
+    assert (
+        parse_divisor("1x4") == (1, 4)
+        and parse_divisor("2") == 2
+        and FusionConfig(divisor=(2, 2)).divisor == 2
+    )
+    with pytest.raises(ValueError, match="divisor"):
+        FusionConfig(divisor=(0, 2))
