@@ -23,7 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="input",
         help="mask size: input (network input H, W; dynamic shapes stay dynamic), logits, or HxW (e.g. 768x1344)",
     )
-    parser.add_argument("--divisor", type=int, default=2, help="fused modes: argmax at output size / divisor")
+    parser.add_argument(
+        "--divisor",
+        default="2",
+        help="fused modes: argmax at output size / divisor (an int, or ROWSxCOLS like 1x4)",
+    )
+    parser.add_argument(
+        "--argmax-impl",
+        choices=("op", "compare", "delta"),
+        default="op",
+        help="argmax modes: ONNX ArgMax, elementwise compare chain, or the chain on class-0 difference planes",
+    )
     parser.add_argument(
         "--nearest-dtype",
         choices=("uint8", "float32"),
@@ -38,13 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..vision.argmax_fusion import FusionConfig, fuse_argmax_file, parse_size
+    from ..vision.argmax_fusion import FusionConfig, fuse_argmax_file, parse_divisor, parse_size
 
     try:
         cfg = FusionConfig(
             mode=args.mode,
             output_size=parse_size(args.output_size),
-            divisor=args.divisor,
+            divisor=parse_divisor(args.divisor),
             nearest_dtype=args.nearest_dtype,
             logits=args.logits,
             image_input=args.input_name,

@@ -22,6 +22,7 @@ from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
 from ..stages.segmenter import Segmenter, SegmenterConfig
+from ..vision.argmax_fusion import parse_divisor
 from ._detection_common import model_file
 
 MESSAGE = "message"
@@ -47,7 +48,17 @@ PARAMETERS: tuple[Param, ...] = (
         "fused-argmax",
         "argmax=fused graph: fused-argmax | argmax | reducemax | fused-reducemax.",
     ),
-    Param("fusion_divisor", 2, "Fused modes take the argmax at network size / divisor, then resize nearest."),
+    Param(
+        "fusion_divisor",
+        "1x4",
+        "Fused modes take the argmax at network size / divisor, then resize nearest: ROWSxCOLS or one int "
+        "for both (1x4 keeps thin near-horizontal road markings that 2 loses).",
+    ),
+    Param(
+        "fusion_argmax_impl",
+        "delta",
+        "argmax=fused graph's argmax: delta (class-0 difference planes, fastest on ORT CPU) | compare | op.",
+    ),
     Param(
         "output_resolution", "input", "Mask size: input (the camera image's) | network (the network input's)."
     ),
@@ -86,7 +97,8 @@ def segmenter_config(p: dict[str, Any], model: str) -> SegmenterConfig:
         input_width=int(p["input_width"]),
         input_height=int(p["input_height"]),
         fusion_mode=str(p["fusion_mode"]),
-        fusion_divisor=int(p["fusion_divisor"]),
+        fusion_divisor=parse_divisor(str(p["fusion_divisor"])),
+        fusion_argmax_impl=str(p["fusion_argmax_impl"]),
         class_names=[str(c) for c in p["class_names"] if str(c)],
         palette=[parse_color(c) for c in p["palette"] if str(c)],
         overlay_alpha=float(p["overlay_alpha"]),
