@@ -223,13 +223,24 @@ def accuracy(model_path: Path, val_dir: Path, limit: int) -> dict[str, object]:
     n = logits[0].shape[0]
     base = [upsample_argmax_numpy(lg, w, h) for lg in logits]
 
+    base_cms = [confusion_matrix(g, b_, n) for g, b_ in zip(gts, base)]
+    thirds = np.array_split(np.arange(len(gts)), 3)
+
     def score(preds: list[np.ndarray]) -> dict[str, object]:
-        cm = sum(confusion_matrix(g, p_, n) for g, p_ in zip(gts, preds))
+        cms = [confusion_matrix(g, p_, n) for g, p_ in zip(gts, preds)]
+        cm = sum(cms)
         agree = float(np.mean([(p_ == b_).mean() for p_, b_ in zip(preds, base)]))
+        # the same change on three disjoint thirds of the frames: is the number stable?
+        by_third = [
+            (mean_iou(sum(base_cms[i] for i in part)) - mean_iou(sum(cms[i] for i in part))) * 100
+            for part in thirds
+            if len(part)
+        ]
         return {
             "mean_iou": mean_iou(cm),
             "iou": [float(v) for v in iou_per_class(cm)],
             "agreement_with_cpu": agree,
+            "miou_change_points_by_third_of_frames": by_third,
         }
 
     out: dict[str, object] = {
