@@ -303,11 +303,14 @@ def _compare_chain(b: _Builder, planes: list[str], dtype: type, zero_first: bool
     for k, plane in enumerate(planes):
         c = first + k
         wins = b.op("Greater", [plane, best], f"wins_{c}")
+        won = b.op("Cast", [wins], f"wins_{c}_cast", to=_onnx_type(dtype))  # 0 or 1
         if not index:
-            # the first comparison's bool is already the index (0 or 1)
-            index = b.op("Cast", [wins], f"index_upto_{c}", to=_onnx_type(dtype))
+            index = won  # the first comparison's 0/1 is already the index
         else:
-            index = b.op("Where", [wins, b.const(f"index_{c}", np.array(c, dtype)), index], f"index_upto_{c}")
+            # c exceeds every index so far, so max(index, c * won) is "c where it wins": Where with a
+            # broadcast scalar is ~10-30x slower than Cast + Mul + Max on ONNX Runtime CPU
+            scaled = b.op("Mul", [won, b.const(f"index_{c}", np.array(c, dtype))], f"index_{c}_where_wins")
+            index = b.op("Max", [index, scaled], f"index_upto_{c}")
         if k < len(planes) - 1:
             best = b.op("Max", [best, plane], f"max_upto_{c}")
     return index
