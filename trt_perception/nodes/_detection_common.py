@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from ..ros.files import resolve_file
 from ..ros.params import Param
 from ..stages.detector import DetectorConfig
 from ..stages.plate_reader import PlateReaderConfig
@@ -70,24 +70,6 @@ READER_PARAMETERS: tuple[Param, ...] = (
 )
 
 
-def resolve_file(path: str) -> str:
-    """``path`` as given when it exists, else under the installed share folder or the source tree."""
-    if not path or Path(path).is_absolute() or Path(path).exists():
-        return path
-    roots = []
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        roots.append(Path(get_package_share_directory("trt_perception")))
-    except Exception:
-        pass
-    roots.append(Path(__file__).resolve().parents[2])
-    for root in roots:
-        if (root / path).exists():
-            return str(root / path)
-    return path
-
-
 def detector_config(p: dict[str, Any], prefix: str = "", model: str | None = None) -> DetectorConfig:
     g = lambda k: p[prefix + k]  # noqa: E731
     return DetectorConfig(
@@ -126,18 +108,3 @@ def reader_config(p: dict[str, Any], prefix: str = "", model: str | None = None)
 
 def prefixed(params: tuple[Param, ...], prefix: str) -> tuple[Param, ...]:
     return tuple(Param(prefix + p.name, p.default, p.description, p.read_only) for p in params)
-
-
-def model_file(node: Any, model: str, precision: str, use_builder: bool, timeout_s: float) -> str:
-    """The file to load: the engine builder's engine when asked and available, else ``model``."""
-    model = resolve_file(model)
-    if not use_builder:
-        return model
-    try:
-        from ..ros.engine_wait import resolve_model
-    except ImportError:
-        node.get_logger().warning(
-            "use_engine_builder is set but ros/engine_wait is missing; loading the model"
-        )
-        return model
-    return str(resolve_model(node, model, precision, use_builder, timeout_s))

@@ -28,6 +28,7 @@ from ..metrics.behavior import BehaviorReport, RunRecord, evaluate_run
 from ..metrics.behavior_bag import BrainDiagnostics
 from ..metrics.behavior_report import write_outputs
 from ..ros.diagnostics import ERROR, OK, WARN
+from ..ros.files import resolve_file
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
@@ -85,7 +86,7 @@ class BehaviorEvaluatorNode(PerceptionNode):
         spec = str(p["reference"])
         self.circuit_name = str(p["circuit_name"]) or Path(spec).stem
         try:
-            self.reference = load_reference(spec, str(p["reference_topic"]) or None)
+            self.reference = load_reference(resolve_file(spec), str(p["reference_topic"]) or None)
             self.get_logger().info(f"reference '{spec}': {len(self.reference)} checkpoints")
         except (OSError, ValueError) as exc:
             self.get_logger().error(f"cannot load the reference lap: {exc}")

@@ -16,13 +16,14 @@ from ..inference.engine import EngineError
 from ..metrics.latency import END_TO_END
 from ..ros.detection_msgs import detections_to_msg, stamp_ns
 from ..ros.diagnostics import ERROR
+from ..ros.files import model_file
 from ..ros.image_conversion import ImageEncodingError, image_to_bgr, numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
 from ..stages.detector import Detector
 from ..vision.draw import draw_detections
-from ._detection_common import DETECTOR_PARAMETERS, detector_config, model_file
+from ._detection_common import DETECTOR_PARAMETERS, detector_config
 
 MESSAGE = "message"
 

@@ -22,6 +22,7 @@ from std_msgs.msg import String
 from ..inference.builder import parse_engine_entry
 from ..ros.diagnostics import ERROR, OK, WARN
 from ..ros.engine_wait import STATUS_TOPIC
+from ..ros.files import resolve_file
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import latched_qos
@@ -49,8 +50,6 @@ PARAMETERS: tuple[Param, ...] = (
 
 
 def _resolve(path: str) -> str:
-    from ._detection_common import resolve_file
-
     return str(Path(resolve_file(path)).resolve())
 
 

@@ -22,6 +22,7 @@ from ..inference.engine import EngineError
 from ..pipeline.perception import PerceptionPipeline, PipelineResult
 from ..ros.detection_msgs import detections_to_msg, readings_to_msg
 from ..ros.diagnostics import ERROR, WARN
+from ..ros.files import model_file, resolve_file
 from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
@@ -32,10 +33,8 @@ from ._detection_common import (
     DETECTOR_PARAMETERS,
     READER_PARAMETERS,
     detector_config,
-    model_file,
     prefixed,
     reader_config,
-    resolve_file,
 )
 
 PARAMETERS: tuple[Param, ...] = (
@@ -57,7 +56,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "use_engine_builder",
         False,
-        "Load the engine_builder's TensorRT engines for the detector and the reader.",
+        "Load the engine_builder's TensorRT engines for the detector, the reader and the segmenter.",
     ),
     Param("precision", "fp16", "Engine precision asked from the engine builder (fp32 | fp16 | int8)."),
     Param(
@@ -90,15 +89,6 @@ class PerceptionPipelineNode(PerceptionNode):
         self.pipeline: PerceptionPipeline | None = None
         self.camera: CameraSource | None = None
         try:
-            seg_cfg = None
-            if p["segmentation.enabled"]:
-                from ..stages.segmenter import SegmenterConfig
-
-                seg_cfg = SegmenterConfig(
-                    model=resolve_file(str(p["segmentation.model"])),
-                    backend=str(p["segmentation.backend"]),
-                    argmax=str(p["segmentation.argmax"]),
-                )
             engine = lambda key: model_file(  # noqa: E731
                 self,
                 str(p[key]),
@@ -106,6 +96,15 @@ class PerceptionPipelineNode(PerceptionNode):
                 bool(p["use_engine_builder"]),
                 float(p["engine_wait_timeout"]),
             )
+            seg_cfg = None
+            if p["segmentation.enabled"]:
+                from ..stages.segmenter import SegmenterConfig
+
+                seg_cfg = SegmenterConfig(
+                    model=engine("segmentation.model"),
+                    backend=str(p["segmentation.backend"]),
+                    argmax=str(p["segmentation.argmax"]),
+                )
             self.pipeline = PerceptionPipeline.build(
                 detector_config(p, "detector.", model=engine("detector.model")),
                 reader_config(p, "plate_reader.", model=engine("plate_reader.model"))

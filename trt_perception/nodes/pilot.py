@@ -22,12 +22,12 @@ from ..inference.engine import EngineError
 from ..metrics.behavior_bag import FRAMES_KEY, INFERENCE_SAMPLES_KEY, format_samples
 from ..metrics.latency import FRAME_AGE
 from ..ros.diagnostics import ERROR
+from ..ros.files import model_file
 from ..ros.image_conversion import ImageEncodingError, image_to_bgr
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
 from ..stages.pilot import Pilot, PilotConfig
-from ._detection_common import model_file
 
 PARAMETERS: tuple[Param, ...] = (
     Param(

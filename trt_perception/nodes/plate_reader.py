@@ -18,13 +18,14 @@ from ..metrics.latency import END_TO_END
 from ..pipeline.stamp_sync import StampMatcher
 from ..ros.detection_msgs import msg_to_detections, readings_to_msg, stamp_ns
 from ..ros.diagnostics import ERROR
+from ..ros.files import model_file
 from ..ros.image_conversion import ImageEncodingError, image_to_bgr, numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos, sensor_qos
 from ..stages.plate_reader import PlateReader
 from ..vision.draw import draw_readings
-from ._detection_common import READER_PARAMETERS, model_file, reader_config
+from ._detection_common import READER_PARAMETERS, reader_config
 
 PARAMETERS: tuple[Param, ...] = (
     *READER_PARAMETERS,

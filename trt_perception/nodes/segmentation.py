@@ -17,13 +17,13 @@ from sensor_msgs.msg import Image
 from ..inference.engine import EngineError
 from ..metrics.latency import END_TO_END
 from ..ros.diagnostics import ERROR
+from ..ros.files import model_file
 from ..ros.image_conversion import ImageEncodingError, image_to_bgr, numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
 from ..stages.segmenter import Segmenter, SegmenterConfig
 from ..vision.argmax_fusion import parse_divisor
-from ._detection_common import model_file
 
 MESSAGE = "message"
 

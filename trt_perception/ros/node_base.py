@@ -22,6 +22,7 @@ from sensor_msgs.msg import Image
 
 from ..metrics.latency import LatencyRecorder
 from .diagnostics import ERROR, WARN, DiagnosticsPublisher
+from .files import package_file
 from .params import Param, declare_all
 from .qos import sensor_qos
 
@@ -130,14 +131,8 @@ class PerceptionNode(Node):
 
 def default_fastdds_profile() -> Path | None:
     """The shipped Fast DDS image profile, from the installed share folder or the source tree."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        share = Path(get_package_share_directory("trt_perception"))
-    except Exception:
-        share = Path(__file__).resolve().parents[2]
-    path = share / "config" / FASTDDS_PROFILE_NAME
-    return path if path.is_file() else None
+    path = package_file(f"config/{FASTDDS_PROFILE_NAME}")
+    return path if path is not None and path.is_file() else None
 
 
 #: ROS 2 distributions whose Fast DDS (2.x) reads only FASTRTPS_DEFAULT_PROFILES_FILE; Fast DDS 3
