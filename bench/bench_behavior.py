@@ -14,16 +14,14 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from bench.common import machine, summary, timed
 from trt_perception.inference.onnxruntime_backend import OnnxRuntimeEngine
 from trt_perception.metrics.behavior import RunRecord, evaluate_run, percentage_completed, position_deviation
 from trt_perception.sim.circuits import circuit_names, get_circuit, load_reference
@@ -35,39 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "behavior.json"
 MODEL = ROOT / "models" / "pilotnet.onnx"
 SEED_BEST_TFTRT_HZ = 99.30  # seeds/001: TF-TRT FP16, Montreal, GTX 1050
-
-
-def machine() -> dict[str, Any]:
-    import onnxruntime
-
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        cpu = platform.processor()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "platform": platform.platform(),
-    }
-
-
-def summary(ms: list[float]) -> dict[str, float]:
-    a = np.asarray(ms)
-    return {
-        "median_ms": float(np.median(a)),
-        "mean_ms": float(a.mean()),
-        "p95_ms": float(np.percentile(a, 95)),
-        "n": len(a),
-    }
 
 
 def target(
@@ -115,21 +80,12 @@ def deviation_timing() -> dict[str, Any]:
     t = np.linspace(0, 600, len(driven))
     run = RunRecord(odom_stamp=t, odom_wall=t, xy=driven, clock_sim=t, clock_wall=t / 2)
 
-    def timed(fn, n: int = 5) -> dict[str, float]:  # type: ignore[no-untyped-def]
-        fn()
-        ms = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            fn()
-            ms.append((time.perf_counter() - t0) * 1e3)
-        return summary(ms)
-
     return {
         "poses": len(driven),
         "reference_checkpoints": len(reference),
-        "position_deviation": timed(lambda: position_deviation(reference, driven)),
-        "percentage_completed": timed(lambda: percentage_completed(driven, reference)),
-        "evaluate_run": timed(lambda: evaluate_run(run, reference), 3),
+        "position_deviation": timed(lambda: position_deviation(reference, driven), 5, warmup=1),
+        "percentage_completed": timed(lambda: percentage_completed(driven, reference), 5, warmup=1),
+        "evaluate_run": timed(lambda: evaluate_run(run, reference), 3, warmup=1),
     }
 
 

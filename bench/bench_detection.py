@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,55 +31,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bench.common import machine, summary, timed
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "detection.json"
 DETECTOR = ROOT / "models" / "detector.onnx"
 READER = ROOT / "models" / "plate_reader_ctc.onnx"
 VIDEO = ROOT / "data" / "sample_scene.mp4"
-
-
-def timed(fn: Callable[[], Any], iters: int, warmup: int = 5) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    ms = []
-    for _ in range(iters):
-        t = time.perf_counter()
-        fn()
-        ms.append((time.perf_counter() - t) * 1e3)
-    return summary(ms)
-
-
-def summary(ms: list[float]) -> dict[str, float]:
-    a = np.asarray(ms)
-    return {
-        "median_ms": float(np.median(a)),
-        "mean_ms": float(a.mean()),
-        "p95_ms": float(np.percentile(a, 95)),
-        "n": len(ms),
-    }
-
-
-def machine() -> dict[str, Any]:
-    import onnxruntime
-
-    cpu = ""
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        cpu = platform.processor()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def target(name: str, value: float | None, limit: float, unit: str) -> dict[str, Any]:

@@ -26,11 +26,9 @@ of 10th-percentile latencies measured in the same run (robust to a shared machin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -41,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import machine
 from trt_perception.inference.engine import Engine, TensorSpec
 from trt_perception.inference.onnxruntime_backend import OnnxRuntimeEngine
 
@@ -465,27 +464,6 @@ def table(results: dict[str, Any]) -> str:
         t = r["int8_tensorrt_recipe"]
         lines.append(f"| {model} | {t['metric']:.4f} | {100 * t['relative_loss']:+.2f}% |")
     return "\n".join(lines)
-
-
-def machine() -> dict[str, Any]:
-    import onnxruntime as ort
-
-    cpu = ""
-    with contextlib.suppress(OSError, StopIteration):
-        cpu = next(
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        )
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "onnxruntime": ort.__version__,
-        "providers": ort.get_available_providers(),
-        "load_avg": os.getloadavg(),
-    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

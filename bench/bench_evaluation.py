@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import timed
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "evaluation.json"
 DETECTOR = ROOT / "models" / "detector.onnx"
@@ -203,14 +205,7 @@ def bench_passthrough(iters: int) -> dict[str, Any]:
     }
     res = {}
     for name, fn in cases.items():
-        for _ in range(3):
-            fn()
-        ms = []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            fn()
-            ms.append((time.perf_counter() - t0) * 1e3)
-        res[name] = {"median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
+        res[name] = timed(fn, iters, warmup=3)
     node.destroy_node()
     rclpy.shutdown(context=ctx)
     res["message_bytes"] = len(raw)

@@ -18,7 +18,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import timed  # noqa: E402
 from tools.synth.plates import random_plate_text, reader_crop  # noqa: E402
 from trt_perception.inference.factory import open_engine  # noqa: E402
 from trt_perception.stages.plate_reader import PlateReader, PlateReaderConfig  # noqa: E402
@@ -38,15 +38,8 @@ TARGET_EXACT = 0.95
 READERS = {"ctc": ROOT / "models/plate_reader_ctc.onnx", "heads": ROOT / "models/plate_reader_heads.onnx"}
 
 
-def median_ms(fn, iters: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times))
+def median_ms(fn, iters: int, warmup: int = 5) -> float:  # type: ignore[no-untyped-def]
+    return timed(fn, iters, warmup)["median_ms"]
 
 
 def synthetic_set(n: int, seed: int = 7) -> tuple[list[np.ndarray], list[str]]:

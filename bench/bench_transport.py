@@ -19,7 +19,6 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bench.common import machine, timed
 from trt_perception.ros.image_conversion import image_to_numpy, numpy_to_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,26 +42,14 @@ RATE_HZ = 30.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def timed(fn: Any, iters: int) -> dict[str, float]:
-    for _ in range(10):
-        fn()
-    ms = []
-    for _ in range(iters):
-        t = time.perf_counter()
-        fn()
-        ms.append((time.perf_counter() - t) * 1e3)
-    a = np.asarray(ms)
-    return {"median_ms": float(np.median(a)), "p95_ms": float(np.percentile(a, 95)), "n": iters}
-
-
 def conversion() -> dict[str, Any]:
     arr = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
     msg = numpy_to_image(arr, "bgr8")
     view = image_to_numpy(msg)
-    to_numpy = timed(lambda: image_to_numpy(msg), 2000)
-    to_image = timed(lambda: numpy_to_image(arr, "bgr8"), 200)
+    to_numpy = timed(lambda: image_to_numpy(msg), 2000, warmup=10)
+    to_image = timed(lambda: numpy_to_image(arr, "bgr8"), 200, warmup=10)
     dst = np.empty_like(arr)
-    memcpy = timed(lambda: np.copyto(dst, arr), 200)
+    memcpy = timed(lambda: np.copyto(dst, arr), 200, warmup=10)
     return {
         "image_to_numpy_1080p": {
             **to_numpy,
@@ -163,18 +151,6 @@ def hop(
         "mean_ms": statistics.fmean(lat) if lat else None,
         "publisher_cpu_ms_per_frame": cpu["cpu_s"] * 1e3 / in_window if in_window else None,
         "frames_in_cpu_window": in_window,
-    }
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "loadavg": os.getloadavg(),
-        "opencv": cv2.__version__,
-        "numpy": np.__version__,
     }
 
 

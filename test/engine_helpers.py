@@ -9,6 +9,14 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
+def tensorrt_usable() -> bool:
+    """TensorRT importable and a CUDA GPU present: what the real-build tests need."""
+    from trt_perception.inference.cuda_memory import cuda_available
+    from trt_perception.inference.factory import tensorrt_available
+
+    return tensorrt_available() and cuda_available()
+
+
 def make_convnet(path: Path, dynamic: bool = True, channels: int = 16, seed: int = 0) -> Path:
     """x[N,3,H,W] -> conv-relu-conv-relu -> feat[N,C,H/2,W/2]; -> pool-gemm -> y[N,4].
 

@@ -6,6 +6,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -196,6 +197,25 @@ def test_deviation_is_fast_for_100k_poses() -> None:
     assert elapsed < 1.0  # the bench holds the 100 ms target; this only guards against a regression to O(N*M)
 
 
+def _odometry(ts: Any, x: float, y: float, stamp: Any, child_frame_id: str, **header: Any) -> Any:
+    """A nav_msgs/Odometry at (x, y) with zero twist, in the message types of ``ts`` (ROS 1 or ROS 2)."""
+    t = ts.types
+    Vector3, Twist = t["geometry_msgs/msg/Vector3"], t["geometry_msgs/msg/Twist"]
+    Point, Quat = t["geometry_msgs/msg/Point"], t["geometry_msgs/msg/Quaternion"]
+    zero3 = Vector3(x=0.0, y=0.0, z=0.0)
+    pose = t["geometry_msgs/msg/Pose"](
+        position=Point(x=x, y=y, z=0.0), orientation=Quat(x=0.0, y=0.0, z=0.0, w=1.0)
+    )
+    return t["nav_msgs/msg/Odometry"](
+        header=t["std_msgs/msg/Header"](stamp=stamp, frame_id="odom", **header),
+        child_frame_id=child_frame_id,
+        pose=t["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36)),
+        twist=t["geometry_msgs/msg/TwistWithCovariance"](
+            twist=Twist(linear=zero3, angular=zero3), covariance=np.zeros(36)
+        ),
+    )
+
+
 def _write_bag(path: Path, clock: bool = True) -> np.ndarray:
     """A small rosbag2 of a drive round a 30 m circle: odometry 20 Hz, /clock, cmd_vel, diagnostics."""
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -207,13 +227,7 @@ def _write_bag(path: Path, clock: bool = True) -> np.ndarray:
         ts.types["std_msgs/msg/Header"],
         ts.types["builtin_interfaces/msg/Time"],
     )
-    PoseWC, Pose, Point, Quat = (
-        ts.types["geometry_msgs/msg/PoseWithCovariance"], ts.types["geometry_msgs/msg/Pose"],
-        ts.types["geometry_msgs/msg/Point"], ts.types["geometry_msgs/msg/Quaternion"],
-    )  # fmt: skip
-    TwistWC, Twist, Vector3 = (
-        ts.types["geometry_msgs/msg/TwistWithCovariance"], ts.types["geometry_msgs/msg/Twist"], ts.types["geometry_msgs/msg/Vector3"],
-    )  # fmt: skip
+    Twist, Vector3 = ts.types["geometry_msgs/msg/Twist"], ts.types["geometry_msgs/msg/Vector3"]
     Clock = ts.types["rosgraph_msgs/msg/Clock"]
     DiagArray, DiagStatus, KeyValue = (
         ts.types["diagnostic_msgs/msg/DiagnosticArray"], ts.types["diagnostic_msgs/msg/DiagnosticStatus"], ts.types["diagnostic_msgs/msg/KeyValue"],
@@ -221,7 +235,6 @@ def _write_bag(path: Path, clock: bool = True) -> np.ndarray:
     n, radius, period = 400, 30.0, 20.0  # 20 s of simulated time, recorded over 10 s of wall time
     a = np.linspace(0, 2 * math.pi * 1.05, n)
     xy = np.stack([radius * np.cos(a), radius * np.sin(a)], axis=1)
-    zero3 = Vector3(x=0.0, y=0.0, z=0.0)
     with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as w:
         c_odom = w.add_connection("/odom", Odometry.__msgtype__, typestore=ts)
         c_clock = w.add_connection("/clock", Clock.__msgtype__, typestore=ts)
@@ -232,14 +245,7 @@ def _write_bag(path: Path, clock: bool = True) -> np.ndarray:
             sec, nsec = divmod(round(sim * 1e9), 1_000_000_000)
             wall_ns = 1_000_000_000_000 + int(sim / 2 * 1e9)
             stamp = Time(sec=sec, nanosec=nsec)
-            pose = Pose(
-                position=Point(x=xy[i, 0], y=xy[i, 1], z=0.0), orientation=Quat(x=0.0, y=0.0, z=0.0, w=1.0)
-            )
-            odom = Odometry(
-                header=Header(stamp=stamp, frame_id="odom"), child_frame_id="base_link",
-                pose=PoseWC(pose=pose, covariance=np.zeros(36)),
-                twist=TwistWC(twist=Twist(linear=zero3, angular=zero3), covariance=np.zeros(36)),
-            )  # fmt: skip
+            odom = _odometry(ts, xy[i, 0], xy[i, 1], stamp, "base_link")
             w.write(c_odom, wall_ns, ts.serialize_cdr(odom, Odometry.__msgtype__))
             if clock:
                 w.write(c_clock, wall_ns, ts.serialize_cdr(Clock(clock=stamp), Clock.__msgtype__))
@@ -391,25 +397,13 @@ def test_reference_from_a_ros1_perfect_lap_bag(tmp_path: Path) -> None:
     from trt_perception.sim.circuits import load_reference
 
     ts = get_typestore(Stores.ROS1_NOETIC)
-    Odometry = ts.types["nav_msgs/msg/Odometry"]
-    Header, Time = ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
-    PoseWC, Pose, Point, Quat = (
-        ts.types["geometry_msgs/msg/PoseWithCovariance"], ts.types["geometry_msgs/msg/Pose"],
-        ts.types["geometry_msgs/msg/Point"], ts.types["geometry_msgs/msg/Quaternion"],
-    )  # fmt: skip
-    TwistWC, Twist, Vector3 = (
-        ts.types["geometry_msgs/msg/TwistWithCovariance"], ts.types["geometry_msgs/msg/Twist"], ts.types["geometry_msgs/msg/Vector3"],
-    )  # fmt: skip
+    Odometry, Time = ts.types["nav_msgs/msg/Odometry"], ts.types["builtin_interfaces/msg/Time"]
     lap = circle(40.0, 300)
     path = tmp_path / "perfect_lap.bag"
     with Writer(path) as w:
         conn = w.add_connection("/F1ROS/odom", Odometry.__msgtype__, typestore=ts)
         for i, (x, y) in enumerate(lap):
-            msg = Odometry(
-                header=Header(seq=i, stamp=Time(sec=i, nanosec=0), frame_id="odom"), child_frame_id="",
-                pose=PoseWC(pose=Pose(position=Point(x=x, y=y, z=0.0), orientation=Quat(x=0.0, y=0.0, z=0.0, w=1.0)), covariance=np.zeros(36)),
-                twist=TwistWC(twist=Twist(linear=Vector3(x=0.0, y=0.0, z=0.0), angular=Vector3(x=0.0, y=0.0, z=0.0)), covariance=np.zeros(36)),
-            )  # fmt: skip
+            msg = _odometry(ts, x, y, Time(sec=i, nanosec=0), "", seq=i)
             w.write(conn, (i + 1) * 1_000_000, ts.serialize_ros1(msg, Odometry.__msgtype__))
     np.testing.assert_allclose(load_reference(str(path), "/F1ROS/odom"), lap)
     with pytest.raises(ValueError, match="no nav_msgs/Odometry on /odom"):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from engine_helpers import make_convnet, tensorrt_usable
 
 from trt_perception.inference.builder import (
     BuildRecipe,
@@ -220,18 +221,9 @@ def test_tensorrt_version_table() -> None:
         features("8.4.3")
 
 
-def _has_tensorrt() -> bool:
-    from trt_perception.inference.cuda_memory import cuda_available
-    from trt_perception.inference.factory import tensorrt_available
-
-    return tensorrt_available() and cuda_available()
-
-
 @pytest.mark.tensorrt
-@pytest.mark.skipif(not _has_tensorrt(), reason="needs TensorRT and a CUDA GPU")
+@pytest.mark.skipif(not tensorrt_usable(), reason="needs TensorRT and a CUDA GPU")
 def test_real_tensorrt_build_cached(tmp_path: Path) -> None:
-    from engine_helpers import make_convnet
-
     from trt_perception.inference import tensorrt_backend as tb
 
     onnx = make_convnet(tmp_path / "convnet.onnx")
@@ -265,8 +257,6 @@ def test_engine_entries() -> None:
 
 
 def test_onnx_for_build_per_tensorrt_version(tmp_path: Path) -> None:
-    from engine_helpers import make_convnet
-
     from trt_perception.inference.builder import onnx_for_build
     from trt_perception.inference.precision import quantize_int8
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from engine_helpers import make_convnet
+from engine_helpers import make_convnet, tensorrt_usable
 
 from trt_perception.inference.builder import BuildRecipe, EngineCache, ShapeProfile
 from trt_perception.inference.engine import Engine, EngineError
@@ -22,20 +22,13 @@ TOLERANCES = {"fp32": (1e-4, 1e-4), "fp16": (2e-2, 2e-2), "int8": (0.15, 0.15)} 
 PROFILE = ShapeProfile("x", (1, 3, 16, 16), (1, 3, 64, 64), (2, 3, 128, 128))
 
 
-def _tensorrt_usable() -> bool:
-    from trt_perception.inference.cuda_memory import cuda_available
-    from trt_perception.inference.factory import tensorrt_available
-
-    return tensorrt_available() and cuda_available()
-
-
 BACKENDS = [
     "onnxruntime",
     pytest.param(
         "tensorrt",
         marks=[
             pytest.mark.tensorrt,
-            pytest.mark.skipif(not _tensorrt_usable(), reason="needs TensorRT + GPU"),
+            pytest.mark.skipif(not tensorrt_usable(), reason="needs TensorRT + GPU"),
         ],
     ),
 ]
@@ -179,7 +172,7 @@ def test_missing_and_corrupt_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.tensorrt
-@pytest.mark.skipif(not _tensorrt_usable(), reason="needs TensorRT + GPU")
+@pytest.mark.skipif(not tensorrt_usable(), reason="needs TensorRT + GPU")
 def test_tensorrt_profile_and_corrupt_plan(model_dir: Path, tmp_path: Path) -> None:
     engine = open_backend("tensorrt", model_dir / "convnet.onnx")
     with pytest.raises(
@@ -196,7 +189,7 @@ def test_tensorrt_profile_and_corrupt_plan(model_dir: Path, tmp_path: Path) -> N
         open_engine(corrupt)
 
 
-@pytest.mark.skipif(_tensorrt_usable(), reason="checks the message where TensorRT is absent")
+@pytest.mark.skipif(tensorrt_usable(), reason="checks the message where TensorRT is absent")
 def test_plan_without_tensorrt_is_clear(tmp_path: Path) -> None:
     plan = tmp_path / "m.engine"
     plan.write_bytes(b"x")

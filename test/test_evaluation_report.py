@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from engine_helpers import tensorrt_usable
 from evaluation_standins import make_dataset, make_detector, make_variants, write_bag
 
 from trt_perception.commands import evaluate as evaluate_cmd
@@ -180,17 +181,10 @@ def test_report_percentages_match_fractions(standin: dict[str, Path], tmp_path: 
     assert np.isfinite(c["latency_ms"]["end_to_end"]["mean_ms"])
 
 
-def _has_tensorrt() -> bool:
-    from trt_perception.inference.cuda_memory import cuda_available
-    from trt_perception.inference.factory import tensorrt_available
-
-    return tensorrt_available() and cuda_available()
-
-
 def test_tensorrt_columns_skipped_with_a_warning_where_absent(
     standin: dict[str, Path], tmp_path: Path
 ) -> None:
-    if _has_tensorrt():
+    if tensorrt_usable():
         pytest.skip("TensorRT is present: the real build is tested below")
     out = tmp_path / "no_trt"
     assert run_cli("--dataset", str(standin["ann"]), "--model", str(standin["model"]), "--tensorrt",
@@ -202,7 +196,7 @@ def test_tensorrt_columns_skipped_with_a_warning_where_absent(
 
 @pytest.mark.tensorrt
 @pytest.mark.gpu
-@pytest.mark.skipif(not _has_tensorrt(), reason="needs TensorRT and a CUDA GPU")
+@pytest.mark.skipif(not tensorrt_usable(), reason="needs TensorRT and a CUDA GPU")
 def test_onnxruntime_vs_tensorrt_fp32_fp16_int8(standin: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "trt"
     assert run_cli("--dataset", str(standin["ann"]), "--model", str(standin["model"]), "--precisions",

@@ -46,10 +46,9 @@ def _entries(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], str]:
     }
     entries, cache_dir = list(args.models), args.cache_dir
     if args.config:
-        import yaml
+        from ..evaluation.configs import read_node_params
 
-        doc = yaml.safe_load(Path(args.config).read_text()) or {}
-        params = next(iter(doc.values()), {}).get("ros__parameters", {})
+        params = read_node_params(args.config)
         entries += list(params.get("engines", []))
         for k in ("precision", "workspace_mb", "dla_core", "optimization_level"):
             defaults[k] = params.get(k, defaults[k])

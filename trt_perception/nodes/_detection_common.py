@@ -36,15 +36,6 @@ DETECTOR_PARAMETERS: tuple[Param, ...] = (
         "labels", "", "Labels file (line N = class id N); empty uses <model>_labels.txt next to the model."
     ),
     Param("classes", [], "Classes to keep, by label or id; empty keeps all."),
-    Param("precision", "fp16", "Engine precision asked from the engine builder (fp32 | fp16 | int8)."),
-    Param(
-        "use_engine_builder",
-        False,
-        "Wait for the engine_builder node's engine instead of loading 'model' directly.",
-    ),
-    Param(
-        "engine_wait_timeout", 600.0, "Seconds to wait for the engine builder before falling back to 'model'."
-    ),
 )
 
 READER_PARAMETERS: tuple[Param, ...] = (

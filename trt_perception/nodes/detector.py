@@ -16,7 +16,7 @@ from ..inference.engine import EngineError
 from ..metrics.latency import END_TO_END
 from ..ros.detection_msgs import detections_to_msg, stamp_ns
 from ..ros.diagnostics import ERROR
-from ..ros.files import model_file
+from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.image_conversion import ImageEncodingError, image_to_bgr, numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
@@ -29,6 +29,7 @@ MESSAGE = "message"
 
 PARAMETERS: tuple[Param, ...] = (
     *DETECTOR_PARAMETERS,
+    *ENGINE_PARAMETERS,
     Param(
         "image_topic",
         "camera/image_raw",
@@ -50,13 +51,7 @@ class DetectorNode(PerceptionNode):
         p = self.params
         self.detector: Detector | None = None
         try:
-            model = model_file(
-                self,
-                str(p["model"]),
-                str(p["precision"]),
-                bool(p["use_engine_builder"]),
-                float(p["engine_wait_timeout"]),
-            )
+            model = params_model_file(self, p)
             self.detector = Detector(detector_config(p, model=model), self.latency)
             self.detector.warmup()
             self.diagnostics.set_value("model", model)

@@ -22,7 +22,7 @@ from ..inference.engine import EngineError
 from ..pipeline.perception import PerceptionPipeline, PipelineResult
 from ..ros.detection_msgs import detections_to_msg, readings_to_msg
 from ..ros.diagnostics import ERROR, WARN
-from ..ros.files import model_file, resolve_file
+from ..ros.files import params_model_file, resolve_file
 from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
@@ -74,7 +74,7 @@ PARAMETERS: tuple[Param, ...] = (
         "Where the per-pixel argmax runs: cpu | fused (in the ONNX graph) | gpu.",
     ),
     Param("segmentation.mask_topic", "segmentation/mask", "mono8 class-index mask topic."),
-    *prefixed(DETECTOR_PARAMETERS[:11], "detector."),
+    *prefixed(DETECTOR_PARAMETERS, "detector."),
     *prefixed(READER_PARAMETERS, "plate_reader."),
 )
 
@@ -89,13 +89,7 @@ class PerceptionPipelineNode(PerceptionNode):
         self.pipeline: PerceptionPipeline | None = None
         self.camera: CameraSource | None = None
         try:
-            engine = lambda key: model_file(  # noqa: E731
-                self,
-                str(p[key]),
-                str(p["precision"]),
-                bool(p["use_engine_builder"]),
-                float(p["engine_wait_timeout"]),
-            )
+            engine = lambda key: params_model_file(self, p, key)  # noqa: E731
             seg_cfg = None
             if p["segmentation.enabled"]:
                 from ..stages.segmenter import SegmenterConfig

@@ -22,7 +22,7 @@ from ..inference.engine import EngineError
 from ..metrics.behavior_bag import FRAMES_KEY, INFERENCE_SAMPLES_KEY, format_samples
 from ..metrics.latency import FRAME_AGE
 from ..ros.diagnostics import ERROR
-from ..ros.files import model_file
+from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.image_conversion import ImageEncodingError, image_to_bgr
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
@@ -40,15 +40,7 @@ PARAMETERS: tuple[Param, ...] = (
         "auto",
         "auto | onnxruntime | tensorrt (auto: .onnx -> ONNX Runtime, .engine/.plan -> TensorRT).",
     ),
-    Param("precision", "fp16", "Engine precision asked from the engine builder (fp32 | fp16 | int8)."),
-    Param(
-        "use_engine_builder",
-        False,
-        "Wait for the engine_builder node's engine instead of loading 'model' directly.",
-    ),
-    Param(
-        "engine_wait_timeout", 600.0, "Seconds to wait for the engine builder before falling back to 'model'."
-    ),
+    *ENGINE_PARAMETERS,
     Param("crop_top", 240, "First image row kept (BehaviorMetrics: 240 of a 640x480 frame)."),
     Param("crop_bottom", 480, "Row after the last one kept; 0 or less keeps rows to the bottom."),
     Param("v_min", 2.0, "Linear speed (m/s) for a network output of -1."),
@@ -73,13 +65,7 @@ class PilotNode(PerceptionNode):
         p = self.params
         self.pilot: Pilot | None = None
         try:
-            model = model_file(
-                self,
-                str(p["model"]),
-                str(p["precision"]),
-                bool(p["use_engine_builder"]),
-                float(p["engine_wait_timeout"]),
-            )
+            model = params_model_file(self, p)
             self.pilot = Pilot(
                 PilotConfig(
                     model=model,

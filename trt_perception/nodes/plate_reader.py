@@ -18,7 +18,7 @@ from ..metrics.latency import END_TO_END
 from ..pipeline.stamp_sync import StampMatcher
 from ..ros.detection_msgs import msg_to_detections, readings_to_msg, stamp_ns
 from ..ros.diagnostics import ERROR
-from ..ros.files import model_file
+from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.image_conversion import ImageEncodingError, image_to_bgr, numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
@@ -29,11 +29,7 @@ from ._detection_common import READER_PARAMETERS, reader_config
 
 PARAMETERS: tuple[Param, ...] = (
     *READER_PARAMETERS,
-    Param("precision", "fp16", "Engine precision asked from the engine builder."),
-    Param(
-        "use_engine_builder", False, "Wait for the engine_builder node's engine instead of loading 'model'."
-    ),
-    Param("engine_wait_timeout", 600.0, "Seconds to wait for the engine builder."),
+    *ENGINE_PARAMETERS,
     Param("image_topic", "camera/image_raw", "Input image topic (sensor-data QoS)."),
     Param("detections_topic", "detections", "Detector output (vision_msgs/Detection2DArray)."),
     Param("plates_topic", "plates", "Output: one Detection2D per read plate, class_id = text."),
@@ -55,13 +51,7 @@ class PlateReaderNode(PerceptionNode):
         p = self.params
         self.reader: PlateReader | None = None
         try:
-            model = model_file(
-                self,
-                str(p["model"]),
-                str(p["precision"]),
-                bool(p["use_engine_builder"]),
-                float(p["engine_wait_timeout"]),
-            )
+            model = params_model_file(self, p)
             self.reader = PlateReader(reader_config(p, model=model), self.latency)
             self.reader.engine.warmup()
             self.diagnostics.set_value("model", model)

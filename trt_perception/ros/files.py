@@ -4,13 +4,29 @@ parameter file serves ``ros2 run``, launch files and a checkout."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from rclpy.node import Node
 
 from .engine_wait import resolve_model
+from .params import Param
 
 PACKAGE = "trt_perception"
+
+#: How an inference node asks the engine builder for its engine (read by ``params_model_file``).
+ENGINE_PARAMETERS: tuple[Param, ...] = (
+    Param("precision", "fp16", "Engine precision asked from the engine builder (fp32 | fp16 | int8)."),
+    Param(
+        "use_engine_builder",
+        False,
+        "Wait for the engine_builder node's engine instead of loading 'model' directly.",
+    ),
+    Param(
+        "engine_wait_timeout", 600.0, "Seconds to wait for the engine builder before falling back to 'model'."
+    ),
+)
 
 
 def package_roots() -> list[Path]:
@@ -46,3 +62,14 @@ def model_file(node: Node, model: str, precision: str, use_builder: bool, timeou
     """The file an inference node loads: ``model`` resolved as above, or the engine builder's engine
     for it when ``use_builder`` is set and one is ready (see ``engine_wait.resolve_model``)."""
     return resolve_model(node, resolve_file(model), precision, use_builder, timeout_s)
+
+
+def params_model_file(node: Node, params: Mapping[str, Any], key: str = "model") -> str:
+    """``model_file`` for ``params[key]`` with the node's ``ENGINE_PARAMETERS`` values."""
+    return model_file(
+        node,
+        str(params[key]),
+        str(params["precision"]),
+        bool(params["use_engine_builder"]),
+        float(params["engine_wait_timeout"]),
+    )

@@ -1,0 +1,60 @@
+"""What every benchmark records the same way: the machine it ran on and timing summaries."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+def machine() -> dict[str, Any]:
+    """CPU, core count, load average (the machine is shared: numbers need it) and library versions."""
+    import onnxruntime as ort
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "onnxruntime": ort.__version__,
+        "providers": ort.get_available_providers(),
+    }
+
+
+def summary(ms: Sequence[float]) -> dict[str, float]:
+    a = np.asarray(ms, dtype=np.float64)
+    return {
+        "median_ms": float(np.median(a)),
+        "mean_ms": float(a.mean()),
+        "p95_ms": float(np.percentile(a, 95)),
+        "n": len(a),
+    }
+
+
+def timed(fn: Callable[[], Any], iters: int, warmup: int = 5) -> dict[str, float]:
+    """``summary`` of ``iters`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    ms = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        fn()
+        ms.append((time.perf_counter() - t) * 1e3)
+    return summary(ms)
