@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from evaluation_standins import make_detector
 
 from trt_perception.metrics.coco import (
     COCO_STAT_NAMES,
@@ -154,9 +153,7 @@ def test_detections_to_coco_converts_xyxy() -> None:
     assert res == [{"image_id": 7, "category_id": 2, "bbox": [10.0, 20.0, 40.0, 40.0], "score": 0.5}]
 
 
-def _detector_model(tmp_path: Path) -> Path:
-    real = ROOT / "models" / "detector.onnx"
-    return real if real.is_file() else make_detector(tmp_path / "standin_detector.onnx")
+DETECTOR = ROOT / "models" / "detector.onnx"
 
 
 @pytest.mark.slow
@@ -166,7 +163,7 @@ def test_evaluator_equals_pycocotools_on_sample_dataset(sample_data: Any, tmp_pa
     from trt_perception.evaluation.tasks import DetectionTask, EvalConfig
 
     source = CocoFolderSource(sample_data.val_coco, limit=40)
-    ev = evaluate(source, DetectionTask(), [EvalConfig("fp32", _detector_model(tmp_path))], progress=False)
+    ev = evaluate(source, DetectionTask(), [EvalConfig("fp32", DETECTOR)], progress=False)
     r = ev.results[0]
     assert r.frames == 40 and not r.error
     dets = [d for ds in r.outputs.values() for d in ds]
@@ -183,7 +180,7 @@ def test_evaluator_equals_pycocotools_on_sample_bag(sample_data: Any, tmp_path: 
     from trt_perception.evaluation.tasks import DetectionTask, EvalConfig
 
     source = BagSource(sample_data.bag, "/camera/image_raw", gt_json=sample_data.bag_coco)
-    ev = evaluate(source, DetectionTask(), [EvalConfig("fp32", _detector_model(tmp_path))], progress=False)
+    ev = evaluate(source, DetectionTask(), [EvalConfig("fp32", DETECTOR)], progress=False)
     r = ev.results[0]
     assert r.frames == len(json.loads(sample_data.bag_coco.read_text())["images"]) and not ev.warnings
     dets = [d for ds in r.outputs.values() for d in ds]
@@ -193,7 +190,5 @@ def test_evaluator_equals_pycocotools_on_sample_bag(sample_data: Any, tmp_path: 
     from_topic = BagSource(
         sample_data.bag, "/camera/image_raw", gt_topic="/ground_truth/detections", categories=["car", "plate"]
     )
-    ev2 = evaluate(
-        from_topic, DetectionTask(), [EvalConfig("fp32", _detector_model(tmp_path))], progress=False
-    )
+    ev2 = evaluate(from_topic, DetectionTask(), [EvalConfig("fp32", DETECTOR)], progress=False)
     np.testing.assert_allclose(ev2.results[0].scores.metrics["AP"], r.scores.metrics["AP"], atol=1e-3)

@@ -21,8 +21,6 @@ DETECTOR = ROOT / "models" / "detector.onnx"
 
 
 def sample_detector() -> Detector:
-    if not DETECTOR.is_file():
-        pytest.skip(f"{DETECTOR} not built yet")
     return Detector(DetectorConfig(model=str(DETECTOR)))
 
 

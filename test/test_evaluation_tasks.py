@@ -72,7 +72,6 @@ def test_segmentation_miou_side_by_side(tmp_path: Path) -> None:
     assert "pr" not in paths and paths["latency"].is_file()  # no PR curve for segmentation
 
 
-@pytest.mark.skipif(not PILOTNET.is_file(), reason="models/pilotnet.onnx not built yet")
 def test_regression_mse_fp32_vs_fp16(tmp_path: Path) -> None:
     from trt_perception.inference.precision import to_fp16
     from trt_perception.stages.pilot import Pilot, PilotConfig

@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "trt_perception"
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.xml"))
 
-#: False while other nodes are still being written: a node whose module or config does not exist yet is
-#: skipped. The lead sets it to True at the end (then every node must have both).
-STRICT_NODES = False
+#: Every node must have its module and its config (False only while nodes are still being written:
+#: then a missing one is skipped).
+STRICT_NODES = True
 
 #: Parameters every rclpy node declares itself.
 ROS_BUILTIN_PARAMETERS = {"use_sim_time", "start_type_description_service"}

@@ -76,15 +76,10 @@ def test_stamp_matcher_is_bounded_and_exact() -> None:
 def test_sample_models_read_val_plates(sample_data: Any, reader: str, decoder: str) -> None:
     """Sample detector + reader on the held-out synthetic frames: >= 95% of plates read exactly."""
     det_model, reader_model = ROOT / "models/detector.onnx", ROOT / f"models/{reader}.onnx"
-    for m in (det_model, reader_model):
-        if not m.is_file():
-            pytest.skip(f"{m} not built yet")
     charset = ROOT / "models/plate_charset.txt"
     pipe = PerceptionPipeline.build(
         DetectorConfig(model=str(det_model)),
-        PlateReaderConfig(
-            model=str(reader_model), decoder=decoder, charset=str(charset) if charset.is_file() else ""
-        ),
+        PlateReaderConfig(model=str(reader_model), decoder=decoder, charset=str(charset)),
     )
     coco = json.loads(Path(sample_data.val_coco).read_text())
     exact, total = 0, 0
@@ -142,9 +137,6 @@ def test_perception_pipeline_node(ros_node: Any, start_node: Any, tmp_path: Path
 def test_segmenter_joins_the_chain(sample_data: Any) -> None:
     """The optional segmentation stage runs on the same frame; its mask matches the frame size."""
     models = [ROOT / "models" / f"{m}.onnx" for m in ("detector", "plate_reader_ctc", "segmenter")]
-    for m in models:
-        if not m.is_file():
-            pytest.skip(f"{m} not built yet")
     from trt_perception.stages.segmenter import SegmenterConfig
 
     pipe = PerceptionPipeline.build(

@@ -43,7 +43,6 @@ def _score(seg: Segmenter, frames: list[tuple[np.ndarray, np.ndarray]]) -> tuple
     return mean_iou(cm), masks
 
 
-@pytest.mark.skipif(not SAMPLE.is_file(), reason="models/segmenter.onnx (scenes helper) not present yet")
 def test_sample_segmenter_miou_and_fused_agreement(sample_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     frames = _val_frames(sample_data)
     cfg = {"input_width": 640, "input_height": 352, "output_resolution": "network"}  # the node's network size
