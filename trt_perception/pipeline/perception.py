@@ -83,3 +83,5 @@ class PerceptionPipeline:
         self.detector.warmup()
         if self.plate_reader is not None:
             self.plate_reader.engine.warmup()
+        if self.segmenter is not None:
+            self.segmenter.warmup()
