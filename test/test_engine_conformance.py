@@ -158,6 +158,15 @@ def test_precision_recipes_within_tolerance(
     assert_close({k: v.copy() for k, v in engine.infer(f).items()}, reference.infer(f), precision)
 
 
+@pytest.mark.parametrize("spinning", [False, True])
+def test_onnxruntime_spinning_option(spinning: bool, model_dir: Path, reference: OnnxRuntimeEngine) -> None:
+    engine = open_engine(model_dir / "convnet.onnx", backend="onnxruntime", allow_spinning=spinning)
+    entry = engine._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")  # type: ignore[attr-defined]
+    assert entry == ("1" if spinning else "0")
+    f = feeds((1, 3, 64, 64), 3)
+    assert_close({k: v.copy() for k, v in engine.infer(f).items()}, reference.infer(f), "fp32")
+
+
 def test_missing_and_corrupt_files(tmp_path: Path) -> None:
     with pytest.raises(EngineError, match=r"model file not found: .*absent\.onnx"):
         open_engine(tmp_path / "absent.onnx")
