@@ -133,7 +133,9 @@ def test_sample_model_accuracy_on_fresh_views() -> None:
     images, labels = collect(seed=4242, poses_per_run=40, rollout_s=4.0)
     engine = Pilot(PilotConfig(model=str(MODEL))).engine
     x = images.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-    pred = np.concatenate([engine.infer({"image": x[k : k + 64]})["cmd"].copy() for k in range(0, len(x), 64)])
+    pred = np.concatenate(
+        [engine.infer({"image": x[k : k + 64]})["cmd"].copy() for k in range(0, len(x), 64)]
+    )
     err = (np.clip(pred, -1, 1) - labels) ** 2
     assert err[:, 1].mean() < 0.004, err.mean(axis=0)  # steering: card says 0.0008
     assert err[:, 0].mean() < 0.1, err.mean(axis=0)  # speed: card says 0.049

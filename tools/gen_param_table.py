@@ -11,6 +11,7 @@ import ast
 import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- params:begin -->", "<!-- params:end -->"
@@ -25,9 +26,22 @@ def node_modules() -> dict[str, str]:
     raise RuntimeError("setup.py has no NODES mapping")
 
 
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")  # a bare | would end the table cell
+
+
 def _cell(value: object) -> str:
-    text = repr(value) if isinstance(value, str) else str(value).replace("True", "true").replace("False", "false")
-    return text.replace("|", "\\|")
+    text = (
+        repr(value)
+        if isinstance(value, str)
+        else str(value).replace("True", "true").replace("False", "false")
+    )
+    return _escape(text)
+
+
+def _table(title: str, params: Any) -> list[str]:
+    rows = [f"| `{p.name}` | `{_cell(p.default)}` | {_escape(p.description)} |" for p in params]
+    return [title, "", "| parameter | default | description |", "| --- | --- | --- |", *rows]
 
 
 def render() -> str:
@@ -36,11 +50,8 @@ def render() -> str:
     lines = []
     for exe, module in node_modules().items():
         mod = importlib.import_module(f"trt_perception.nodes.{module}")
-        lines += [f"#### `{exe}` (`config/{exe}.yaml`)", "", "| parameter | default | description |", "| --- | --- | --- |"]
-        lines += [f"| `{p.name}` | `{_cell(p.default)}` | {p.description} |" for p in mod.PARAMETERS]
-        lines.append("")
-    lines += ["#### Every node also declares", "", "| parameter | default | description |", "| --- | --- | --- |"]
-    lines += [f"| `{p.name}` | `{_cell(p.default)}` | {p.description} |" for p in COMMON_PARAMETERS]
+        lines += [*_table(f"#### `{exe}` (`config/{exe}.yaml`)", mod.PARAMETERS), ""]
+    lines += _table("#### Every node also declares", COMMON_PARAMETERS)
     return "\n".join(lines) + "\n"
 
 
@@ -55,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     updated = f"{head}{BEGIN}\n{render()}{END}{tail}"
     if args.check:
         if updated != text:
-            print("README.md parameter tables are out of date: run python -m tools.gen_param_table", file=sys.stderr)
+            print(
+                "README.md parameter tables are out of date: run python -m tools.gen_param_table",
+                file=sys.stderr,
+            )
             return 1
         return 0
     readme.write_text(updated)

@@ -14,7 +14,10 @@ from collections.abc import Sequence
 
 #: subcommand -> (module under trt_perception.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "build": ("build", "build or refresh TensorRT engines from ONNX (cached by model, precision, TensorRT, GPU)"),
+    "build": (
+        "build",
+        "build or refresh TensorRT engines from ONNX (cached by model, precision, TensorRT, GPU)",
+    ),
     "compare": ("compare", "run two backends or precisions on the same inputs and compare outputs"),
     "quantize": ("quantize", "make FP16 and INT8 (Q/DQ, accuracy-aware) copies of an ONNX model"),
     "fuse-argmax": ("fuse_argmax", "append resize->argmax->resize (or reducemax) to a segmentation ONNX"),

@@ -343,10 +343,6 @@ def stem_nodes(model: Any, max_nodes: int = 8) -> list[str]:
     return found if stem_conv and len(found) <= max_nodes else []
 
 
-def quantizable_nodes(onnx_path: str | Path, op_types: Sequence[str] = DEFAULT_OP_TYPES) -> list[str]:
-    return [n.name for n in _load(onnx_path).graph.node if n.op_type in op_types and n.name]
-
-
 # -- accuracy-aware INT8 --------------------------------------------------------------------------
 
 
