@@ -200,6 +200,8 @@ def evaluate(model: Path, coco_json: Path, masks_dir: Path, images_dir: Path, si
     """Per-class IoU and mIoU over the set's masks, at the source resolution."""
     import onnxruntime as ort
 
+    from trt_perception.metrics.segmentation import confusion_matrix, iou_per_class, mean_iou
+
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
     session = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
@@ -209,10 +211,9 @@ def evaluate(model: Path, coco_json: Path, masks_dir: Path, images_dir: Path, si
         stem = Path(info["file_name"]).stem
         pred = predict(session, cv2.imread(str(images_dir / info["file_name"])), size)
         gt = cv2.imread(str(masks_dir / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
-        conf += np.bincount(gt.ravel().astype(np.int64) * len(CLASSES) + pred.ravel(),
-                            minlength=len(CLASSES) ** 2).reshape(len(CLASSES), len(CLASSES))  # fmt: skip
-    iou = np.diag(conf) / np.maximum(conf.sum(0) + conf.sum(1) - np.diag(conf), 1)
-    return {**{f"iou_{c}": float(v) for c, v in zip(CLASSES, iou)}, "miou": float(iou.mean())}
+        conf += confusion_matrix(gt, pred, len(CLASSES))
+    iou = iou_per_class(conf)
+    return {**{f"iou_{c}": float(v) for c, v in zip(CLASSES, iou)}, "miou": mean_iou(conf)}
 
 
 def main(argv: list[str] | None = None) -> int:
