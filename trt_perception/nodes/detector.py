@@ -14,10 +14,10 @@ from vision_msgs.msg import Detection2DArray
 
 from ..inference.engine import EngineError
 from ..metrics.latency import END_TO_END
-from ..ros.detection_msgs import detections_to_msg, stamp_ns
+from ..ros.detection_msgs import detections_to_msg
 from ..ros.diagnostics import ERROR
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
-from ..ros.image_conversion import ImageEncodingError, image_to_bgr, numpy_to_image
+from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
@@ -73,15 +73,10 @@ class DetectorNode(PerceptionNode):
 
     def on_image(self, msg: Image) -> None:
         start = time.perf_counter()
-        if self.detector is None:
-            self.warn_input("model", "no model loaded; see the startup error", level=ERROR)
+        frame = self.input_frame(msg, self.detector is not None)
+        if frame is None or self.detector is None:
             return
-        try:
-            bgr = image_to_bgr(msg)
-        except ImageEncodingError as exc:
-            self.warn_input("input", str(exc))
-            return
-        stamp = stamp_ns(msg.header)
+        bgr, stamp = frame
         if stamp:
             self.latency.record_frame_age(stamp, self.get_clock().now().nanoseconds)
         dets = self.detector(bgr, stamp)

@@ -22,9 +22,9 @@ from ..evaluation.bags import BagReadError
 from ..evaluation.live import LiveScorer, bag_ground_truth_masks
 from ..evaluation.report import write_report
 from ..evaluation.sources import BagSource
-from ..ros.detection_msgs import msg_to_detections, stamp_ns
+from ..ros.detection_msgs import msg_to_detections
 from ..ros.diagnostics import ERROR
-from ..ros.image_conversion import image_to_numpy
+from ..ros.image_conversion import image_to_numpy, stamp_ns
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import latched_qos, reliable_qos, sensor_qos

@@ -23,7 +23,6 @@ from ..metrics.behavior_bag import FRAMES_KEY, INFERENCE_SAMPLES_KEY, format_sam
 from ..metrics.latency import FRAME_AGE
 from ..ros.diagnostics import ERROR
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
-from ..ros.image_conversion import ImageEncodingError, image_to_bgr
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
@@ -103,15 +102,10 @@ class PilotNode(PerceptionNode):
     def on_image(self, msg: Image) -> None:
         with self._data_lock:
             self._frames += 1
-        if self.pilot is None:
-            self.warn_input("model", "no model loaded; see the startup error", level=ERROR)
+        frame = self.input_frame(msg, self.pilot is not None)
+        if frame is None or self.pilot is None:
             return
-        try:
-            bgr = image_to_bgr(msg)
-        except ImageEncodingError as exc:
-            self.warn_input("input", str(exc))
-            return
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        bgr, stamp = frame
         try:
             cmd = self.pilot(bgr, stamp)
         except ValueError as exc:  # e.g. a frame too small for the crop rows

@@ -16,10 +16,10 @@ from vision_msgs.msg import Detection2DArray
 from ..inference.engine import EngineError
 from ..metrics.latency import END_TO_END
 from ..pipeline.stamp_sync import StampMatcher
-from ..ros.detection_msgs import msg_to_detections, readings_to_msg, stamp_ns
+from ..ros.detection_msgs import msg_to_detections, readings_to_msg
 from ..ros.diagnostics import ERROR
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
-from ..ros.image_conversion import ImageEncodingError, image_to_bgr, numpy_to_image
+from ..ros.image_conversion import numpy_to_image, stamp_ns
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos, sensor_qos
@@ -112,15 +112,11 @@ class PlateReaderNode(PerceptionNode):
 
     def on_pair(self, image: Image, detections: Detection2DArray) -> None:
         start = time.perf_counter()
-        if self.reader is None:
-            self.warn_input("model", "no reader model loaded; see the startup error", level=ERROR)
+        frame = self.input_frame(image, self.reader is not None)
+        if frame is None or self.reader is None:
             return
-        try:
-            bgr = image_to_bgr(image)
-        except ImageEncodingError as exc:
-            self.warn_input("input", str(exc))
-            return
-        readings = self.reader(bgr, msg_to_detections(detections), stamp_ns(image.header))
+        bgr, stamp = frame
+        readings = self.reader(bgr, msg_to_detections(detections), stamp)
         self.pub.publish(readings_to_msg(readings, image.header))
         self.latency.record(END_TO_END, (time.perf_counter() - start) * 1e3)
         if self.annotated_pub is not None and self.annotated_pub.get_subscription_count() > 0:

@@ -69,7 +69,3 @@ def msg_to_detections(msg: Detection2DArray, labels: Sequence[str] = ()) -> Dete
     if not boxes:
         return Detections.empty(names)
     return Detections(np.array(boxes), np.array(scores), np.array(ids), names)
-
-
-def stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)

@@ -210,3 +210,8 @@ def _bgr_to_yuv422(bgr: np.ndarray, uyvy: bool) -> np.ndarray:
     out[:, 0::2, chroma] = (u // 2).astype(np.uint8)
     out[:, 1::2, chroma] = (v // 2).astype(np.uint8)
     return out
+
+
+def stamp_ns(header: Any) -> int:
+    """``std_msgs/Header`` stamp as integer nanoseconds (0 for an unstamped message)."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)

@@ -15,6 +15,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -23,6 +24,7 @@ from sensor_msgs.msg import Image
 from ..metrics.latency import LatencyRecorder
 from .diagnostics import ERROR, WARN, DiagnosticsPublisher
 from .files import package_file
+from .image_conversion import ImageEncodingError, image_to_bgr, stamp_ns
 from .params import Param, declare_all
 from .qos import sensor_qos
 
@@ -103,6 +105,18 @@ class PerceptionNode(Node):
         return wrapper
 
     # -- images
+    def input_frame(self, msg: Image, ready: bool) -> tuple[np.ndarray, int] | None:
+        """``(bgr, stamp_ns)`` of an input image, or None after a throttled report: the node has no
+        model (``ready`` False, an ERROR: see the startup error) or the image cannot be converted."""
+        if not ready:
+            self.warn_input("model", "no model loaded; see the startup error", level=ERROR)
+            return None
+        try:
+            return image_to_bgr(msg), stamp_ns(msg.header)
+        except ImageEncodingError as exc:
+            self.warn_input("input", str(exc))
+            return None
+
     def subscribe_images(self, topic: str, callback: Callable[[Image], None], depth: int = 5) -> Any:
         """Sensor-data QoS subscription (matches best-effort and reliable publishers), with a watchdog
         that warns when a publisher exists but nothing arrives (QoS or transport mismatch)."""
