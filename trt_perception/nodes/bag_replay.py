@@ -98,8 +98,7 @@ class BagReplayNode(PerceptionNode):
                 self.info = bag.info
             self._make_publishers()
         except (ValueError, BagReadError, OSError) as exc:
-            self.get_logger().error(f"cannot replay: {exc}")
-            self.diagnostics.report("bag", ERROR, str(exc), ttl_s=None)
+            self.startup_error("bag", f"cannot replay: {exc}")
             return
         if p["publish_clock"]:
             from rosgraph_msgs.msg import Clock

@@ -27,7 +27,7 @@ from rosgraph_msgs.msg import Clock
 from ..metrics.behavior import BehaviorReport, RunRecord, evaluate_run
 from ..metrics.behavior_bag import BrainDiagnostics
 from ..metrics.behavior_report import write_outputs
-from ..ros.diagnostics import ERROR, OK, WARN
+from ..ros.diagnostics import OK, WARN
 from ..ros.files import resolve_file
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
@@ -89,8 +89,7 @@ class BehaviorEvaluatorNode(PerceptionNode):
             self.reference = load_reference(resolve_file(spec), str(p["reference_topic"]) or None)
             self.get_logger().info(f"reference '{spec}': {len(self.reference)} checkpoints")
         except (OSError, ValueError) as exc:
-            self.get_logger().error(f"cannot load the reference lap: {exc}")
-            self.diagnostics.report("reference", ERROR, str(exc), ttl_s=None)
+            self.startup_error("reference", f"cannot load the reference lap: {exc}")
         self.radius = float(p["checkpoint_radius"])
         self.laps = int(p["laps"])
         timeout = float(p["timeout_s"])

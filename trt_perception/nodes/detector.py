@@ -15,7 +15,6 @@ from vision_msgs.msg import Detection2DArray
 from ..inference.engine import EngineError
 from ..metrics.latency import END_TO_END
 from ..ros.detection_msgs import detections_to_msg
-from ..ros.diagnostics import ERROR
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
@@ -61,8 +60,7 @@ class DetectorNode(PerceptionNode):
                 f"input {self.detector.input_size[0]}x{self.detector.input_size[1]}, labels {self.detector.labels})"
             )
         except (EngineError, ValueError, OSError) as exc:
-            self.get_logger().error(f"cannot start the detector: {exc}")
-            self.diagnostics.report("model", ERROR, str(exc), ttl_s=None)
+            self.startup_error("model", f"cannot start the detector: {exc}")
         self.pub = self.create_publisher(Detection2DArray, str(p["detections_topic"]), reliable_qos(10))
         self.annotated_pub = (
             self.create_publisher(Image, str(p["annotated_topic"]), reliable_qos(2))

@@ -23,7 +23,6 @@ from ..evaluation.live import LiveScorer, bag_ground_truth_masks
 from ..evaluation.report import write_report
 from ..evaluation.sources import BagSource
 from ..ros.detection_msgs import msg_to_detections
-from ..ros.diagnostics import ERROR
 from ..ros.image_conversion import image_to_numpy, stamp_ns
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
@@ -90,8 +89,7 @@ class LiveScorerNode(PerceptionNode):
             if mask_topic:
                 self.scorer.set_gt_masks(bag_ground_truth_masks(source))
         except (ValueError, OSError, BagReadError) as exc:
-            self.get_logger().error(f"cannot score: {exc}")
-            self.diagnostics.report("ground_truth", ERROR, str(exc), ttl_s=None)
+            self.startup_error("ground_truth", f"cannot score: {exc}")
             return
         for w in source.warnings:
             self.warn_input("ground_truth", w)

@@ -21,7 +21,7 @@ from vision_msgs.msg import Detection2DArray
 from ..inference.engine import EngineError
 from ..pipeline.perception import PerceptionPipeline, PipelineResult
 from ..ros.detection_msgs import detections_to_msg, readings_to_msg
-from ..ros.diagnostics import ERROR, WARN
+from ..ros.diagnostics import WARN
 from ..ros.files import params_model_file, resolve_file
 from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
@@ -118,8 +118,7 @@ class PerceptionPipelineNode(PerceptionNode):
                 )
             ).start()
         except (EngineError, CameraError, ValueError, OSError, ImportError) as exc:
-            self.get_logger().error(f"cannot start the pipeline: {exc}")
-            self.diagnostics.report("startup", ERROR, str(exc), ttl_s=None)
+            self.startup_error("startup", f"cannot start the pipeline: {exc}")
         qos = reliable_qos(10)
         self.det_pub = self.create_publisher(Detection2DArray, str(p["detections_topic"]), qos)
         self.plate_pub = self.create_publisher(Detection2DArray, str(p["plates_topic"]), qos)

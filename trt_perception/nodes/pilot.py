@@ -21,7 +21,6 @@ from sensor_msgs.msg import Image
 from ..inference.engine import EngineError
 from ..metrics.behavior_bag import FRAMES_KEY, INFERENCE_SAMPLES_KEY, format_samples
 from ..metrics.latency import FRAME_AGE
-from ..ros.diagnostics import ERROR
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
@@ -83,8 +82,7 @@ class PilotNode(PerceptionNode):
             self.diagnostics.set_value("backend", self.pilot.engine.backend)
             self.get_logger().info(f"pilot ready: {model} ({self.pilot.engine.backend})")
         except (EngineError, ValueError, OSError) as exc:
-            self.get_logger().error(f"cannot start the pilot: {exc}")
-            self.diagnostics.report("model", ERROR, str(exc), ttl_s=None)
+            self.startup_error("model", f"cannot start the pilot: {exc}")
         self.pub = self.create_publisher(Twist, str(p["cmd_vel_topic"]), reliable_qos(10))
         self._data_lock = threading.Lock()
         # the newest inference times, re-sent every period with the index of the first one, so the

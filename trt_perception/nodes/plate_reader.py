@@ -17,7 +17,6 @@ from ..inference.engine import EngineError
 from ..metrics.latency import END_TO_END
 from ..pipeline.stamp_sync import StampMatcher
 from ..ros.detection_msgs import msg_to_detections, readings_to_msg
-from ..ros.diagnostics import ERROR
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.image_conversion import numpy_to_image, stamp_ns
 from ..ros.node_base import PerceptionNode, run_node
@@ -59,8 +58,7 @@ class PlateReaderNode(PerceptionNode):
                 f"plate reader ready: {model} ({p['decoder']}, {self.reader.width}x{self.reader.height})"
             )
         except (EngineError, ValueError, OSError) as exc:
-            self.get_logger().error(f"cannot start the plate reader: {exc}")
-            self.diagnostics.report("model", ERROR, str(exc), ttl_s=None)
+            self.startup_error("model", f"cannot start the plate reader: {exc}")
         self.pub = self.create_publisher(Detection2DArray, str(p["plates_topic"]), reliable_qos(10))
         self.annotated_pub = (
             self.create_publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
