@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from bench.common import machine, summary
 from trt_perception.metrics.segmentation import confusion_matrix, iou_per_class, mean_iou
 from trt_perception.stages.segmenter import (
     Segmenter,
@@ -77,7 +77,7 @@ def interleaved(
     fns: dict[str, Callable[[], object]], rounds: int, budget_s: float
 ) -> dict[str, dict[str, float]]:
     """Time every callable round-robin (one warm-up call each first), so load changes on a shared
-    machine hit all strategies alike; median and min per callable, in ms."""
+    machine hit all strategies alike; ``summary`` and the min per callable, in ms."""
     for fn in fns.values():
         fn()
     samples: dict[str, list[float]] = {k: [] for k in fns}
@@ -89,7 +89,7 @@ def interleaved(
             fn()
             samples[name].append((time.perf_counter() - t) * 1e3)
         done += 1
-    return {k: {"median_ms": statistics.median(v), "min_ms": min(v), "n": len(v)} for k, v in samples.items()}
+    return {k: {**summary(v), "min_ms": min(v)} for k, v in samples.items()}
 
 
 def post_only_model(
@@ -336,10 +336,9 @@ def target_levers(model_path: Path, val_dir: Path, budget_s: float) -> dict[str,
     for k, v in samples.items():
         ref = samples[k.split(" total:")[0] + " total: network + baseline"] if " total:" in k else base
         rows[k] = {
-            "median_ms": statistics.median(v),
+            **summary(v),
             "p25_ms": pct(v, 25),
             "min_ms": min(v),
-            "n": len(v),
             "speedup_median": statistics.median(ref) / statistics.median(v),
             "speedup_p25": pct(ref, 25) / pct(v, 25),
             "speedup_min": min(ref) / min(v),
@@ -355,19 +354,6 @@ def target_levers(model_path: Path, val_dir: Path, budget_s: float) -> dict[str,
         "baseline": "bilinear upsample of the logits to 768x1344 (OpenCV, half-pixel) + numpy.argmax, one thread",
         "stage_path": "graph to the argmax (mask at 768/rows x 1344/cols) + one OpenCV nearest-exact resize",
         "rows": rows,
-    }
-
-
-def machine() -> dict[str, object]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "onnxruntime": ort.__version__,
-        "opencv": cv2.__version__,
-        "numpy": np.__version__,
-        "cpu_count": os.cpu_count(),
-        "table_threads": THREADS,
     }
 
 
@@ -434,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, object] = {
         "benchmark": "segmentation post-processing (ONNX Runtime CPU)",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine(),
+        "machine": {**machine(), "table_threads": THREADS},
         "load_average_1_5_15": {"start": list(load_start), "end": list(load_end)},
         "model": str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else str(model),
         "note": note,

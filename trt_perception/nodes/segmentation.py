@@ -16,9 +16,8 @@ from sensor_msgs.msg import Image
 
 from ..inference.engine import EngineError
 from ..metrics.latency import END_TO_END
-from ..ros.diagnostics import ERROR
-from ..ros.files import model_file
-from ..ros.image_conversion import ImageEncodingError, image_to_bgr, numpy_to_image
+from ..ros.files import ENGINE_PARAMETERS, params_model_file
+from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
@@ -36,6 +35,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "backend", "auto", "auto | onnxruntime | tensorrt (auto: .onnx -> ONNX Runtime, .engine -> TensorRT)."
     ),
+    *ENGINE_PARAMETERS,
     Param(
         "argmax",
         "cpu",
@@ -79,13 +79,6 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "qos_depth", 2, "Image subscription queue depth (small: a late mask is worth less than a fresh one)."
     ),
-    Param("precision", "fp16", "Engine precision asked from the engine builder (fp32 | fp16 | int8)."),
-    Param(
-        "use_engine_builder", False, "Wait for the engine_builder node's engine instead of loading 'model'."
-    ),
-    Param(
-        "engine_wait_timeout", 600.0, "Seconds to wait for the engine builder before falling back to 'model'."
-    ),
 )
 
 
@@ -125,13 +118,7 @@ class SegmentationNode(PerceptionNode):
         p = self.params
         self.segmenter: Segmenter | None = None
         try:
-            model = model_file(
-                self,
-                str(p["model"]),
-                str(p["precision"]),
-                bool(p["use_engine_builder"]),
-                float(p["engine_wait_timeout"]),
-            )
+            model = params_model_file(self, p)
             self.segmenter = Segmenter(segmenter_config(p, model), self.latency)
             self.segmenter.warmup()
             self.latency.reset()  # the warm-up frame is not a camera frame
@@ -149,8 +136,7 @@ class SegmentationNode(PerceptionNode):
                 f"mask at {p['output_resolution']} resolution, classes {seg.class_names})"
             )
         except (EngineError, ValueError, OSError, RuntimeError) as exc:
-            self.get_logger().error(f"cannot start the segmenter: {exc}")
-            self.diagnostics.report("model", ERROR, str(exc), ttl_s=None)
+            self.startup_error("model", f"cannot start the segmenter: {exc}")
         self.mask_pub = self.create_publisher(Image, str(p["mask_topic"]), reliable_qos(2))
         self.overlay_pub = (
             self.create_publisher(Image, str(p["overlay_topic"]), reliable_qos(2))
@@ -161,15 +147,10 @@ class SegmentationNode(PerceptionNode):
 
     def on_image(self, msg: Image) -> None:
         start = time.perf_counter()
-        if self.segmenter is None:
-            self.warn_input("model", "no model loaded; see the startup error", level=ERROR)
+        frame = self.input_frame(msg, self.segmenter is not None)
+        if frame is None or self.segmenter is None:
             return
-        try:
-            bgr = image_to_bgr(msg)
-        except ImageEncodingError as exc:
-            self.warn_input("input", str(exc))
-            return
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        bgr, stamp = frame
         if stamp:
             self.latency.record_frame_age(stamp, self.get_clock().now().nanoseconds)
         result = self.segmenter(bgr, stamp)

@@ -96,10 +96,6 @@ class SegmentationResult:
     palette: np.ndarray  # [256, 3] uint8 BGR lookup table
     network_size: tuple[int, int]  # (width, height)
 
-    def colorize(self) -> np.ndarray:
-        """The mask in palette colours, BGR [H, W, 3]."""
-        return self.palette[self.mask]
-
     def overlay(self, bgr: np.ndarray, alpha: float = 0.5) -> np.ndarray:
         """``bgr`` with non-background classes blended in their colours (mask resized if needed)."""
         h, w = bgr.shape[:2]

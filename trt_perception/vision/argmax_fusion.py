@@ -31,7 +31,7 @@ graph at run time, so dynamic input shapes keep working), the logits' own, or a 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -266,10 +266,6 @@ def fusion_info(model: onnx.ModelProto) -> dict[str, object] | None:
         if p.key == METADATA_KEY:
             return dict(json.loads(p.value))
     return None
-
-
-def config_dict(config: FusionConfig) -> dict[str, object]:
-    return asdict(config)
 
 
 def _class_planes(b: _Builder, logits: str, num_classes: int, sizes: str | None) -> list[str]:
