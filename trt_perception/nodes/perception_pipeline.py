@@ -73,6 +73,16 @@ PARAMETERS: tuple[Param, ...] = (
         "cpu",
         "Where the per-pixel argmax runs: cpu | fused (in the ONNX graph) | gpu.",
     ),
+    Param(
+        "segmentation.input_width",
+        640,
+        "Segmenter network input width (multiple of 32); 0 = model's, else the image's rounded.",
+    ),
+    Param(
+        "segmentation.input_height",
+        352,
+        "Segmenter network input height (multiple of 32); 0 = model's, else the image's rounded.",
+    ),
     Param("segmentation.mask_topic", "segmentation/mask", "mono8 class-index mask topic."),
     *prefixed(DETECTOR_PARAMETERS, "detector."),
     *prefixed(READER_PARAMETERS, "plate_reader."),
@@ -98,6 +108,8 @@ class PerceptionPipelineNode(PerceptionNode):
                     model=engine("segmentation.model"),
                     backend=str(p["segmentation.backend"]),
                     argmax=str(p["segmentation.argmax"]),
+                    input_width=int(p["segmentation.input_width"]),
+                    input_height=int(p["segmentation.input_height"]),
                 )
             self.pipeline = PerceptionPipeline.build(
                 detector_config(p, "detector.", model=engine("detector.model")),
