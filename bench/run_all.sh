@@ -9,5 +9,5 @@ PY="${TRT_PERCEPTION_VENV:-$ROOT/.venv}/bin/python"
 [ -f data/sample_scene.mp4 ] || "$PY" -m tools.make_samples --out data
 for bench in transport detection engines plate_readers segmentation behavior evaluation; do
   echo "== bench_$bench ($(date +%T), load $(cut -d' ' -f1-3 /proc/loadavg))"
-  "$PY" -m "bench.bench_$bench" "$@"
+  "$PY" -m "bench.bench_$bench"
 done
