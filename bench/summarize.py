@@ -38,11 +38,14 @@ def rows() -> list[str]:
             value = t.get("value")
             shown = _fmt(measured) if not isinstance(measured, str) or value is None else measured
             target = t.get("target")
-            if target is None:
+            passed = t.get("pass", t.get("passed"))
+            if target is None and passed is None:
                 target, mark = "(reported)", "-"
+            elif target is None:
+                target, mark = "(in the name)", "pass" if passed else "**fail**"
             else:
                 target = f"{t['op']} {_fmt(target)}" if "op" in t else _fmt(target)
-                mark = "pass" if t.get("pass", t.get("passed")) else "**fail**"
+                mark = "pass" if passed else "**fail**"
             out.append(f"| {path.stem} | {t['name']} | {shown} | {target} | {mark} | {load_1min} |")
     return out
 
