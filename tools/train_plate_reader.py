@@ -2,6 +2,7 @@
 
     .venv/bin/python -m tools.train_plate_reader --variant ctc     # -> models/plate_reader_ctc.onnx
     .venv/bin/python -m tools.train_plate_reader --variant heads   # -> models/plate_reader_heads.onnx
+    .venv/bin/python -m tools.train_plate_reader --variant ctc --recipe cpu --out /tmp/ctc.onnx
 
 Both share one small convolutional backbone over a 32x160 crop (PP-OCR rec pre-processing, see
 ``trt_perception.vision.text.prepare_text_crops``):
@@ -38,16 +39,51 @@ FORMATS = ("LLDDDLL", "DDDDLLL", "LLDDLLL", "LLLDDD")
 FORMAT_WEIGHTS = (0.55, 0.15, 0.15, 0.15)
 HEADS = max(len(f) for f in FORMATS)
 CHUNK = 500
+#: Plate heights (px) in the sample scenes (``tools.synth.scene``: 1280x720, plates 0.2 m tall at
+#: 5 m .. the distance where they are 20 px, focal 0.75-1.1 x width -> 20 .. 0.2*1.1*1280/5 = 56 px).
+SCENE_PLATE_HEIGHT = (20, 56)
+#: The broad reader distribution of ``reader_crop`` (all layouts, down to 12 px).
+HARD_PLATE_HEIGHT = (12, 48)
+
+#: Named recipes; explicit flags override them. ``full`` (the default) reproduces the committed
+#: models (all layouts, 12-48 px; 4 min on an H100, ~3 h on 2 CPU cores). ``cpu`` is the measured
+#: attempt at the issue's 15-minute 2-core budget: the sample scenes' layout and plate sizes (margin
+#: down to 16 px), a backbone ~3x cheaper (two stride-2 convolutions first), 30k pre-rendered crops
+#: re-augmented per batch, early stopping at a target accuracy. It does NOT reach the target: the
+#: readers sit on the from-scratch plateau (loss at the layout prior, 0 exact match) for ~6000 steps
+#: and still read no plate exactly after 8400 (0.05 s/step on 2 quiet cores; see the model cards).
+RECIPES: dict[str, dict] = {
+    "cpu": {
+        "arch": "small",
+        "layouts": "default",
+        "plate_height": (16, 56),
+        "train_size": 30000,
+        "epochs": 10,
+        "batch": 64,
+        "lr": 3e-3,
+        "target_accuracy": 0.99,
+    },
+    "full": {
+        "arch": "base",
+        "layouts": "all",
+        "plate_height": HARD_PLATE_HEIGHT,
+        "train_size": 200000,
+        "epochs": 10,
+        "batch": 128,
+        "lr": 3e-3,
+        "target_accuracy": 0.0,
+    },
+}
 
 
-def _make_chunk(args: tuple[int, int, int, bool]) -> tuple[np.ndarray, ...]:
+def _make_chunk(args: tuple[int, int, int, bool, tuple[int, int]]) -> tuple[np.ndarray, ...]:
     """``n`` crops resized for the reader (uint8 [n,32,160,3], right-padded), widths, texts, formats, heights."""
     import cv2
 
     from trt_perception.vision.text import resize_text_crop
 
     cv2.setNumThreads(1)
-    seed, chunk, n, default_only = args
+    seed, chunk, n, default_only, plate_height = args
     rng = np.random.default_rng([seed, chunk])
     images = np.zeros((n, HEIGHT, WIDTH, 3), np.uint8)
     widths = np.zeros(n, np.int64)
@@ -57,7 +93,7 @@ def _make_chunk(args: tuple[int, int, int, bool]) -> tuple[np.ndarray, ...]:
     for i in range(n):
         f = 0 if default_only else int(rng.choice(len(FORMATS), p=FORMAT_WEIGHTS))
         text = random_plate_text(rng, FORMATS[f])
-        crop = reader_crop(text, rng)
+        crop = reader_crop(text, rng, plate_height=plate_height)
         heights[i] = crop.shape[0]
         resized = resize_text_crop(crop, HEIGHT, WIDTH)
         images[i, :, : resized.shape[1]] = resized
@@ -68,14 +104,26 @@ def _make_chunk(args: tuple[int, int, int, bool]) -> tuple[np.ndarray, ...]:
 
 
 def make_split(
-    seed: int, n: int, workers: int, default_only: bool = False, cache: Path | None = None
+    seed: int,
+    n: int,
+    workers: int,
+    default_only: bool = False,
+    cache: Path | None = None,
+    plate_height: tuple[int, int] = HARD_PLATE_HEIGHT,
 ) -> dict:
-    """A deterministic set of ``n`` reader crops (same bytes for any ``workers``), cached under ``cache``."""
-    path = cache / f"plates_{seed}_{n}_{int(default_only)}.npz" if cache else None
+    """A deterministic set of ``n`` reader crops (same bytes for any ``workers``), cached under ``cache``.
+
+    ``default_only``: every plate in the sample scenes' layout ``LLDDDLL``; ``plate_height``: the
+    plate's pixel height range (``reader_crop``).
+    """
+    lo, hi = plate_height
+    path = cache / f"plates_{seed}_{n}_{int(default_only)}_{lo}_{hi}.npz" if cache else None
     if path is not None and path.exists():
         with np.load(path) as z:
             return {k: ([str(t) for t in z[k]] if k == "texts" else z[k]) for k in z.files}
-    jobs = [(seed, c, min(CHUNK, n - c * CHUNK), default_only) for c in range((n + CHUNK - 1) // CHUNK)]
+    jobs = [
+        (seed, c, min(CHUNK, n - c * CHUNK), default_only, (lo, hi)) for c in range((n + CHUNK - 1) // CHUNK)
+    ]
     if workers > 1:
         with mp.get_context("fork").Pool(workers) as pool:
             parts = pool.map(_make_chunk, jobs)
@@ -94,31 +142,51 @@ def make_split(
     return split
 
 
-def build_model(variant: str):  # -> torch.nn.Module, imported lazily so `--help` is instant
+def build_model(variant: str, arch: str = "small"):  # -> torch.nn.Module; lazy torch: `--help` is instant
     import torch
     from torch import nn
 
-    def block(cin: int, cout: int) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    def block(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+        conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        return [conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    def small_convs() -> nn.Sequential:
+        # Two stride-2 convolutions first: the costly layers run at 8x40, ~3x cheaper than ``base``.
+        return nn.Sequential(
+            *block(3, 16, 2),  # 16x80
+            *block(16, 32, 2),  # 8x40
+            *block(32, 48),
+            nn.MaxPool2d((2, 1)),  # 4x40
+            *block(48, 64),
+            *block(64, 96),
+            nn.MaxPool2d((2, 1)),  # 2x40
+            nn.Conv2d(96, 128, (2, 1), bias=False),  # 1x40
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+        )
 
     class Backbone(nn.Module):
         """32x160 -> [N,128,40] column features (stride 4 along the width)."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.convs = nn.Sequential(
-                *block(3, 24),
-                nn.MaxPool2d(2),  # 16x80
-                *block(24, 48),
-                nn.MaxPool2d(2),  # 8x40
-                *block(48, 64),
-                *block(64, 64),
-                nn.MaxPool2d((2, 1)),  # 4x40
-                *block(64, 96),
-                nn.MaxPool2d((2, 1)),  # 2x40
-                nn.Conv2d(96, 128, (2, 1), bias=False),  # 1x40
-                nn.BatchNorm2d(128),
-                nn.ReLU(inplace=True),
+            self.convs = (
+                small_convs()
+                if arch == "small"
+                else nn.Sequential(
+                    *block(3, 24),
+                    nn.MaxPool2d(2),  # 16x80
+                    *block(24, 48),
+                    nn.MaxPool2d(2),  # 8x40
+                    *block(48, 64),
+                    *block(64, 64),
+                    nn.MaxPool2d((2, 1)),  # 4x40
+                    *block(64, 96),
+                    nn.MaxPool2d((2, 1)),  # 2x40
+                    nn.Conv2d(96, 128, (2, 1), bias=False),  # 1x40
+                    nn.BatchNorm2d(128),
+                    nn.ReLU(inplace=True),
+                )
             )
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,6 +236,34 @@ def build_model(variant: str):  # -> torch.nn.Module, imported lazily so `--help
             return out
 
     return CTCReader() if variant == "ctc" else HeadsReader()
+
+
+def decode_texts(out: dict, variant: str) -> list[str]:
+    """Greedy texts of a batch of model outputs with the runtime's decoders (format masking for heads)."""
+    from trt_perception.vision.text import ctc_greedy_decode, heads_decode
+
+    probs = out["logits"].softmax(2).detach().numpy()
+    if variant == "ctc":
+        return [t for t, _ in ctc_greedy_decode(probs, CLASSES)]
+    fmt = out["format"].softmax(1).detach().numpy()
+    return [t for t, _ in heads_decode(probs, CLASSES, formats=list(FORMATS), format_probs=fmt)]
+
+
+def split_accuracy(model, split: dict, variant: str, batch: int = 250) -> float:
+    """Exact match of the PyTorch model on a split (eval mode; restores training mode)."""
+    import torch
+
+    model.eval()
+    preds: list[str] = []
+    with torch.no_grad():
+        for s in range(0, len(split["texts"]), batch):
+            x = to_batch(
+                torch.from_numpy(split["images"][s : s + batch]),
+                torch.from_numpy(split["widths"][s : s + batch]),
+            )
+            preds += decode_texts(model(x.contiguous(memory_format=torch.channels_last)), variant)
+    model.train()
+    return float(np.mean([p == t for p, t in zip(preds, split["texts"])]))
 
 
 def to_batch(images, widths):
@@ -224,14 +320,24 @@ def train(args: argparse.Namespace) -> dict:
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    model = build_model(args.variant)
+    model = build_model(args.variant, args.arch)
     if args.init:
         model.load_state_dict(torch.load(args.init, map_location="cpu"))
     if args.epochs == 0:
         return {"model": model.eval(), "generate_s": 0.0, "train_s": 0.0}
-    model = model.to(args.device)
+    # NHWC is ~1.5x faster for these small convolutions on the CPU (oneDNN); same weights.
+    model = model.to(args.device, memory_format=torch.channels_last)
+    default_only = args.layouts == "default"
     t0 = time.perf_counter()
-    train_set = make_split(args.seed, args.train_size, args.workers, cache=args.cache)
+    train_set = make_split(
+        args.seed, args.train_size, args.workers, default_only, args.cache, tuple(args.plate_height)
+    )
+    # Early stopping watches the sample scenes' distribution (its own seed, not a held-out one).
+    stop_set = (
+        make_split(args.seed + 3000, 500, args.workers, default_only, args.cache, SCENE_PLATE_HEIGHT)
+        if args.target_accuracy > 0
+        else None
+    )
     gen_s = time.perf_counter() - t0
     targets = torch.from_numpy(encode_targets(train_set["texts"]))
     lengths = torch.tensor([len(t) for t in train_set["texts"]])
@@ -258,10 +364,14 @@ def train(args: argparse.Namespace) -> dict:
     t1 = time.perf_counter()
     deadline = t1 + args.max_minutes * 60 if args.max_minutes else float("inf")
     stopped_early = False
+    steps = 0
+    history: list[tuple[int, float]] = []
     for epoch in range(args.epochs):
         if time.perf_counter() > deadline:
             print(f"stopping after {epoch} epochs: --max-minutes {args.max_minutes} reached", flush=True)
             stopped_early = True
+            break
+        if stopped_early:
             break
         model.train()
         perm = order_rng.permutation(args.train_size)
@@ -272,7 +382,7 @@ def train(args: argparse.Namespace) -> dict:
             x = to_batch(images[didx], widths[didx])
             if args.augment:
                 x = augment(x, widths[didx], aug_gen)
-            out = model(x)
+            out = model(x.contiguous(memory_format=torch.channels_last))
             tgt = targets[idx].to(args.device)
             if args.variant == "ctc":
                 loss = ctc_loss(out["logits"], idx, tgt)
@@ -286,6 +396,15 @@ def train(args: argparse.Namespace) -> dict:
             opt.step()
             sched.step()
             total += loss.detach()
+            steps += 1
+            if stop_set is not None and steps % args.check_every == 0:
+                acc = split_accuracy(model, stop_set, args.variant)
+                history.append((steps, acc))
+                print(f"step {steps}: early-stop set exact match {acc:.3f}", flush=True)
+                if acc >= args.target_accuracy:
+                    print(f"target {args.target_accuracy} reached at step {steps}: stopping", flush=True)
+                    stopped_early = True
+                    break
         print(
             f"epoch {epoch + 1}/{args.epochs} loss {float(total) / steps_per_epoch:.4f} "
             f"({time.perf_counter() - t1:.0f} s)",
@@ -293,10 +412,12 @@ def train(args: argparse.Namespace) -> dict:
         )
     train_s = time.perf_counter() - t1
     return {
-        "model": model.cpu().eval(),
+        "model": model.cpu().to(memory_format=torch.contiguous_format).eval(),
         "generate_s": gen_s,
         "train_s": train_s,
         "stopped_early": stopped_early,
+        "steps": steps,
+        "early_stop_history": history,
     }
 
 
@@ -388,11 +509,46 @@ def evaluate(path: Path, split: dict, batch: int = 64) -> dict:
             float(np.mean([p == t for p, t in zip(unmasked, texts)])), 4
         )
     h = split["heights"]
-    for lo, hi in ((0, 16), (16, 24), (24, 1000)):
+    for lo, hi in ((0, 16), (16, 20), (20, 24), (24, 32), (32, 1000)):
         sel = (h >= lo) & (h < hi)
         if sel.any():
             result[f"exact_match_crop_h_{lo}_{hi if hi < 1000 else 'up'}"] = round(float(ok[sel].mean()), 4)
     return result
+
+
+def evaluate_scene_plates(path: Path, variant: str, val_dir: Path = Path("data/val")) -> dict | None:
+    """Exact match on the plates of the sample scenes' held-out set through ``PlateReader.read_crops``.
+
+    Ground-truth boxes + the stage's 5 % padding stand in for detections (as ``test_plate_models``).
+    None when ``data/val`` is missing (``python -m tools.make_samples --out data`` makes it).
+    """
+    import cv2
+
+    from trt_perception.stages.plate_reader import PlateReader, PlateReaderConfig
+
+    ann_path = val_dir / "annotations.json"
+    if not ann_path.exists():
+        return None
+    coco = json.loads(ann_path.read_text())
+    files = {im["id"]: im["file_name"] for im in coco["images"]}
+    plates = [a for a in coco["annotations"] if a.get("text")]
+    reader = PlateReader(PlateReaderConfig(model=str(path), decoder=variant, max_batch=32))
+    crops, texts = [], []
+    for image_id in sorted({a["image_id"] for a in plates}):
+        frame = cv2.imread(str(val_dir / "images" / Path(files[image_id]).name))
+        anns = [a for a in plates if a["image_id"] == image_id]
+        boxes = np.array([a["bbox"] for a in anns], np.float32)
+        boxes[:, 2:] += boxes[:, :2]
+        for (x1, y1, x2, y2), a in zip(reader.crop_boxes(boxes, frame.shape[1], frame.shape[0]), anns):
+            crops.append(frame[y1:y2, x1:x2])
+            texts.append(a["text"])
+    preds = [t for t, _ in reader.read_crops(crops)]
+    chars = sum(sum(a == b for a, b in zip(p, t)) for p, t in zip(preds, texts)) / sum(len(t) for t in texts)
+    return {
+        "exact_match": round(float(np.mean([p == t for p, t in zip(preds, texts)])), 4),
+        "char_accuracy": round(float(chars), 4),
+        "n": len(texts),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -401,11 +557,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--out", type=Path, default=None, help="ONNX path (default models/plate_reader_<variant>.onnx)"
     )
-    p.add_argument("--train-size", type=int, default=200000)
+    p.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        default="full",
+        help="full: the committed models' recipe (default); cpu: the 2-core attempt (see the model cards)",
+    )
+    p.add_argument("--arch", choices=("small", "base"), default=None, help="backbone (recipe's)")
+    p.add_argument(
+        "--layouts", choices=("default", "all"), default=None, help=f"default: {DEFAULT_FORMAT} only"
+    )
+    p.add_argument("--plate-height", type=int, nargs=2, default=None, metavar=("LO", "HI"))
+    p.add_argument("--train-size", type=int, default=None)
     p.add_argument("--val-size", type=int, default=2000)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument(
+        "--target-accuracy",
+        type=float,
+        default=None,
+        help="stop once the early-stop set (500 scene-distribution crops) is read this well (0: off)",
+    )
+    p.add_argument("--check-every", type=int, default=250, help="steps between early-stop checks")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (the machine is shared)")
     p.add_argument("--workers", type=int, default=2, help="processes generating crops")
@@ -424,6 +598,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, default=None, help="also save the PyTorch state dict here")
     p.add_argument("--cache", type=Path, default=None, help="keep generated crop sets here (.npz) for reruns")
     args = p.parse_args(argv)
+    for key, value in RECIPES[args.recipe].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     out = args.out or Path("models") / f"plate_reader_{args.variant}.onnx"
 
     result = train(args)
@@ -433,25 +610,44 @@ def main(argv: list[str] | None = None) -> int:
         args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         torch.save(result["model"].state_dict(), args.checkpoint)
     export(result["model"], args.variant, out)
-    val_mixed = make_split(args.seed + 1000, args.val_size, args.workers, cache=args.cache)
-    val_default = make_split(
-        args.seed + 2000, args.val_size, args.workers, default_only=True, cache=args.cache
+    # Held-out sets (seeds no training or early-stop set uses): the sample scenes' distribution
+    # (layout LLDDDLL, 20-56 px plates), and for information the broad all-layouts 12-48 px one.
+    val_scene = make_split(
+        args.seed + 2000, args.val_size, args.workers, True, args.cache, SCENE_PLATE_HEIGHT
     )
+    val_hard = make_split(args.seed + 1000, args.val_size, args.workers, False, args.cache, HARD_PLATE_HEIGHT)
     summary = {
         "variant": args.variant,
         "onnx": str(out),
         "size_mb": round(out.stat().st_size / 2**20, 3),
         "generate_s": round(result["generate_s"], 1),
         "train_s": round(result["train_s"], 1),
+        "steps": result.get("steps", 0),
         "stopped_early": result.get("stopped_early", False),
+        "early_stop_history": result.get("early_stop_history", []),
         "recipe": {
             k: str(getattr(args, k))
-            for k in ("train_size", "epochs", "batch", "lr", "augment", "aux_ctc", "seed")
+            for k in (
+                "recipe",
+                "arch",
+                "layouts",
+                "plate_height",
+                "train_size",
+                "epochs",
+                "batch",
+                "lr",
+                "target_accuracy",
+                "check_every",
+                "augment",
+                "aux_ctc",
+                "seed",
+            )
         },
         "device": args.device,
         "threads": args.threads,
-        "val_all_formats": evaluate(out, val_mixed),
-        f"val_{DEFAULT_FORMAT}": evaluate(out, val_default),
+        "val_scene_distribution": evaluate(out, val_scene),
+        "val_sample_scenes": evaluate_scene_plates(out, args.variant),
+        "val_hard_all_layouts": evaluate(out, val_hard),
     }
     print(json.dumps(summary, indent=2))
     if args.metrics:
