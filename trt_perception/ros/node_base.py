@@ -191,6 +191,12 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # A node that ends itself (``context.try_shutdown()`` from a worker thread, e.g. bag_replay at the
+        # end of the bag) can catch a timer callback mid-publish on a handle being destroyed: that is a
+        # normal exit, not a failure. Anything raised while the context is still up is a real error.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             shutdown = getattr(node, "on_shutdown", None)
