@@ -48,26 +48,10 @@ def _cache_path(count: int) -> Path:
 
 
 def build_cache(count: int, path: Path, workers: int = 1) -> list[tuple[bytes, bytes]]:
-    import pickle
+    """The training set, rendered once (deterministic) and cached as JPEG bytes in a pickle."""
+    from tools.synth.dataset import cached_render
 
-    if path.exists():
-        with open(path, "rb") as f:
-            data = pickle.load(f)
-        if len(data) == count:
-            return data
-    t0 = time.perf_counter()
-    if workers > 1:
-        from multiprocessing import Pool
-
-        with Pool(workers) as pool:
-            data = pool.map(render_sample, range(count), chunksize=16)
-    else:
-        data = [render_sample(i) for i in range(count)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        pickle.dump(data, f)
-    print(f"rendered {count} training images in {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
-    return data
+    return cached_render(path, count, render_sample, workers)
 
 
 def _model_class():  # torch is a training-only dependency: import it lazily

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import pickle
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import cv2
@@ -22,6 +24,31 @@ def generator_digest() -> str:
     for src in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(src.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def cached_render(path: Path, count: int, render: Callable[[int], object], workers: int = 1) -> list:
+    """``[render(i) for i in range(count)]``, rendered once (deterministic) and kept as a pickle at ``path``.
+
+    ``render`` must be a module-level function so worker processes can pickle it.
+    """
+    if path.exists():
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+        if len(data) == count:
+            return data
+    t0 = time.perf_counter()
+    if workers > 1:
+        from multiprocessing import Pool
+
+        with Pool(workers) as pool:
+            data = pool.map(render, range(count), chunksize=16)
+    else:
+        data = [render(i) for i in range(count)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+    print(f"rendered {count} training images in {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
+    return data
 
 
 def coco_dict(frames: Iterable[tuple[str, int, Frame]]) -> dict:
