@@ -96,7 +96,8 @@ def test_sample_models_read_val_plates(sample_data: Any, reader: str, decoder: s
 
 @pytest.mark.ros
 @pytest.mark.slow
-def test_perception_pipeline_node(ros_node: Any, start_node: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("inline", [True, False], ids=["capture_thread", "worker_thread"])
+def test_perception_pipeline_node(ros_node: Any, start_node: Any, tmp_path: Path, inline: bool) -> None:
     from vision_msgs.msg import Detection2DArray
 
     from trt_perception.ros.qos import reliable_qos
@@ -116,6 +117,7 @@ def test_perception_pipeline_node(ros_node: Any, start_node: Any, tmp_path: Path
             "camera.source": str(video),
             "camera.rate_hz": 10.0,
             "camera.loop": True,  # frames published before discovery completes are lost: keep sending
+            "camera.process_in_capture_thread": inline,
             "detector.model": str(plate_detector(tmp_path)),
             "plate_reader.model": str(pp_ocr_rec()),
             "plate_reader.input_height": 48,

@@ -39,6 +39,20 @@ def test_matches_reference(name: str, layout: str, dtype: str) -> None:
     assert not tensor[0].any(), "other batch slots are untouched"
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "uint8"])
+def test_frame_filling_the_input_matches_reference(dtype: str) -> None:
+    """16:9 into a 16:9 input (no bars): the one-call normalisation over all three planes."""
+    rng = np.random.default_rng(1)
+    bgr = rng.integers(0, 256, (720, 1280, 3), np.uint8)
+    cfg = preset("yolo", width=512, height=288, dtype=dtype, scale=1.0 if dtype == "uint8" else 1 / 255)
+    pre = Preprocessor(cfg, batch=2)
+    tensor, box = pre(bgr, index=1)
+    assert (box.pad_x, box.pad_y) == (0, 0) and pre._plans[(1280, 720)].whole
+    tol = 4e-3 if dtype == "float16" else 1e-5
+    np.testing.assert_allclose(tensor[1].astype(np.float32), reference(bgr, cfg, pre), atol=tol, rtol=tol)
+    assert not tensor[0].any()
+
+
 def test_presets_follow_exporters() -> None:
     yolo, ssd = preset("yolo"), preset("ssd_tf")
     assert (yolo.width, yolo.height, yolo.letterbox, yolo.pad_value, yolo.rgb) == (640, 640, True, 114, True)
@@ -81,6 +95,7 @@ def test_no_allocation_per_frame() -> None:
     pre = Preprocessor(preset("yolo"))
     frame = np.zeros((720, 1280, 3), np.uint8)
     t1, _ = pre(frame)
-    buffers = (id(pre._resized[(640, 360)]), id(pre._planes[(360, 640)][0]))
+    plan = pre._plans[(1280, 720)]
+    buffers = (id(plan.resized), id(plan.planes))
     t2, _ = pre(frame)
-    assert t1 is t2 and buffers == (id(pre._resized[(640, 360)]), id(pre._planes[(360, 640)][0]))
+    assert t1 is t2 and pre._plans[(1280, 720)] is plan and buffers == (id(plan.resized), id(plan.planes))

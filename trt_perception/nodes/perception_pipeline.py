@@ -4,6 +4,11 @@ Frames go from the ROS-free ``CameraSource`` straight into the stages as numpy a
 single pipeline); only the results are published: ``detections`` and ``plates``
 (Detection2DArray), ``segmentation/mask`` when the segmenter is on, and the camera image itself only
 when ``publish_image`` is set (or someone subscribes to the annotated view).
+
+By default the stages run in the camera's capture thread, straight after the frame is read: no
+hand-over, no thread switch, the frame still in that core's cache, and the message objects reused
+(``DetectionMsgBuilder``). With ``camera.process_in_capture_thread`` off, a worker thread takes the
+newest frame instead, so a pipeline slower than the camera never holds up a live camera's driver.
 """
 
 from __future__ import annotations
@@ -20,14 +25,14 @@ from vision_msgs.msg import Detection2DArray
 
 from ..inference.engine import EngineError
 from ..pipeline.perception import PerceptionPipeline, PipelineResult
-from ..ros.detection_msgs import detections_to_msg, readings_to_msg
+from ..ros.detection_msgs import DetectionMsgBuilder, readings_to_msg
 from ..ros.diagnostics import WARN
 from ..ros.files import params_model_file, resolve_file
 from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
-from ..stages.camera import CameraConfig, CameraError, CameraSource
+from ..stages.camera import CameraConfig, CameraError, CameraSource, Frame
 from ..vision.draw import draw_detections, draw_readings
 from ._detection_common import (
     DETECTOR_PARAMETERS,
@@ -47,6 +52,12 @@ PARAMETERS: tuple[Param, ...] = (
     Param("camera.loop", False, "Restart a file or folder at its end."),
     Param("camera.width", 0, "Resize frames to this width (0 keeps the source size)."),
     Param("camera.height", 0, "Resize frames to this height (0 keeps the source size)."),
+    Param(
+        "camera.process_in_capture_thread",
+        True,
+        "Run the stages in the capture thread (no hand-over); false: a worker takes the newest frame, "
+        "so a pipeline slower than a live camera never holds up its driver.",
+    ),
     Param("frame_id", "camera", "frame_id of the published headers."),
     Param("publish_image", False, "Also publish the camera frames (costs a copy and the transport)."),
     Param("image_topic", "camera/image_raw", "Where the camera frames go when publish_image is set."),
@@ -98,6 +109,14 @@ class PerceptionPipelineNode(PerceptionNode):
         p = self.params
         self.pipeline: PerceptionPipeline | None = None
         self.camera: CameraSource | None = None
+        self.frames = 0
+        #: Called with each PipelineResult after publishing (the demo's terminal view).
+        self.result_hook: Callable[[PipelineResult], None] | None = None
+        self._stop = threading.Event()
+        self._frame_id = str(p["frame_id"])
+        self._det_msg = DetectionMsgBuilder()
+        self._camera_status = ""
+        camera_cfg = None
         try:
             engine = lambda key: params_model_file(self, p, key)  # noqa: E731
             seg_cfg = None
@@ -120,15 +139,13 @@ class PerceptionPipelineNode(PerceptionNode):
                 self.latency,
             )
             self.pipeline.warmup()
-            self.camera = CameraSource(
-                CameraConfig(
-                    source=resolve_file(str(p["camera.source"])),
-                    rate_hz=float(p["camera.rate_hz"]),
-                    loop=bool(p["camera.loop"]),
-                    width=int(p["camera.width"]),
-                    height=int(p["camera.height"]),
-                )
-            ).start()
+            camera_cfg = CameraConfig(
+                source=resolve_file(str(p["camera.source"])),
+                rate_hz=float(p["camera.rate_hz"]),
+                loop=bool(p["camera.loop"]),
+                width=int(p["camera.width"]),
+                height=int(p["camera.height"]),
+            )
         except (EngineError, CameraError, ValueError, OSError, ImportError) as exc:
             self.startup_error("startup", f"cannot start the pipeline: {exc}")
         qos = reliable_qos(10)
@@ -141,47 +158,70 @@ class PerceptionPipelineNode(PerceptionNode):
             if p["segmentation.enabled"]
             else None
         )
-        self.frames = 0
-        #: Called with each PipelineResult after publishing (the demo's terminal view).
-        self.result_hook: Callable[[PipelineResult], None] | None = None
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._run, name="perception-pipeline", daemon=True)
-        if self.pipeline is not None and self.camera is not None:
+        self._worker: threading.Thread | None = None
+        if self.pipeline is not None and camera_cfg is not None:
+            self._start_camera(camera_cfg, bool(p["camera.process_in_capture_thread"]))
+
+    def _start_camera(self, cfg: CameraConfig, inline: bool) -> None:
+        """Started once the publishers exist: an inline camera calls ``_process`` from its first frame."""
+        try:
+            self.camera = CameraSource(cfg, on_frame=self._on_frame if inline else None).start()
+        except CameraError as exc:
+            self.startup_error("startup", f"cannot start the pipeline: {exc}")
+            return
+        if inline:  # the capture thread does the work; a timer watches the source's state
+            self.create_timer(0.5, self._watch_camera)
+        else:
+            self._worker = threading.Thread(target=self._run, name="perception-pipeline", daemon=True)
             self._worker.start()
 
+    def _on_frame(self, frame: Frame) -> None:
+        if not self._stop.is_set():
+            self._process(frame)
+
     def _run(self) -> None:
-        assert self.camera is not None and self.pipeline is not None
-        frame_id = str(self.params["frame_id"])
+        assert self.camera is not None
         while not self._stop.is_set():
             frame = self.camera.read(timeout_s=0.5)
-            if frame is None:
-                state = self.camera.state
-                if state.status in ("finished", "stopped"):
-                    self.diagnostics.report(
-                        "camera", WARN, f"source {state.status}: {state.message}", ttl_s=None
-                    )
-                    self.get_logger().info(f"camera source {state.status} after {self.frames} frames")
-                    return
-                if state.status != "connected":
-                    self.warn_input("camera", f"{state.status}: {state.message}")
-                continue
-            # Capture -> this thread (the camera hand-over), as a bridge's subscriber would see it.
-            self.latency.record_frame_age(frame.stamp_ns, time.time_ns())
-            try:
-                result = self.pipeline(frame.image, frame.stamp_ns)
-                self._publish(frame.image, result, frame_id)
-                if self.result_hook is not None:
-                    self.result_hook(result)
-            except Exception as exc:  # a bad frame must not end the worker
-                self.warn_input("pipeline", f"{type(exc).__name__}: {exc}")
-            self.frames += 1
-            self.diagnostics.set_value("frames", self.frames)
-            self.diagnostics.set_value("camera_dropped", frame.dropped)
+            if frame is not None:
+                self._process(frame)
+            elif not self._watch_camera():
+                return
+
+    def _watch_camera(self) -> bool:
+        """Report a source that finished, stopped or is reconnecting; False once it is over."""
+        if self.camera is None:
+            return False
+        state = self.camera.state
+        if state.status in ("finished", "stopped", "failed"):
+            if self._camera_status != state.status:
+                self._camera_status = state.status
+                self.diagnostics.report("camera", WARN, f"source {state.status}: {state.message}", ttl_s=None)
+                self.get_logger().info(f"camera source {state.status} after {self.frames} frames")
+            return False
+        if state.status != "connected":
+            self.warn_input("camera", f"{state.status}: {state.message}")
+        return True
+
+    def _process(self, frame: Frame) -> None:
+        # Capture -> the thread that runs the stages (the camera hand-over; ~0 when inline).
+        self.latency.record_frame_age(frame.stamp_ns, time.time_ns())
+        assert self.pipeline is not None
+        try:
+            result = self.pipeline(frame.image, frame.stamp_ns)
+            self._publish(frame.image, result, self._frame_id)
+            if self.result_hook is not None:
+                self.result_hook(result)
+        except Exception as exc:  # a bad frame must not end the capture or the worker thread
+            self.warn_input("pipeline", f"{type(exc).__name__}: {exc}")
+        self.frames += 1
+        self.diagnostics.set_value("frames", self.frames)
+        self.diagnostics.set_value("camera_dropped", frame.dropped)
 
     def _publish(self, bgr: Any, result: PipelineResult, frame_id: str) -> None:
         header = Header(frame_id=frame_id)
         header.stamp = Time(sec=result.stamp_ns // 1_000_000_000, nanosec=result.stamp_ns % 1_000_000_000)
-        self.det_pub.publish(detections_to_msg(result.detections, header))
+        self.det_pub.publish(self._det_msg(result.detections, header))
         if self.pipeline is not None and self.pipeline.plate_reader is not None:
             self.plate_pub.publish(readings_to_msg(result.plates, header))
         if self.mask_pub is not None and result.segmentation is not None:
@@ -194,10 +234,10 @@ class PerceptionPipelineNode(PerceptionNode):
 
     def on_shutdown(self) -> None:
         self._stop.set()
-        if self._worker.is_alive():
+        if self._worker is not None and self._worker.is_alive():
             self._worker.join(5.0)
         if self.camera is not None:
-            self.camera.stop()
+            self.camera.stop()  # joins the capture thread, which may be finishing a frame
 
 
 def main(args: list[str] | None = None) -> int:

@@ -41,6 +41,46 @@ def detections_to_msg(dets: Detections, header: Any) -> Detection2DArray:
     return msg
 
 
+class DetectionMsgBuilder:
+    """``detections_to_msg`` for a publisher's hot path: the same Detection2DArray and a pool of
+    Detection2D (with their hypothesis) are refilled every frame instead of built anew, which is most
+    of the message cost in Python (~10 -> ~3 us per detection).
+
+    ``rclpy``'s ``publish`` serialises the message before it returns, so reuse is safe as long as the
+    caller publishes the returned message and does not keep it past the next call.
+    """
+
+    def __init__(self) -> None:
+        self._msg = Detection2DArray()
+        self._pool: list[Detection2D] = []
+
+    def __call__(self, dets: Detections, header: Any) -> Detection2DArray:
+        n = len(dets)
+        pool = self._pool
+        while len(pool) < n:
+            d = Detection2D()
+            d.results = [ObjectHypothesisWithPose()]
+            pool.append(d)
+        labels, nl = dets.labels, len(dets.labels)
+        boxes, scores, ids = dets.boxes.tolist(), dets.scores.tolist(), dets.class_ids.tolist()
+        for i in range(n):
+            d = pool[i]
+            d.header = header
+            x1, y1, x2, y2 = boxes[i]
+            bbox = d.bbox
+            c = bbox.center.position
+            c.x, c.y = (x1 + x2) * 0.5, (y1 + y2) * 0.5
+            bbox.size_x, bbox.size_y = x2 - x1, y2 - y1
+            hyp = d.results[0].hypothesis
+            k = ids[i]
+            hyp.class_id = labels[k] if 0 <= k < nl else str(k)
+            hyp.score = scores[i]
+        msg = self._msg
+        msg.header = header
+        msg.detections = pool[:n]
+        return msg
+
+
 def readings_to_msg(readings: Sequence[Any], header: Any) -> Detection2DArray:
     """Plate readings (``box``, ``text``, ``confidence``) -> class_id = text, score = confidence;
     ``id`` also holds the text so tools that match on it find it."""

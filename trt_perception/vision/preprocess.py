@@ -102,13 +102,46 @@ class Letterbox:
         return out
 
 
+#: Source sizes whose placement and buffers are kept.
+_MAX_PLANS = 8
+
+
+class _Plan:
+    """Everything one source size needs, worked out once: placement, resized size and buffers."""
+
+    __slots__ = ("box", "offset", "planes", "resized", "size", "split_into", "whole")
+
+    def __init__(self, pre: Preprocessor, w: int, h: int) -> None:
+        c = pre.config
+        self.box = box = pre.placement(w, h)
+        nw, nh = round(w * box.scale_x), round(h * box.scale_y)
+        self.size = (nw, nh)
+        self.offset = (int(box.pad_x), int(box.pad_y))
+        self.resized = np.empty((nh, nw, 3), np.uint8)
+        # Channel planes in OUTPUT order, one contiguous [3, nh, nw] block: ``cv2.split`` writes source
+        # channel ``src_channel[c]`` into plane c, so the BGR->RGB swap is free.
+        self.planes = np.empty((3, nh, nw), np.uint8)
+        order = sorted(range(3), key=lambda c: pre._src_channel[c])
+        self.split_into = [self.planes[c] for c in order]
+        # No letterbox bars and one gain/bias for all channels (e.g. YOLO's /255): the three planes
+        # are normalised by ONE call over the [3 * nh, nw] block straight into the tensor.
+        self.whole = (
+            c.layout == "NCHW"
+            and (nw, nh) == (c.width, c.height)
+            and len(set(pre._gain)) == 1
+            and len(set(pre._bias)) == 1
+        )
+
+
 class Preprocessor:
     """Writes frames into one preallocated ``[batch, ...]`` tensor; nothing is allocated per frame.
 
     NCHW (the common case) takes one resize into a reused buffer, one ``cv2.split`` into reused
-    channel planes, then one ``cv2.addWeighted`` per channel that converts to float, applies the
-    affine normalisation and writes straight into the tensor plane (the channel order picks the
-    plane, so the BGR->RGB swap costs nothing). Letterbox padding is written once per frame size.
+    channel planes (in output order, so the BGR->RGB swap costs nothing), then ``cv2.addWeighted``
+    converts to float, applies the affine normalisation and writes straight into the tensor: once
+    for the whole [3, H, W] block when the frame fills the input and the normalisation is the same
+    for all channels (YOLO's /255), else once per channel plane. The placement and buffers of each
+    source size are worked out once; letterbox padding is written once per frame size.
     """
 
     def __init__(self, config: PreprocessConfig, batch: int = 1) -> None:
@@ -123,8 +156,7 @@ class Preprocessor:
         self._cv_depth = {"float32": cv2.CV_32F, "float16": cv2.CV_16F, "uint8": cv2.CV_8U}[config.dtype]
         # Source channel (BGR order) feeding output channel c.
         self._src_channel = (2, 1, 0) if config.rgb else (0, 1, 2)
-        self._resized: dict[tuple[int, int], np.ndarray] = {}
-        self._planes: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._plans: dict[tuple[int, int], _Plan] = {}
         self._placed: list[tuple[int, int] | None] = [None] * batch
         if config.layout == "NHWC":
             # cvtColor already puts channels in output order; mean/std/gain are per output channel.
@@ -150,47 +182,54 @@ class Preprocessor:
 
     def __call__(self, bgr: np.ndarray, index: int = 0) -> tuple[np.ndarray, Letterbox]:
         """Place ``bgr`` (H, W, 3 uint8) at batch ``index``; returns the whole tensor and the placement."""
-        if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
-            raise ValueError(
-                f"expected an (H, W, 3) uint8 BGR image, got shape {bgr.shape} dtype {bgr.dtype}"
-            )
-        h, w = bgr.shape[:2]
-        if h == 0 or w == 0:
-            raise ValueError(f"empty image {w}x{h}")
+        shape = bgr.shape
+        if len(shape) != 3 or shape[2] != 3 or bgr.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 BGR image, got shape {shape} dtype {bgr.dtype}")
+        h, w = shape[0], shape[1]
+        plan = self._plans.get((w, h))
+        if plan is None:
+            if h == 0 or w == 0:
+                raise ValueError(f"empty image {w}x{h}")
+            if len(self._plans) >= _MAX_PLANS:  # sizes that keep changing (crops): no unbounded growth
+                self._plans.clear()
+            plan = self._plans[(w, h)] = _Plan(self, w, h)
         if not 0 <= index < self.batch:
             raise IndexError(f"batch index {index} outside [0, {self.batch})")
-        box = self.placement(w, h)
-        nw, nh = round(w * box.scale_x), round(h * box.scale_y)
-        px, py = int(box.pad_x), int(box.pad_y)
-        resized = self._resized.get((nw, nh))
-        if resized is None:
-            resized = self._resized[(nw, nh)] = np.empty((nh, nw, 3), np.uint8)
+        (nw, nh), (px, py), resized = plan.size, plan.offset, plan.resized
         if (nw, nh) == (w, h):
             np.copyto(resized, bgr)
         else:
-            cv2.resize(bgr, (nw, nh), dst=resized, interpolation=self.config.interpolation)
-        if self._placed[index] != (nw, nh):
+            cv2.resize(bgr, plan.size, dst=resized, interpolation=self.config.interpolation)
+        if self._placed[index] != plan.size:
             self._fill_padding(index)  # a previous frame size left pixels in the padding
-            self._placed[index] = (nw, nh)
+            self._placed[index] = plan.size
         if self.config.layout == "NCHW":
-            self._write_nchw(resized, self.tensor[index, :, py : py + nh, px : px + nw])
+            self._write_nchw(plan, self.tensor[index], px, py)
         else:
             self._write_nhwc(resized, self.tensor[index, py : py + nh, px : px + nw])
-        return self.tensor, box
+        return self.tensor, plan.box
 
-    def _write_nchw(self, resized: np.ndarray, dst: np.ndarray) -> None:
-        key = resized.shape[:2]
-        planes = self._planes.get(key)
-        if planes is None:
-            planes = self._planes[key] = tuple(np.empty(key, np.uint8) for _ in range(3))  # type: ignore[assignment]
-        cv2.split(resized, planes)
+    def _write_nchw(self, plan: _Plan, dst: np.ndarray, px: int, py: int) -> None:
+        cv2.split(plan.resized, plan.split_into)
+        planes = plan.planes
         if self._cv_depth == cv2.CV_8U:
-            for c, src in enumerate(self._src_channel):
-                np.copyto(dst[c], planes[src])
+            np.copyto(dst[:, py : py + planes.shape[1], px : px + planes.shape[2]], planes)
             return
-        for c, src in enumerate(self._src_channel):
+        if plan.whole:
+            flat = planes.reshape(-1, planes.shape[2])
+            out = dst.reshape(flat.shape)  # a view: the slot is contiguous
+            cv2.addWeighted(flat, self._gain[0], flat, 0.0, self._bias[0], dst=out, dtype=self._cv_depth)
+            return
+        nh, nw = planes.shape[1:]
+        for c in range(3):
             cv2.addWeighted(
-                planes[src], self._gain[c], planes[src], 0.0, self._bias[c], dst=dst[c], dtype=self._cv_depth
+                planes[c],
+                self._gain[c],
+                planes[c],
+                0.0,
+                self._bias[c],
+                dst=dst[c, py : py + nh, px : px + nw],
+                dtype=self._cv_depth,
             )
 
     def _write_nhwc(self, resized: np.ndarray, dst: np.ndarray) -> None:
