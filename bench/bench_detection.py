@@ -8,11 +8,14 @@
    same frame and backend (target <= 1.15). Both are timed in one loop, alternating on each frame:
    the engine call alone, then the whole path (pre-processing, engine, decoding + NMS, message build
    with the node's reusable ``DetectionMsgBuilder``, publish); the JSON splits the whole path into
-   its parts (medians of the same iterations).
+   its parts (medians of the same iterations), and ``floor_ratio_median``: (720p resize + engine) over
+   the engine alone in the same loop, the ratio no pipeline that shrinks the frame can beat.
 2b. The real ``perception_pipeline`` node (detector only) on the sample video at 30 Hz: capture
    stamp -> Detection2DArray published (taken right after ``publish`` returns), over the engine call
    inside that node on the same frames (paced frames run colder than a tight loop, the engine too);
-   with the per-stage medians and the remainder (hand-over, message, publish).
+   with the per-stage medians and the remainder (hand-over, message, publish). ``floor_paced``: at
+   the same rate, (720p resize + engine) over the engine alone, no other work: the ratio no
+   pipeline can beat when frames come paced (idle gaps leave caches cold).
 3. Separate processes: this process publishes the camera images (as camera_bridge does), the
    ``detector`` node runs as its own process, this process receives the detections. Ratio over the
    engine call alone, and the part that is image transport (the node's ``frame_age``: receive minus
@@ -248,6 +251,35 @@ def bench_pipeline_node(rate_hz: float, seconds: float) -> dict[str, Any]:
             if ages
             else None
         ),
+    }
+
+
+def bench_paced_floor(frames: list[np.ndarray], rate_hz: float, count: int) -> dict[str, Any]:
+    """The node's floor: frames paced at ``rate_hz`` like the camera's, alternating per frame between
+    the engine call alone and the 720p resize + the engine call; no ROS, no other work."""
+    from trt_perception.stages.detector import Detector, DetectorConfig
+
+    det = Detector(DetectorConfig(model=str(DETECTOR)))
+    det.warmup(5)
+    nw, nh = det.input_size
+    shrunk = np.empty((nh, nw, 3), np.uint8)
+    engine, floor = [], []
+    due = time.monotonic()
+    for i in range(2 * count + 10):
+        due += 1.0 / rate_hz
+        time.sleep(max(0.0, due - time.monotonic()))
+        t = time.perf_counter()
+        if i % 2:
+            cv2.resize(frames[i % len(frames)], (nw, nh), dst=shrunk, interpolation=cv2.INTER_LINEAR)
+        det.engine.infer(det._feeds)
+        ms = (time.perf_counter() - t) * 1e3
+        if i >= 10:
+            (floor if i % 2 else engine).append(ms)
+    return {
+        "rate_hz": rate_hz,
+        "engine_alone": summary(engine),
+        "resize_and_engine": summary(floor),
+        "floor_ratio_median": statistics.median(floor) / statistics.median(engine),
     }
 
 
@@ -506,6 +538,8 @@ def main() -> int:
                 "x",
             )
         )
+        print("paced floor (resize + engine at the node's rate) ...", flush=True)
+        result["in_process_node"]["floor_paced"] = bench_paced_floor(frames, rate, 150)
         if not args.skip_cross_process:
             print("cross-process ratio ...", flush=True)
             result["cross_process"] = bench_cross_process(frames, args.cross_frames, eng)

@@ -500,8 +500,10 @@ class CameraSource:
             with self._cond:
                 frame = Frame(image, stamp_ns, self._seq, self._state.dropped, index, path)
                 self._seq += 1
-                self._state = replace(self._state, captured=self._state.captured + 1, ever_connected=True)
             self._on_frame(frame)
+            # Book-keeping after the consumer, off the capture -> result path.
+            with self._cond:
+                self._state = replace(self._state, captured=self._state.captured + 1, ever_connected=True)
             return
         with self._cond:
             if self.lossless:
