@@ -6,8 +6,8 @@ single pipeline); only the results are published: ``detections`` and ``plates``
 when ``publish_image`` is set (or someone subscribes to the annotated view).
 
 By default the stages run in the camera's capture thread, straight after the frame is read: no
-hand-over, no thread switch, the frame still in that core's cache, and the message objects reused
-(``DetectionMsgBuilder``). With ``camera.process_in_capture_thread`` off, a worker thread takes the
+hand-over, no thread switch, the frame still in that core's cache; the detections go out serialised
+straight to CDR (``DetectionMsgBuilder``). With ``camera.process_in_capture_thread`` off, a worker thread takes the
 newest frame instead, so a pipeline slower than the camera never holds up a live camera's driver.
 """
 

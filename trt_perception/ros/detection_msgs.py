@@ -64,11 +64,8 @@ class DetectionMsgBuilder:
         # Every field after ``score`` up to ``bbox`` keeps its default: pose, orientation, covariance.
         pose = ObjectHypothesisWithPose().pose
         p, q = pose.pose.position, pose.pose.orientation
-        self._pose = (
-            _F64.pack(p.x)
-            + struct.pack("<6d", p.y, p.z, q.x, q.y, q.z, q.w)
-            + np.asarray(pose.covariance, "<f8").tobytes()
-        )
+        position_orientation = struct.pack("<7d", p.x, p.y, p.z, q.x, q.y, q.z, q.w)
+        self._pose = position_orientation + np.asarray(pose.covariance, "<f8").tobytes()
         self.serialize = _cdr_matches_rclpy(self)
 
     def __call__(self, dets: Detections, header: Any) -> Detection2DArray | bytes:
