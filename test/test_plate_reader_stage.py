@@ -114,13 +114,15 @@ def test_wrong_reader_layout_fails_clearly(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("name", "decoder"), [("plate_reader_ctc", "ctc"), ("plate_reader_heads", "heads")])
 def test_sample_readers_on_sample_crops(name: str, decoder: str) -> None:
-    """The shipped sample readers read >= 95% of freshly rendered synthetic plate crops exactly."""
+    """The stage reads >= 95% of fresh crops like the sample scenes' plates (20-56 px) exactly with
+    the shipped readers. (The models' own floor over the harder 12-48 px range, where 60 crops are
+    too few to tell 0.95 from 0.96, is ``test_plate_models``' job, on 300.)"""
     model = ROOT / "models" / f"{name}.onnx"
     from tools.synth.plates import random_plate_text, reader_crop
 
     rng = np.random.default_rng(1234)
     texts = [random_plate_text(rng) for _ in range(60)]
-    crops = [reader_crop(t, rng) for t in texts]
+    crops = [reader_crop(t, rng, plate_height=(20, 56)) for t in texts]
     charset = ROOT / "models" / "plate_charset.txt"
     reader = PlateReader(
         PlateReaderConfig(

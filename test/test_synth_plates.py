@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tools.synth.plates import CHARSET, DIGITS, LETTERS, random_plate_text, reader_crop, render_plate
+from tools.synth.plates import (
+    CHARSET,
+    DIGITS,
+    LETTERS,
+    random_plate_text,
+    reader_crop,
+    reader_crop_with_centres,
+    render_plate,
+)
 
 
 def _sample(seed: int) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
@@ -50,3 +58,36 @@ def test_rendered_plate_and_reader_crop_shapes():
     assert all(14 <= c.shape[0] <= 40 for c in crops)
     with pytest.raises(ValueError):
         render_plate("", rng)
+
+
+def test_reader_crop_with_centres_same_bytes_and_centres_on_the_characters():
+    a, b = np.random.default_rng(11), np.random.default_rng(11)
+    for _ in range(20):
+        text = random_plate_text(a)
+        assert random_plate_text(b) == text
+        crop = reader_crop(text, a, plate_height=(24, 48))
+        crop2, centres = reader_crop_with_centres(text, b, plate_height=(24, 48))
+        assert crop.tobytes() == crop2.tobytes()
+        assert centres.shape == (len(text), 2)
+        h, w = crop.shape[:2]
+        # Left to right along the plate (roll is at most 7 degrees), inside the crop's extent up to
+        # the tight box (which may cut into the first or last character by 4 % of the plate).
+        assert np.all(np.diff(centres[:, 0]) > 0)
+        assert np.all((centres[:, 0] > -0.1 * w) & (centres[:, 0] < 1.1 * w))
+        assert np.all((centres[:, 1] > 0.1 * h) & (centres[:, 1] < 0.9 * h))
+
+
+def test_column_targets_are_a_ctc_path_of_the_text():
+    torch = pytest.importorskip("torch")
+    from tools.train_plate_reader import CLASSES, column_targets, encode_targets
+
+    texts = ["AB123CD", "DD900PP"]
+    # Character centres 8 px apart in the 160-px crop: 2 columns apart at stride 4 (the tightest case).
+    centres = torch.tensor([[10.0 + 8 * i for i in range(7)]] * 2)
+    cols = column_targets(centres, torch.from_numpy(encode_targets(texts)), 40)
+    for row, text in zip(cols.tolist(), texts):
+        # Argmax of these targets (ignored columns read as blank) decodes to the text: a blank
+        # separates every two characters, so "DD" and "00" survive the collapse.
+        path = [c if c > 0 else 0 for c in row]
+        decoded = "".join(CLASSES[c] for i, c in enumerate(path) if c and (i == 0 or path[i - 1] != c))
+        assert decoded == text

@@ -66,6 +66,14 @@ def render_plate(
     (random when None). With ``augment``, the plate also gets ``augment_plate``'s photometric and
     geometric changes (same size out).
     """
+    out, _ = _draw_plate(text, rng, height_px, font)
+    return augment_plate(out, rng) if augment else out
+
+
+def _draw_plate(
+    text: str, rng: np.random.Generator, height_px: int, font: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``render_plate`` without augmentation, plus each character's centre (x, y) [len(text), 2] in its pixels."""
     if not text:
         raise ValueError("plate text is empty")
     if height_px < 8:
@@ -101,16 +109,20 @@ def render_plate(
     char_h = max(s[1] for s in sizes)
     y = (h + char_h) // 2 + int(h * rng.uniform(-0.04, 0.04))
     x = band_w + margin
-    for c, adv in zip(text, advance):
+    centres = np.empty((len(text), 2), np.float32)
+    for i, (c, adv, (w, ch)) in enumerate(zip(text, advance, sizes)):
         cv2.putText(img, c, (x, y), font, scale, fg, thickness, cv2.LINE_AA)
+        centres[i] = (x + w / 2, y - ch / 2)
         x += adv
     if rng.random() < 0.85:
         t = max(ss, int(h * rng.uniform(0.025, 0.05)))
         inset = int(h * rng.uniform(0.0, 0.05))
         cv2.rectangle(img, (inset, inset), (width - 1 - inset, h - 1 - inset), fg, t, cv2.LINE_AA)
 
-    out = cv2.resize(img, (max(1, round(width / ss)), height_px), interpolation=cv2.INTER_AREA)
-    return augment_plate(out, rng) if augment else out
+    out_w = max(1, round(width / ss))
+    out = cv2.resize(img, (out_w, height_px), interpolation=cv2.INTER_AREA)
+    # Pixel centres: continuous coordinate c maps to c * scale, then -0.5 for the pixel grid.
+    return out, (centres + 0.5) * np.float32([out_w / width, 1 / ss]) - 0.5
 
 
 def augment_plate(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -137,7 +149,18 @@ def reader_crop(
     does), scaled so the plate is ``plate_height`` pixels tall (distance), blurred, noised and JPEG
     compressed.
     """
-    plate = render_plate(text, rng, height_px=int(rng.integers(40, 64)))
+    return reader_crop_with_centres(text, rng, plate_height, padding)[0]
+
+
+def reader_crop_with_centres(
+    text: str,
+    rng: np.random.Generator,
+    plate_height: tuple[int, int] = (12, 48),
+    padding: tuple[float, float] = (-0.04, 0.18),
+) -> tuple[np.ndarray, np.ndarray]:
+    """``reader_crop`` (same bytes for the same ``rng``) and where each character's centre landed in
+    the crop, (x, y) [len(text), 2] in crop pixels: dense per-position targets for reader training."""
+    plate, centres = _draw_plate(text, rng, int(rng.integers(40, 64)), None)
     ph, pw = plate.shape[:2]
     # Car body around the plate: a colour, a vertical gradient and a little texture.
     canvas_h, canvas_w = ph * 2, pw + ph
@@ -152,6 +175,7 @@ def reader_crop(
     m = _view_homography(corners, rng)
     warped = cv2.warpPerspective(canvas, m, (canvas_w, canvas_h), borderMode=cv2.BORDER_REFLECT)
     quad = cv2.perspectiveTransform(corners[None], m)[0]
+    centres = cv2.perspectiveTransform((centres + np.float32([x0, y0]))[None], m)[0]
     bx0, by0 = quad.min(0)
     bx1, by1 = quad.max(0)
     bw, bh = bx1 - bx0, by1 - by0
@@ -165,8 +189,10 @@ def reader_crop(
     target_h = rng.uniform(*plate_height) * (y_hi - y_lo) / max(bh, 1.0)
     s = target_h / crop.shape[0]
     size = (max(4, round(crop.shape[1] * s)), max(4, round(crop.shape[0] * s)))
+    scale = np.float32([size[0] / crop.shape[1], size[1] / crop.shape[0]])
     crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    return _degrade(crop, rng, blur_sigma=0.035 * target_h)
+    centres = (centres - np.float32([x_lo, y_lo]) + 0.5) * scale - 0.5
+    return _degrade(crop, rng, blur_sigma=0.035 * target_h), centres
 
 
 def _view_homography(corners: np.ndarray, rng: np.random.Generator) -> np.ndarray:
