@@ -296,6 +296,7 @@ def main() -> int:
     print(f"dataset: {len(images)} views in {t_data:.0f} s", flush=True)
     val_images, val_labels = collect(args.seed + 1000, 150, 20.0)
 
+    torch.manual_seed(args.seed)  # the initial weights too: torch's default seed is not fixed per process
     model = build_model()
     t1 = time.perf_counter()
     train(model, images, labels, args.epochs, args.seed, device=args.device)
