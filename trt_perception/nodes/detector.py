@@ -14,7 +14,7 @@ from vision_msgs.msg import Detection2DArray
 
 from ..inference.engine import EngineError
 from ..metrics.latency import END_TO_END
-from ..ros.detection_msgs import detections_to_msg
+from ..ros.detection_msgs import DetectionMsgBuilder
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
@@ -62,6 +62,7 @@ class DetectorNode(PerceptionNode):
         except (EngineError, ValueError, OSError) as exc:
             self.startup_error("model", f"cannot start the detector: {exc}")
         self.pub = self.create_publisher(Detection2DArray, str(p["detections_topic"]), reliable_qos(10))
+        self._det_msg = DetectionMsgBuilder()  # reused message, or its CDR bytes: ~0.1 ms less per frame
         self.annotated_pub = (
             self.create_publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
             if p["publish_annotated"]
@@ -79,7 +80,7 @@ class DetectorNode(PerceptionNode):
             self.latency.record_frame_age(stamp, self.get_clock().now().nanoseconds)
         dets = self.detector(bgr, stamp)
         with self.latency.measure(MESSAGE):
-            out = detections_to_msg(dets, msg.header)
+            out = self._det_msg(dets, msg.header)
         self.pub.publish(out)
         self.latency.record(END_TO_END, (time.perf_counter() - start) * 1e3)
         if self.annotated_pub is not None and self.annotated_pub.get_subscription_count() > 0:
