@@ -78,6 +78,14 @@ def make_all(out: Path, val_count: int = 120, video_seconds: float = 10.0, bag_f
     print(f"val {t1 - t0:.1f} s, video {t2 - t1:.1f} s, bag {t3 - t2:.1f} s -> {out}")
 
 
+def val_set(data: Path) -> Path:
+    """``data/val`` (the held-out set the trainers score on), generated with the rest of ``data`` if missing."""
+    val = data / "val"
+    if not (val / "annotations.json").exists():
+        make_all(data)
+    return val
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

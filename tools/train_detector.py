@@ -353,11 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         train(args)
     if args.no_eval:
         return 0
-    val = args.data / "val"
-    if not (val / "annotations.json").exists():
-        from tools.make_samples import make_all
+    from tools.make_samples import val_set
 
-        make_all(args.data)
+    val = val_set(args.data)
     print(json.dumps(evaluate(args.out, val / "annotations.json", val / "images"), indent=1))
     return 0
 
