@@ -112,26 +112,6 @@ def bag_frames(limit: int) -> list[np.ndarray]:
     return list(images_from_bag(DATA / "sample_bag", "/camera/image_raw", limit))
 
 
-def plate_crops(
-    images: list[tuple[dict[str, Any], np.ndarray]], coco: dict[str, Any]
-) -> tuple[list[np.ndarray], list[str]]:
-    by_id = {im["id"]: img for im, img in images}
-    plate_cat = next(c["id"] for c in coco["categories"] if c["name"] == "plate")
-    crops, texts = [], []
-    for a in coco["annotations"]:
-        if a["category_id"] != plate_cat or "text" not in a:
-            continue
-        x, y, w, h = a["bbox"]
-        img = by_id[a["image_id"]]
-        pad_x, pad_y = 0.05 * w, 0.05 * h
-        x0, y0 = int(max(0, x - pad_x)), int(max(0, y - pad_y))
-        x1, y1 = int(min(img.shape[1], x + w + pad_x)), int(min(img.shape[0], y + h + pad_y))
-        if x1 - x0 >= 8 and y1 - y0 >= 4:
-            crops.append(np.ascontiguousarray(img[y0:y1, x0:x1]))
-            texts.append(a["text"])
-    return crops, texts
-
-
 def bag_plate_crops(limit: int) -> list[np.ndarray]:
     """Plate crops of the bag frames (ground truth from data/sample_bag_gt.json, keyed by stamp)."""
     from rosbags.highlevel import AnyReader
@@ -192,6 +172,7 @@ def detector_task(models: Path, quick: bool) -> Task:
 
 
 def plate_task(models: Path, name: str, decoder: str, quick: bool) -> Task:
+    from tools.make_samples import val_plate_crops
     from trt_perception.metrics.plates import score_plates
     from trt_perception.stages.plate_reader import PlateReader, PlateReaderConfig
 
@@ -200,8 +181,7 @@ def plate_task(models: Path, name: str, decoder: str, quick: bool) -> Task:
     cfg = PlateReaderConfig(
         model=str(onnx), decoder=decoder, charset=str(charset) if charset.is_file() else ""
     )
-    coco = val_coco()
-    crops, texts = plate_crops(val_images(), coco)
+    crops, texts = val_plate_crops(PlateReader(cfg), DATA)
     if quick:
         crops, texts = crops[:60], texts[:60]
 

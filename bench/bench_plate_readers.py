@@ -16,12 +16,10 @@ import importlib.util
 import json
 import os
 import platform
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import timed  # noqa: E402
+from tools.make_samples import val_plate_crops  # noqa: E402
 from tools.synth.plates import random_plate_text, reader_crop  # noqa: E402
 from trt_perception.inference.factory import open_engine  # noqa: E402
 from trt_perception.stages.plate_reader import PlateReader, PlateReaderConfig  # noqa: E402
@@ -48,27 +47,6 @@ def synthetic_set(n: int, seed: int = 7) -> tuple[list[np.ndarray], list[str]]:
     return [reader_crop(t, rng) for t in texts], texts
 
 
-def val_set(reader: PlateReader) -> tuple[list[np.ndarray], list[str]]:
-    """Plates of data/val cut with the stage's own padding (ground-truth boxes stand in for detections)."""
-    val = ROOT / "data/val/annotations.json"
-    if not val.exists():
-        subprocess.run(
-            [sys.executable, "-m", "tools.make_samples", "--out", str(ROOT / "data")], cwd=ROOT, check=True
-        )
-    coco = json.loads(val.read_text())
-    files = {im["id"]: im["file_name"] for im in coco["images"]}
-    crops, texts = [], []
-    for image_id in sorted({a["image_id"] for a in coco["annotations"] if a.get("text")}):
-        frame = cv2.imread(str(val.parent / "images" / files[image_id]))
-        anns = [a for a in coco["annotations"] if a["image_id"] == image_id and a.get("text")]
-        boxes = np.array([a["bbox"] for a in anns], np.float32)
-        boxes[:, 2:] += boxes[:, :2]
-        for (x1, y1, x2, y2), a in zip(reader.crop_boxes(boxes, frame.shape[1], frame.shape[0]), anns):
-            crops.append(frame[y1:y2, x1:x2])
-            texts.append(a["text"])
-    return crops, texts
-
-
 def accuracy(readings: list[tuple[str, float]], texts: list[str]) -> dict:
     exact = float(np.mean([r == t for (r, _), t in zip(readings, texts)]))
     chars = sum(sum(a == b for a, b in zip(r, t)) for (r, _), t in zip(readings, texts))
@@ -83,7 +61,7 @@ def accuracy(readings: list[tuple[str, float]], texts: list[str]) -> dict:
 
 def bench_reader(decoder: str, crops: list[np.ndarray], texts: list[str], iters: int) -> dict:
     reader = PlateReader(PlateReaderConfig(model=str(READERS[decoder]), decoder=decoder, max_batch=32))
-    val_crops, val_texts = val_set(reader)
+    val_crops, val_texts = val_plate_crops(reader)
     engine = reader.engine
     x1 = prepare_text_crops(crops[:1], reader.height, reader.width)
     x8 = prepare_text_crops(crops[:8], reader.height, reader.width)

@@ -8,13 +8,12 @@ of the sample scenes' held-out set, cut with the stage's own box padding.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
+from tools.make_samples import val_plate_crops
 from tools.synth.plates import CHARSET, random_plate_text, reader_crop
 from trt_perception.inference.factory import open_engine
 from trt_perception.stages.plate_reader import PlateReader, PlateReaderConfig
@@ -65,18 +64,7 @@ def test_reader_accuracy_on_synthetic_crops(decoder, synthetic_crops):
 
 @pytest.mark.parametrize("decoder", ["ctc", "heads"])
 def test_reader_accuracy_on_sample_scene_plates(decoder, sample_data):
-    coco = json.loads(sample_data.val_coco.read_text())
-    files = {im["id"]: im["file_name"] for im in coco["images"]}
-    plates = [a for a in coco["annotations"] if a.get("text")]
     reader = _reader(decoder)
-    crops, texts = [], []
-    for image_id in sorted({a["image_id"] for a in plates}):
-        frame = cv2.imread(str(sample_data.images_dir / Path(files[image_id]).name))
-        anns = [a for a in plates if a["image_id"] == image_id]
-        boxes = np.array([a["bbox"] for a in anns], np.float32)
-        boxes[:, 2:] += boxes[:, :2]
-        for (x1, y1, x2, y2), a in zip(reader.crop_boxes(boxes, frame.shape[1], frame.shape[0]), anns):
-            crops.append(frame[y1:y2, x1:x2])
-            texts.append(a["text"])
+    crops, texts = val_plate_crops(reader, sample_data.root)
     assert len(crops) >= 50
     assert _exact(reader.read_crops(crops), texts) >= TARGET

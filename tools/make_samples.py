@@ -15,12 +15,16 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from tools.synth.dataset import STAMP0_NS, camera_matrix, coco_dict, write_bag, write_coco_set
 from tools.synth.scene import Frame, animate, random_scene, render, video_scene
+
+if TYPE_CHECKING:
+    from trt_perception.stages.plate_reader import PlateReader
 
 ROOT = Path(__file__).resolve().parents[1]
 VAL_SEED = 20_000  # training scripts draw from other seeds, so val stays held out
@@ -84,6 +88,25 @@ def val_set(data: Path) -> Path:
     if not (val / "annotations.json").exists():
         make_all(data)
     return val
+
+
+def val_plate_crops(reader: PlateReader, data: Path = ROOT / "data") -> tuple[list[np.ndarray], list[str]]:
+    """The plates of ``data/val`` and their texts, cut as the plate stage cuts detections: ground-truth
+    boxes through ``reader.crop_boxes`` (the stage's padding). The readers' scene-plate check."""
+    val = val_set(data)
+    coco = json.loads((val / "annotations.json").read_text())
+    files = {im["id"]: im["file_name"] for im in coco["images"]}
+    plates = [a for a in coco["annotations"] if a.get("text")]
+    crops, texts = [], []
+    for image_id in sorted({a["image_id"] for a in plates}):
+        frame = cv2.imread(str(val / "images" / Path(files[image_id]).name))
+        anns = [a for a in plates if a["image_id"] == image_id]
+        boxes = np.array([a["bbox"] for a in anns], np.float32)
+        boxes[:, 2:] += boxes[:, :2]
+        for (x1, y1, x2, y2), a in zip(reader.crop_boxes(boxes, frame.shape[1], frame.shape[0]), anns):
+            crops.append(frame[y1:y2, x1:x2])
+            texts.append(a["text"])
+    return crops, texts
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -537,32 +537,17 @@ def evaluate(path: Path, split: dict, batch: int = 64) -> dict:
     return result
 
 
-def evaluate_scene_plates(path: Path, variant: str, val_dir: Path = Path("data/val")) -> dict | None:
+def evaluate_scene_plates(path: Path, variant: str) -> dict:
     """Exact match on the plates of the sample scenes' held-out set through ``PlateReader.read_crops``.
 
-    Ground-truth boxes + the stage's 5 % padding stand in for detections (as ``test_plate_models``).
-    None when ``data/val`` is missing (``python -m tools.make_samples --out data`` makes it).
+    Ground-truth boxes + the stage's 5 % padding stand in for detections (as ``test_plate_models``);
+    ``data/val`` is generated if missing.
     """
-    import cv2
-
+    from tools.make_samples import val_plate_crops
     from trt_perception.stages.plate_reader import PlateReader, PlateReaderConfig
 
-    ann_path = val_dir / "annotations.json"
-    if not ann_path.exists():
-        return None
-    coco = json.loads(ann_path.read_text())
-    files = {im["id"]: im["file_name"] for im in coco["images"]}
-    plates = [a for a in coco["annotations"] if a.get("text")]
     reader = PlateReader(PlateReaderConfig(model=str(path), decoder=variant, max_batch=32))
-    crops, texts = [], []
-    for image_id in sorted({a["image_id"] for a in plates}):
-        frame = cv2.imread(str(val_dir / "images" / Path(files[image_id]).name))
-        anns = [a for a in plates if a["image_id"] == image_id]
-        boxes = np.array([a["bbox"] for a in anns], np.float32)
-        boxes[:, 2:] += boxes[:, :2]
-        for (x1, y1, x2, y2), a in zip(reader.crop_boxes(boxes, frame.shape[1], frame.shape[0]), anns):
-            crops.append(frame[y1:y2, x1:x2])
-            texts.append(a["text"])
+    crops, texts = val_plate_crops(reader)
     preds = [t for t, _ in reader.read_crops(crops)]
     chars = sum(sum(a == b for a, b in zip(p, t)) for p, t in zip(preds, texts)) / sum(len(t) for t in texts)
     return {
