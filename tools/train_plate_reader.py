@@ -519,12 +519,7 @@ def evaluate(path: Path, split: dict, batch: int = 64) -> dict:
             ]
             unmasked += [t for t, _ in heads_decode(out["chars"], charset)]
     ok = np.array([p == t for p, t in zip(preds, texts)])
-    chars = sum(sum(a == b for a, b in zip(p, t)) for p, t in zip(preds, texts)) / sum(len(t) for t in texts)
-    result = {
-        "exact_match": round(float(ok.mean()), 4),
-        "char_accuracy": round(float(chars), 4),
-        "n": len(texts),
-    }
+    result = text_scores(preds, texts)
     if unmasked:
         result["exact_match_without_format_head"] = round(
             float(np.mean([p == t for p, t in zip(unmasked, texts)])), 4
@@ -548,7 +543,11 @@ def evaluate_scene_plates(path: Path, variant: str) -> dict:
 
     reader = PlateReader(PlateReaderConfig(model=str(path), decoder=variant, max_batch=32))
     crops, texts = val_plate_crops(reader)
-    preds = [t for t, _ in reader.read_crops(crops)]
+    return text_scores([t for t, _ in reader.read_crops(crops)], texts)
+
+
+def text_scores(preds: list[str], texts: list[str]) -> dict:
+    """Exact match and positional character accuracy (the cards' columns), rounded, with n."""
     chars = sum(sum(a == b for a, b in zip(p, t)) for p, t in zip(preds, texts)) / sum(len(t) for t in texts)
     return {
         "exact_match": round(float(np.mean([p == t for p, t in zip(preds, texts)])), 4),
