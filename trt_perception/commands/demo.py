@@ -270,7 +270,7 @@ def _run_ros(args: argparse.Namespace) -> int:
     state.backend = node.pipeline.detector.engine.backend + " + ROS 2 topics"
     node.result_hook = state.tick
     try:
-        while rclpy.ok() and node._worker.is_alive():
+        while rclpy.ok() and node.running:
             rclpy.spin_once(node, timeout_sec=0.05)
             view.update(state, node.latency)
             if args.max_frames and state.frames >= args.max_frames:

@@ -32,7 +32,7 @@ from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
-from ..stages.camera import CameraConfig, CameraError, CameraSource, Frame
+from ..stages.camera import FAILED, FINISHED, STOPPED, CameraConfig, CameraError, CameraSource, Frame
 from ..vision.draw import draw_detections, draw_readings
 from ._detection_common import (
     DETECTOR_PARAMETERS,
@@ -41,6 +41,9 @@ from ._detection_common import (
     prefixed,
     reader_config,
 )
+
+#: Camera states after which no frame will come.
+ENDED = (FINISHED, STOPPED, FAILED)
 
 PARAMETERS: tuple[Param, ...] = (
     Param(
@@ -175,6 +178,13 @@ class PerceptionPipelineNode(PerceptionNode):
             self._worker = threading.Thread(target=self._run, name="perception-pipeline", daemon=True)
             self._worker.start()
 
+    @property
+    def running(self) -> bool:
+        """True while frames still come: the worker lives, or the inline camera has not ended."""
+        if self._worker is not None:
+            return self._worker.is_alive()
+        return self.camera is not None and self.camera.state.status not in ENDED
+
     def _on_frame(self, frame: Frame) -> None:
         if not self._stop.is_set():
             self._process(frame)
@@ -193,7 +203,7 @@ class PerceptionPipelineNode(PerceptionNode):
         if self.camera is None:
             return False
         state = self.camera.state
-        if state.status in ("finished", "stopped", "failed"):
+        if state.status in ENDED:
             if self._camera_status != state.status:
                 self._camera_status = state.status
                 self.diagnostics.report("camera", WARN, f"source {state.status}: {state.message}", ttl_s=None)
