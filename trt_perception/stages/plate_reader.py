@@ -159,8 +159,9 @@ class PlateReader:
             if t and c >= self.cfg.min_confidence
         ]
 
-    def read_crops(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
-        """Text and confidence of each BGR crop, batched through the reader."""
+    def read_crops(self, crops: Sequence[np.ndarray], per_char: bool = False) -> list[tuple[str, float]]:
+        """Text and confidence of each BGR crop, batched through the reader (``per_char``: plus each
+        character's probability, see ``vision/text.py``)."""
         pre, inf, post = self._names
         step = self._static_batch or self.cfg.max_batch
         results: list[tuple[str, float]] = []
@@ -174,7 +175,7 @@ class PlateReader:
             outputs = self.engine.infer({self.input_name: batch})
             self.latency.record(inf, self.engine.last_latency_ms)
             with self.latency.measure(post):
-                results += self._decode(outputs, len(chunk))
+                results += self._decode(outputs, len(chunk), per_char)
         return results
 
     def _batch_view(self, n: int) -> np.ndarray:
@@ -182,10 +183,12 @@ class PlateReader:
             self._batch = np.zeros((n, 3, self.height, self.width), np.float32)
         return self._batch[:n]
 
-    def _decode(self, outputs: dict[str, np.ndarray], n: int) -> list[tuple[str, float]]:
+    def _decode(
+        self, outputs: dict[str, np.ndarray], n: int, per_char: bool = False
+    ) -> list[tuple[str, float]]:
         probs = outputs[self.output_name][:n]
         if self.cfg.decoder == "ctc":
-            return ctc_greedy_decode(probs, self.charset, blank=self.cfg.blank_index)
+            return ctc_greedy_decode(probs, self.charset, blank=self.cfg.blank_index, per_char=per_char)
         if self.format_output is not None:
             return heads_decode(
                 probs,
@@ -193,5 +196,6 @@ class PlateReader:
                 pad=self.cfg.blank_index,
                 formats=self.formats,
                 format_probs=outputs[self.format_output][:n],
+                per_char=per_char,
             )
-        return heads_decode(probs, self.charset, pad=self.cfg.blank_index)
+        return heads_decode(probs, self.charset, pad=self.cfg.blank_index, per_char=per_char)

@@ -102,19 +102,24 @@ def prepare_text_crops(
 
 
 def ctc_greedy_decode(
-    probs: np.ndarray, charset: Sequence[str], blank: int = 0, confidence: str = "mean"
+    probs: np.ndarray,
+    charset: Sequence[str],
+    blank: int = 0,
+    confidence: str = "mean",
+    per_char: bool = False,
 ) -> list[tuple[str, float]]:
     """Best-path CTC decoding of softmax ``probs`` [N,T,C]: argmax, collapse repeats, drop blanks.
 
     ``charset`` is the class list of ``load_charset`` (``len == C``). Confidence is computed from
     the winning probability of each kept step (see the module doc), so pass probabilities, not logits.
+    ``per_char`` adds a third item per reading: those probabilities, one per character (float32).
     """
     probs = _check_probs(probs, charset, "CTC")
     idx = probs.argmax(axis=2)
     best = np.take_along_axis(probs, idx[..., None], axis=2)[..., 0]
     keep = idx != blank
     keep[:, 1:] &= idx[:, 1:] != idx[:, :-1]
-    return _join(idx, best, keep, charset, confidence)
+    return _join(idx, best, keep, charset, confidence, per_char)
 
 
 def heads_decode(
@@ -124,6 +129,7 @@ def heads_decode(
     confidence: str = "mean",
     formats: Sequence[str] | None = None,
     format_probs: np.ndarray | None = None,
+    per_char: bool = False,
 ) -> list[tuple[str, float]]:
     """Per-character-heads decoding of ``probs`` [N,K,C] (or K arrays [N,C]): argmax per head.
 
@@ -131,7 +137,7 @@ def heads_decode(
     each format class as a pattern (``L`` letter, ``D`` digit, e.g. ``LLDDDLL``) and ``format_probs``
     [N,M] its softmax: each row's winning format then restricts every head to letters, digits or
     ``pad`` (past the format's length) before the argmax, so a head never reads ``0`` where the
-    format has a letter. Confidence covers the non-pad heads only.
+    format has a letter. Confidence covers the non-pad heads only; ``per_char`` as in CTC decoding.
     """
     if not isinstance(probs, np.ndarray):
         probs = np.stack([np.asarray(p) for p in probs], axis=1)
@@ -140,7 +146,7 @@ def heads_decode(
         probs = probs * _format_masks(formats, charset, probs.shape[1], pad)[format_probs.argmax(axis=1)]
     idx = probs.argmax(axis=2)
     best = np.take_along_axis(probs, idx[..., None], axis=2)[..., 0]
-    return _join(idx, best, idx != pad, charset, confidence)
+    return _join(idx, best, idx != pad, charset, confidence, per_char)
 
 
 def argmax_labels(probs: np.ndarray, labels: Sequence[str]) -> list[tuple[str, float]]:
@@ -167,7 +173,12 @@ def _check_probs(probs: np.ndarray, charset: Sequence[str], kind: str) -> np.nda
 
 
 def _join(
-    idx: np.ndarray, best: np.ndarray, keep: np.ndarray, charset: Sequence[str], confidence: str
+    idx: np.ndarray,
+    best: np.ndarray,
+    keep: np.ndarray,
+    charset: Sequence[str],
+    confidence: str,
+    per_char: bool = False,
 ) -> list[tuple[str, float]]:
     if confidence not in CONFIDENCE_MODES:
         raise ValueError(f"confidence must be one of {CONFIDENCE_MODES}, got '{confidence}'")
@@ -181,6 +192,9 @@ def _join(
     conf = np.where(count > 0, conf, 0.0)
     table = np.asarray(charset, dtype=object)
     # One join per reading (a handful of plates per frame); the per-step work above is vectorized.
+    if per_char:  # the plate consensus weighs each character's vote by its own probability
+        chars = best.astype(np.float32)
+        return [("".join(table[r[k]]), float(c), p[k]) for r, k, c, p in zip(idx, keep, conf, chars)]  # type: ignore[misc]
     return [("".join(table[row[k]]), float(c)) for row, k, c in zip(idx, keep, conf)]
 
 
