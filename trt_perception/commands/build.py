@@ -4,6 +4,11 @@ trt-perception build models/detector.onnx --precision fp16
 trt-perception build models/segmenter.onnx --profile input=1x3x256x256:1x3x352x640:1x3x736x1280
 trt-perception build --config config/engine_builder.yaml          # the node's list
 trt-perception build models/detector.onnx --check                  # up to date? (exit 1 if not)
+trt-perception build --config config/engine_builder.yaml --compute-capability 8.6   # TensorRT-RTX, no GPU
+
+``--compute-capability`` builds ahead of time with TensorRT-RTX for x86 RTX GPUs of that compute
+capability (7.5, 8.0, 8.6, 8.9, 12.0, 12.1) on a machine without one (CI); the engines run only on
+such a GPU with TensorRT-RTX (``TRT_PERCEPTION_TENSORRT=tensorrt_rtx`` on the robot).
 """
 
 from __future__ import annotations
@@ -31,9 +36,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="INPUT=MIN:OPT:MAX",
         help="optimization profile of a dynamic input, shapes as 1x3x640x640 (repeatable)",
     )
-    p.add_argument("--cache-dir", default="engines")
+    p.add_argument(
+        "--cache-dir", default=None, help="engine folder (default: the config's cache_dir, else engines)"
+    )
     p.add_argument("--device", type=int, default=0)
     p.add_argument("--check", action="store_true", help="only report whether each engine is up to date")
+    p.add_argument(
+        "--compute-capability",
+        default="",
+        help="TensorRT-RTX: build ahead of time for RTX GPUs of this compute capability (e.g. 8.6), no GPU needed",
+    )
 
 
 def _entries(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], str]:
@@ -52,29 +64,33 @@ def _entries(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], str]:
         entries += list(params.get("engines", []))
         for k in ("precision", "workspace_mb", "dla_core", "optimization_level"):
             defaults[k] = params.get(k, defaults[k])
-        cache_dir = params.get("cache_dir", cache_dir)
-    return entries, defaults, cache_dir
+        cache_dir = cache_dir or params.get("cache_dir")
+    return entries, defaults, cache_dir or "engines"
 
 
 def run(args: argparse.Namespace) -> int:
     from ..inference.builder import parse_engine_entry
     from ..inference.engine import EngineError
-    from ..inference.factory import tensorrt_available, tensorrt_unavailable_reason
+    from ..inference.factory import tensorrt_unavailable_reason
 
     entries, defaults, cache_dir = _entries(args)
     if not entries:
         print("nothing to build: give ONNX files or --config", file=sys.stderr)
         return 2
-    if not tensorrt_available():
+    cc = args.compute_capability or None
+    # An ahead-of-time build needs TensorRT-RTX's builder only; any other one, a runtime for this GPU.
+    reason = "" if cc else tensorrt_unavailable_reason()
+    if not reason:
+        try:
+            from ..inference import tensorrt_backend as tb
+        except ImportError as exc:
+            reason = f"TensorRT is not installed ({exc})"
+    if reason:
         print(
-            f"{tensorrt_unavailable_reason()}: cannot build engines here; "
-            "nodes will run the ONNX with ONNX Runtime",
-            file=sys.stderr,
+            f"{reason}: cannot build engines here; nodes will run the ONNX with ONNX Runtime", file=sys.stderr
         )
         return 2
-    from ..inference import tensorrt_backend as tb
     from ..inference.builder import EngineCache, onnx_for_build
-    from ..inference.trt_features import features
 
     failures = 0
     for entry in entries:
@@ -82,14 +98,12 @@ def run(args: argparse.Namespace) -> int:
             model, recipe = parse_engine_entry(entry, defaults)
             name = f"{Path(model).name}:{recipe.precision}"
             if args.check:
-                target = tb.current_target(args.device, recipe.dla_core)
-                src = onnx_for_build(
-                    Path(model), recipe.precision, features(target.tensorrt_version), Path(cache_dir)
+                target = tb.current_target(args.device, recipe.dla_core, cc)
+                src = onnx_for_build(Path(model), recipe.precision, tb.current_features(), Path(cache_dir))
+                ok, state, _ = EngineCache(cache_dir).check(
+                    Path(model), recipe, target, None if cc else tb.validate_plan, src
                 )
-                ok, reason, _ = EngineCache(cache_dir).check(
-                    Path(model), recipe, target, tb.validate_plan, src
-                )
-                print(f"{name}: {reason}")
+                print(f"{name}: {state}")
                 failures += not ok
                 continue
             start = time.monotonic()
@@ -99,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
                 cache_dir,
                 lambda m, n=name, t0=start: print(f"[{time.monotonic() - t0:6.1f} s] {n}: {m}"),
                 args.device,
+                cc,
             )
             print(f"{name}: {'built' if result.built else 'up to date'} -> {result.path}")
         except EngineError as exc:

@@ -35,10 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="argmax modes: ONNX ArgMax, elementwise compare chain, or the chain on class-0 difference planes",
     )
     parser.add_argument(
-        "--nearest-dtype",
-        choices=("uint8", "float32"),
-        default="uint8",
-        help="type of the nearest resize (float32 for TensorRT versions without uint8 Resize)",
+        "--target",
+        choices=("tensorrt", "cpu"),
+        default="tensorrt",
+        help="tensorrt: a graph TensorRT 8.5+/TensorRT-RTX and ONNX Runtime both run (float32 class index, "
+        "uint8 only at the output); cpu: ONNX Runtime only, uint8 index (faster there, TensorRT rejects it)",
     )
     parser.add_argument(
         "--logits", default=None, help="logits output name (default: 'logits' or the only one)"
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             mode=args.mode,
             output_size=parse_size(args.output_size),
             divisor=parse_divisor(args.divisor),
-            nearest_dtype=args.nearest_dtype,
+            target=args.target,
             logits=args.logits,
             image_input=args.input_name,
             keep_logits=args.keep_logits,
@@ -65,5 +66,5 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"fuse-argmax: {exc}")
         return 2
-    print(f"wrote {out}: {cfg.mode}, mask 'mask' uint8 [N, H, W] at {args.output_size}")
+    print(f"wrote {out}: {cfg.mode} for {cfg.target}, mask 'mask' uint8 [N, H, W] at {args.output_size}")
     return 0

@@ -37,8 +37,9 @@ from .trt_features import TensorRTFeatures
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
-#: Bumped when the cache layout or key changes, so old engines are rebuilt rather than misread.
-CACHE_FORMAT = 1
+#: Bumped when the cache layout or key changes, so old engines are rebuilt rather than misread
+#: (2: the target names the TensorRT flavour).
+CACHE_FORMAT = 2
 
 Shape = tuple[int, ...]
 ProgressFn = Callable[[str], None]
@@ -104,12 +105,16 @@ class BuildRecipe:
 
 @dataclass(frozen=True)
 class Target:
-    """Where the engine will run; any change makes a cached plan unusable."""
+    """Where the engine will run; any change makes a cached plan unusable.
+
+    ``compute_capability`` is the GPU's, or for a TensorRT-RTX ahead-of-time build the one targeted
+    (``gpu_name`` then says so); ``flavour`` is ``tensorrt`` or ``tensorrt_rtx`` (trt_features)."""
 
     tensorrt_version: str
     gpu_name: str
     compute_capability: str
     dla_core: int = -1
+    flavour: str = "tensorrt"
 
 
 @dataclass(frozen=True)

@@ -10,21 +10,18 @@ BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
 
 def tensorrt_available() -> bool:
-    """True when real TensorRT imports (the type stubs alone leave an empty ``tensorrt`` namespace)."""
-    try:
-        import tensorrt
-    except ImportError:
-        return False
-    return hasattr(tensorrt, "Runtime")
+    """True when real TensorRT imports (the type stubs alone leave an empty ``tensorrt`` namespace), or
+    TensorRT-RTX where ``$TRT_PERCEPTION_TENSORRT=tensorrt_rtx`` selects it (``trt_features``)."""
+    return not tensorrt_unavailable_reason()
 
 
 def tensorrt_unavailable_reason() -> str:
+    from .trt_features import load_tensorrt
+
     try:
-        import tensorrt
+        load_tensorrt(rtx_fallback=False)
     except ImportError as exc:
         return f"TensorRT is not installed ({exc})"
-    if not hasattr(tensorrt, "Runtime"):
-        return "TensorRT is not installed (only its type stubs are)"
     return ""
 
 

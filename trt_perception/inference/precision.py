@@ -258,7 +258,13 @@ def quantize_int8(
         weight_type=QuantType.QInt8,
         nodes_to_exclude=exclude,
         calibrate_method=methods[calibrate_method],
-        extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+        extra_options={
+            "ActivationSymmetric": symmetric,
+            "WeightSymmetric": True,
+            # TensorRT dequantizes only INT8/FP8/INT4 (ORT's default int32 bias DQ: INVALID_NODE); it
+            # folds the float bias into the INT8 convolution itself (trt_features.ONNX_LIMITS)
+            "QuantizeBias": not symmetric,
+        },
         calibration_cache_path=None if calibration_cache is None else str(calibration_cache),
     )
     return out

@@ -1,4 +1,15 @@
-"""TensorRT backend (8.5 through 11.x): every TensorRT call of the package lives in this module.
+"""TensorRT backend (8.5 through 11.x, and TensorRT-RTX 1.1+): every TensorRT call of the package
+lives in this module.
+
+Flavours
+    The module is ``tensorrt`` where real TensorRT is installed, else ``tensorrt_rtx`` (TensorRT for
+    RTX: x86 RTX GPUs of compute capability 7.5/8.x/12.x); ``$TRT_PERCEPTION_TENSORRT`` picks one where
+    both are (``trt_features.load_tensorrt``). Both share the named-tensor API below; what differs
+    comes from ``trt_features.features(version, flavour)``. With TensorRT-RTX a plan is checked with
+    ``Runtime.get_engine_validity`` before it is loaded (an unsupported GPU, e.g. Hopper or a Jetson,
+    gets an error saying so), and the execution context gets a runtime config whose runtime cache (the
+    kernels TensorRT-RTX compiles just in time) is read from and written back to a file next to the
+    engine, so the second start skips the compilation.
 
 Runtime (``TensorRTEngine``)
     Deserializes a plan and discovers its I/O with the named-tensor API (``num_io_tensors``,
@@ -21,6 +32,8 @@ GPU post-processing (``infer_device``)
 Builder (``build_plan``)
     ONNX -> serialized plan with workspace limit, optimization profiles, persisted timing cache and
     the precision of a ``BuildRecipe``; version differences come from ``trt_features.features``.
+    TensorRT-RTX builds for a target compute capability (``compute_capability="8.6"``) without a GPU
+    (ahead of time, on a CPU-only machine such as CI), strongly typed, with no timing cache.
     ``builder.EngineCache`` owns the caching, locking and atomic writes around it.
 """
 
@@ -32,15 +45,22 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorrt as trt
 
 from . import cuda_memory as cm
 from .builder import BuildRecipe, BuildResult, EngineCache, ProgressFn, Target, atomic_write, onnx_for_build
 from .engine import Dim, Engine, EngineError, TensorSpec
-from .trt_features import features
+from .trt_features import TensorRTFeatures, features, load_tensorrt, rtx_compute_capability
+
+_MODULE, FLAVOUR = load_tensorrt()
+if TYPE_CHECKING:
+    import tensorrt as trt  # the TensorRT 10 stubs type the API both flavours share
+else:
+    trt = _MODULE
+#: The same module, untyped: for TensorRT-RTX-only API the TensorRT stubs do not declare.
+_rtx: Any = _MODULE
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +94,11 @@ _LOGGER = _Logger()
 
 def tensorrt_version() -> str:
     return str(trt.__version__)
+
+
+def current_features() -> TensorRTFeatures:
+    """The version-feature set of the loaded TensorRT flavour."""
+    return features(tensorrt_version(), FLAVOUR)
 
 
 @dataclass(frozen=True)
@@ -120,12 +145,92 @@ def _np_dtype(dt: trt.DataType, name: str) -> np.dtype:
         raise EngineError(f"tensor '{name}' has TensorRT type {dt} with no numpy equivalent") from None
 
 
+# -- TensorRT-RTX runtime: validity check and runtime cache ---------------------------------------
+
+#: ``EngineInvalidityDiagnostics`` bits (TensorRT-RTX 1.1+) -> what to tell the user.
+_INVALIDITY = {
+    1: "built by another TensorRT-RTX version: rebuild it",
+    2: "this GPU's compute capability is not supported by TensorRT-RTX (it runs on x86 RTX GPUs of compute "
+    "capability 7.5, 8.0, 8.6, 8.9, 12.x; Hopper, data-centre and Jetson GPUs need the TensorRT flavour) "
+    "or differs from the one the engine was built for",
+    4: "the CUDA driver is too old",
+    8: "the CUDA runtime is too old",
+    16: "not enough GPU memory",
+    32: "the file is not a TensorRT-RTX engine (corrupt or built by TensorRT)",
+    64: "CUDA is not installed correctly",
+}
+
+
+def invalidity_reasons(diagnostics: int) -> list[str]:
+    """The user-facing reasons for a TensorRT-RTX ``get_engine_validity`` diagnostics bit mask."""
+    return [text for bit, text in _INVALIDITY.items() if diagnostics & bit]
+
+
+def check_validity(runtime: Any, plan: bytes, name: str, device: int = 0) -> None:
+    """TensorRT-RTX: raise EngineError when ``plan`` cannot run on this machine, saying why
+    (unsupported GPU, version, driver...); a SUBOPTIMAL plan runs, with a warning."""
+    validity, diagnostics = runtime.get_engine_validity(plan)
+    if validity == _rtx.EngineValidity.VALID:
+        return
+    reasons = "; ".join(invalidity_reasons(int(diagnostics))) or "no reason given (no GPU or CUDA driver?)"
+    try:
+        info = cm.device_info(device)
+        gpu = f"{info.name}, compute capability {info.compute_capability[0]}.{info.compute_capability[1]}"
+    except cm.CudaError as exc:
+        gpu = f"no usable GPU: {exc}"
+    if validity == _rtx.EngineValidity.SUBOPTIMAL:
+        log.warning("%s runs suboptimally on this GPU (%s): %s", name, gpu, reasons)
+        return
+    raise EngineError(
+        f"{name} cannot run with TensorRT-RTX {tensorrt_version()} on this GPU ({gpu}): {reasons}"
+    )
+
+
+class RuntimeCache:
+    """TensorRT-RTX runtime config with a runtime cache persisted in ``path`` (kernels compiled just in
+    time on this GPU). A missing, corrupt or incompatible file (other GPU, older TensorRT-RTX or driver)
+    starts an empty cache; ``save()`` writes it back atomically."""
+
+    def __init__(self, engine: Any, path: Path) -> None:
+        self.path = path
+        self.config = engine.create_runtime_config()
+        self.cache = self.config.create_runtime_cache()
+        blob = b""
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("runtime cache %s unreadable (%s): starting an empty one", path, exc)
+        self.loaded = bool(blob) and bool(self.cache.deserialize(blob))
+        if blob and not self.loaded:
+            log.warning(
+                "runtime cache %s does not match this GPU/TensorRT-RTX/driver: starting an empty one", path
+            )
+        self.config.set_runtime_cache(self.cache)
+
+    def save(self) -> None:
+        try:
+            atomic_write(self.path, bytes(memoryview(self.cache.serialize())))
+        except OSError as exc:  # a read-only engine folder costs the next start a recompile, nothing more
+            log.warning("cannot write runtime cache %s: %s", self.path, exc)
+
+
 class TensorRTEngine(Engine):
     """A deserialized TensorRT plan; see the module docstring for buffers, profiles and device I/O."""
 
     backend = "tensorrt"
 
-    def __init__(self, path: str | Path, device: int = 0, profile: int = 0, dla_core: int = -1) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        device: int = 0,
+        profile: int = 0,
+        dla_core: int = -1,
+        runtime_cache: str | Path | None = None,
+    ) -> None:
+        """``runtime_cache`` (TensorRT-RTX): file of the just-in-time compiled kernels, read here and
+        written back by ``close()``; default ``<engine>.runtime_cache`` next to the engine."""
         super().__init__(path)
         self._closed = True
         if not self.path.is_file():
@@ -134,16 +239,19 @@ class TensorRTEngine(Engine):
             plan = self.path.read_bytes()
         except OSError as exc:
             raise EngineError(f"cannot read engine {self.path}: {exc}") from exc
+        feats = current_features()
         cm.set_device(device)
         self._runtime = trt.Runtime(_LOGGER)
         if dla_core >= 0:
             self._runtime.DLA_core = dla_core
+        if feats.runtime_cache and plan:
+            check_validity(self._runtime, plan, self.path.name, device)
         _LOGGER.errors = []
         engine = self._runtime.deserialize_cuda_engine(plan) if plan else None
         if engine is None:
             detail = "; ".join(_LOGGER.errors) or "empty or unreadable plan"
             raise EngineError(
-                f"cannot deserialize TensorRT engine {self.path} with TensorRT {tensorrt_version()} "
+                f"cannot deserialize TensorRT engine {self.path} with {feats.name} ({tensorrt_version()}) "
                 f"(corrupt, or built for another TensorRT version or GPU: rebuild it): {detail}"
             )
         self._engine = engine
@@ -152,7 +260,17 @@ class TensorRTEngine(Engine):
                 f"{self.path.name}: profile {profile} requested but the engine has "
                 f"{engine.num_optimization_profiles}"
             )
-        self._context = engine.create_execution_context()
+        self._runtime_cache: RuntimeCache | None = None
+        if feats.runtime_cache:
+            cache_file = (
+                Path(runtime_cache)
+                if runtime_cache
+                else self.path.with_name(self.path.name + ".runtime_cache")
+            )
+            self._runtime_cache = RuntimeCache(engine, cache_file)
+            self._context = engine.create_execution_context(self._runtime_cache.config)
+        else:
+            self._context = engine.create_execution_context()
         if self._context is None:
             raise EngineError(f"{self.path.name}: cannot create an execution context (out of GPU memory?)")
         self._stream = cm.Stream()
@@ -177,7 +295,11 @@ class TensorRTEngine(Engine):
         self._outputs = [b.spec for b in self._bindings.values() if not b.is_input]
         self._feed_shapes: dict[str, tuple[int, ...]] = {}
         self._lock = threading.Lock()  # one context and stream: serialize callers
-        self._metadata = {"tensorrt_version": tensorrt_version(), "device": cm.device_info(device).name}
+        self._metadata = {
+            "tensorrt_version": tensorrt_version(),
+            "tensorrt_flavour": FLAVOUR,
+            "device": cm.device_info(device).name,
+        }
 
     # -- Engine interface
     @property
@@ -252,6 +374,9 @@ class TensorRTEngine(Engine):
             b.device.free()
             b.host.free()
         del self._context
+        if self._runtime_cache is not None:
+            self._runtime_cache.save()  # after the context: the kernels it compiled are in the cache
+            self._runtime_cache = None
         del self._engine
         self._stream.close()
 
@@ -344,18 +469,39 @@ class _Progress(trt.IProgressMonitor):
         self._steps.pop(phase_name, None)
 
 
-def current_target(device: int = 0, dla_core: int = -1) -> Target:
-    """TensorRT version + GPU of this machine, for the engine cache key."""
+def current_target(device: int = 0, dla_core: int = -1, compute_capability: str | None = None) -> Target:
+    """TensorRT flavour + version + GPU, for the engine cache key: this machine's GPU, or with
+    ``compute_capability`` (TensorRT-RTX only) any GPU of that compute capability, no GPU needed."""
+    if compute_capability:
+        cc = _target_cc(compute_capability)
+        return Target(tensorrt_version(), f"any sm_{cc.replace('.', '')}", cc, dla_core, FLAVOUR)
     info = cm.device_info(device)
     cc = f"{info.compute_capability[0]}.{info.compute_capability[1]}"
-    return Target(tensorrt_version(), info.name, cc, dla_core)
+    return Target(tensorrt_version(), info.name, cc, dla_core, FLAVOUR)
+
+
+def _target_cc(compute_capability: str) -> str:
+    """``"8.6"``-style compute capability a TensorRT-RTX build can target; EngineError otherwise."""
+    if not current_features().target_compute_capability:
+        raise EngineError(
+            f"{current_features().name} builds for the GPU it runs on; building for compute capability "
+            f"{compute_capability} needs TensorRT-RTX"
+        )
+    try:
+        sm = rtx_compute_capability(compute_capability)
+    except ValueError as exc:
+        raise EngineError(str(exc)) from None
+    return f"{sm[2:-1]}.{sm[-1]}"
 
 
 def validate_plan(path: Path) -> None:
     """Raise when ``path`` does not deserialize with this TensorRT on this GPU."""
     runtime = trt.Runtime(_LOGGER)
+    plan = path.read_bytes()
+    if current_features().runtime_cache:
+        check_validity(runtime, plan, path.name)
     _LOGGER.errors = []
-    if runtime.deserialize_cuda_engine(path.read_bytes()) is None:
+    if runtime.deserialize_cuda_engine(plan) is None:
         raise EngineError(f"{path.name} does not deserialize: {'; '.join(_LOGGER.errors) or 'unknown'}")
 
 
@@ -364,9 +510,17 @@ def build_plan(
     recipe: BuildRecipe,
     progress: ProgressFn,
     timing_cache: Path | None = None,
+    compute_capability: str | None = None,
 ) -> bytes:
-    """Parse ``onnx_path`` and build a serialized plan for ``recipe``; EngineError names the failure."""
-    feats = features(tensorrt_version())
+    """Parse ``onnx_path`` and build a serialized plan for ``recipe``; EngineError names the failure.
+
+    ``compute_capability`` (TensorRT-RTX): build ahead of time for GPUs of that compute capability
+    (``"8.6"``), without a GPU; None builds for this machine's GPU. ``timing_cache`` is ignored on
+    TensorRT-RTX (a no-op there that would force a GPU query; its runtime cache replaces it)."""
+    feats = current_features()
+    if recipe.dla_core >= 0 and not feats.dla:
+        raise EngineError(f"{feats.name} has no DLA: dla_core must be -1, got {recipe.dla_core}")
+    target_cc = _target_cc(compute_capability) if compute_capability else None
     builder = trt.Builder(_LOGGER)
     flags = 0
     if feats.explicit_batch_flag:
@@ -376,8 +530,13 @@ def build_plan(
     progress(f"parsing {onnx_path.name}")
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise EngineError(f"TensorRT cannot parse {onnx_path}: {errors}")
+        raise EngineError(f"{feats.name} cannot parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
+    if feats.target_compute_capability:
+        rtx_config: Any = config  # TensorRT-RTX-only API
+        rtx_config.num_compute_capabilities = 1
+        sm = rtx_compute_capability(target_cc) if target_cc else "CURRENT"
+        rtx_config.set_compute_capability(getattr(_rtx.ComputeCapability, sm), 0)
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, recipe.workspace_mb << 20)
     for flag in feats.builder_flags(recipe.precision):
         config.set_flag(getattr(trt.BuilderFlag, flag))
@@ -391,7 +550,7 @@ def build_plan(
         if recipe.gpu_fallback:
             config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
     _add_profile(builder, network, config, recipe, onnx_path)
-    cache = _load_timing_cache(config, timing_cache)
+    cache = None if feats.runtime_cache else _load_timing_cache(config, timing_cache)
     monitor = None
     if feats.progress_monitor:
         monitor = _Progress(progress)
@@ -400,7 +559,7 @@ def build_plan(
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise EngineError(
-            f"TensorRT failed to build {onnx_path.name} ({recipe.precision}): {'; '.join(_LOGGER.errors)}"
+            f"{feats.name} failed to build {onnx_path.name} ({recipe.precision}): {'; '.join(_LOGGER.errors)}"
         )
     if timing_cache is not None and cache is not None:
         atomic_write(timing_cache, bytes(memoryview(cache.serialize())))
@@ -449,11 +608,14 @@ def _load_timing_cache(config: trt.IBuilderConfig, path: Path | None) -> trt.ITi
     return cache
 
 
-def make_build_fn(timing_cache: Path | None) -> Callable[[Path, BuildRecipe, ProgressFn], bytes]:
-    """A ``builder.BuildFn`` using a persisted timing cache."""
+def make_build_fn(
+    timing_cache: Path | None, compute_capability: str | None = None
+) -> Callable[[Path, BuildRecipe, ProgressFn], bytes]:
+    """A ``builder.BuildFn`` using a persisted timing cache (TensorRT) or building for a target compute
+    capability (TensorRT-RTX; see ``build_plan``)."""
 
     def build(onnx_path: Path, recipe: BuildRecipe, progress: ProgressFn) -> bytes:
-        return build_plan(onnx_path, recipe, progress, timing_cache)
+        return build_plan(onnx_path, recipe, progress, timing_cache, compute_capability)
 
     return build
 
@@ -470,13 +632,23 @@ def ensure_engine(
     cache_dir: str | Path,
     progress: ProgressFn | None = None,
     device: int = 0,
+    compute_capability: str | None = None,
 ) -> BuildResult:
-    """Build (or reuse) the engine of ``onnx_path`` for ``recipe`` on this machine's TensorRT + GPU."""
-    cm.set_device(device)
+    """Build (or reuse) the engine of ``onnx_path`` for ``recipe`` on this machine's TensorRT + GPU.
+
+    ``compute_capability`` (TensorRT-RTX): build ahead of time for GPUs of that compute capability,
+    here without a GPU; the plan is then checked by size and checksum only (its validity on the target
+    GPU is checked when a node loads it)."""
     cache = EngineCache(cache_dir)
-    target = current_target(device, recipe.dla_core)
-    source = onnx_for_build(
-        Path(onnx_path), recipe.precision, features(target.tensorrt_version), Path(cache_dir)
-    )
-    build = make_build_fn(timing_cache_path(Path(cache_dir), target))
-    return cache.ensure(onnx_path, recipe, target, build, validate_plan, progress, build_onnx=source)
+    if compute_capability:
+        target = current_target(-1, recipe.dla_core, compute_capability)
+        validate = None
+    else:
+        cm.set_device(device)
+        target = current_target(device, recipe.dla_core)
+        validate = validate_plan
+    feats = current_features()
+    source = onnx_for_build(Path(onnx_path), recipe.precision, feats, Path(cache_dir))
+    timing = None if feats.runtime_cache else timing_cache_path(Path(cache_dir), target)
+    build = make_build_fn(timing, target.compute_capability if feats.target_compute_capability else None)
+    return cache.ensure(onnx_path, recipe, target, build, validate, progress, build_onnx=source)

@@ -22,10 +22,20 @@ linear, so the argmax is the same up to float rounding, with a quarter less to r
 no Split copy; the fastest on ONNX Runtime CPU, whose Resize dominates the subgraph). Ties go to the
 lowest class index in every variant, as in ``numpy.argmax``.
 
-The mask is ``[N, H, W]`` uint8 named ``mask``. ONNX Runtime refuses ``Resize`` on int64, so the class
-index is cast to uint8 before the nearest resize (``nearest_dtype="float32"`` casts after it instead,
-for TensorRT versions without uint8 Resize). The output size is the network input's (read from the
-graph at run time, so dynamic input shapes keep working), the logits' own, or a fixed ``(H, W)``.
+The mask is ``[N, H, W]`` uint8 named ``mask``. How the class index travels to it depends on ``target``:
+
+``tensorrt`` (default)  float32 (exact for the <= 256 classes a uint8 mask holds) through the compare
+                        chain, the nearest resize and the Squeeze; only the node writing ``mask`` casts
+                        to uint8. TensorRT 8.5-10.x and TensorRT-RTX parse it, and ONNX Runtime runs it.
+``cpu``                 uint8 from the argmax on (ONNX Runtime CPU only): the compare chain on bytes is
+                        ~9 % faster there (bench/results/segmentation.json), but TensorRT's parser rejects
+                        the UINT8 intermediates. The Segmenter's in-process ONNX Runtime graph uses it.
+
+Why float32 and not an integer type: ONNX Runtime refuses ``Resize`` on int64 (ArgMax's type); TensorRT
+rejects a UINT8 tensor anywhere but at a network input or output (8.6+), resizes only FP32/FP16
+(8.5-10.x), and 8.5 casts to UINT8 only from FP32/FP16 (sources: the ONNX limits in
+``inference.trt_features``). The output size is the network input's (read from the graph at run time, so dynamic input
+shapes keep working), the logits' own, or a fixed ``(H, W)``.
 """
 
 from __future__ import annotations
@@ -41,6 +51,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 MODES = ("fused-argmax", "argmax", "reducemax", "fused-reducemax")
 ARGMAX_IMPLS = ("op", "compare", "delta")
+#: The class index's type per target (see the module docstring).
+TARGETS = {"tensorrt": TensorProto.FLOAT, "cpu": TensorProto.UINT8}
 #: Name of the appended output and the metadata key describing the transform.
 MASK_OUTPUT = "mask"
 METADATA_KEY = "trt_perception.argmax_fusion"
@@ -55,7 +67,6 @@ class FusionConfig:
     #: Fused modes take the argmax at output size / divisor (2 as in the seed; 1 = no fusion); one int
     #: for both axes or ``(rows, cols)``.
     divisor: int | tuple[int, int] = 2
-    nearest_dtype: str = "uint8"
     logits: str | None = None
     image_input: str | None = None
     keep_logits: bool = False
@@ -65,8 +76,12 @@ class FusionConfig:
     #: Fused modes: False ends the graph at the argmax (mask at output/divisor) for a caller that
     #: resizes the mask itself, once, straight to its own final size (the Segmenter does).
     final_resize: bool = True
+    #: tensorrt (a graph TensorRT and ONNX Runtime both run) | cpu (ONNX Runtime only, faster there).
+    target: str = "tensorrt"
 
     def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {', '.join(TARGETS)}, got '{self.target}'")
         if self.argmax_impl not in ARGMAX_IMPLS:
             raise ValueError(
                 f"argmax_impl must be one of {', '.join(ARGMAX_IMPLS)}, got '{self.argmax_impl}'"
@@ -77,19 +92,17 @@ class FusionConfig:
         if len(div) != 2 or not all(isinstance(d, int) and d >= 1 for d in div):
             raise ValueError(f"divisor must be an int >= 1 or two of them (rows, cols), got {self.divisor}")
         object.__setattr__(self, "divisor", div if div[0] != div[1] else div[0])
+        size = self.output_size
+        if isinstance(size, str) and size not in ("input", "logits"):
+            raise ValueError(f"output_size must be 'input', 'logits' or (H, W), got '{size}'")
+        if not isinstance(size, str) and (len(size) != 2 or min(size) <= 0):
+            raise ValueError(f"output_size must be two positive ints (H, W), got {size}")
 
     @property
     def divisors(self) -> tuple[int, int]:
         """(rows, cols) divisor."""
         d = self.divisor
         return (d, d) if isinstance(d, int) else (d[0], d[1])
-        if self.nearest_dtype not in ("uint8", "float32"):
-            raise ValueError(f"nearest_dtype must be uint8 or float32, got '{self.nearest_dtype}'")
-        size = self.output_size
-        if isinstance(size, str) and size not in ("input", "logits"):
-            raise ValueError(f"output_size must be 'input', 'logits' or (H, W), got '{size}'")
-        if not isinstance(size, str) and (len(size) != 2 or min(size) <= 0):
-            raise ValueError(f"output_size must be two positive ints (H, W), got {size}")
 
 
 def parse_divisor(text: str | int) -> int | tuple[int, int]:
@@ -191,8 +204,7 @@ def fuse_argmax(model: onnx.ModelProto, config: FusionConfig) -> onnx.ModelProto
     else:
         work_hw = out_hw
     resized = config.output_size != "logits" or fused
-    mask_dtype = TensorProto.UINT8 if config.nearest_dtype == "uint8" else TensorProto.FLOAT
-    index_dtype = np.uint8 if config.nearest_dtype == "uint8" else np.float32
+    index_type = TARGETS[config.target]
 
     # one class leaves the elementwise chains nothing to compare: ArgMax gives the all-zero mask
     if config.mode.endswith("reducemax") or config.argmax_impl == "op" or num_classes == 1:
@@ -203,10 +215,12 @@ def fuse_argmax(model: onnx.ModelProto, config: FusionConfig) -> onnx.ModelProto
         if config.mode.endswith("reducemax"):
             if num_classes is None:
                 raise ValueError(f"mode '{config.mode}' needs a static class count on '{logits}'")
-            index = _reducemax_argmax(b, scores, num_classes)
+            index = _reducemax_argmax(b, scores, num_classes)  # float32
+            if index_type != TensorProto.FLOAT:
+                index = b.op("Cast", [index], "class_index_cast", to=index_type)
         else:
             index = b.op("ArgMax", [scores], "class_index", axis=1, keepdims=1)
-        mask = b.op("Cast", [index], "class_index_cast", to=mask_dtype)
+            index = b.op("Cast", [index], "class_index_cast", to=index_type)
     else:
         if num_classes is None:
             raise ValueError(f"argmax_impl '{config.argmax_impl}' needs a static class count on '{logits}'")
@@ -223,15 +237,18 @@ def fuse_argmax(model: onnx.ModelProto, config: FusionConfig) -> onnx.ModelProto
             planes = _delta_planes(b, logits, num_classes, plane_sizes)
         else:
             planes = _class_planes(b, logits, num_classes, plane_sizes)
-        mask = _compare_chain(b, planes, index_dtype, zero_first=config.argmax_impl == "delta")
+        index = _compare_chain(b, planes, index_type, zero_first=config.argmax_impl == "delta")
     if fused and config.final_resize:
-        n1 = b.slice(b.op("Shape", [mask], "mask_shape"), 0, 2, "n1")
+        n1 = b.slice(b.op("Shape", [index], "index_shape"), 0, 2, "n1")
         sizes = b.op("Concat", [n1, out_hw], "nearest_sizes", axis=0)
-        mask = b.resize(mask, sizes, "nearest", "mask_upsampled")
-    if mask_dtype != TensorProto.UINT8:
-        mask = b.op("Cast", [mask], "mask_uint8", to=TensorProto.UINT8)
+        index = b.resize(index, sizes, "nearest", "index_upsampled")
     axes = b.const("squeeze_axes", np.array([1], np.int64))
-    b.op("Squeeze", [mask, axes], "mask", output=MASK_OUTPUT)
+    if index_type == TensorProto.UINT8:
+        b.op("Squeeze", [index, axes], "mask", output=MASK_OUTPUT)
+    else:
+        index = b.op("Squeeze", [index, axes], "index_squeezed")
+        # the graph's only uint8 tensor is its output: TensorRT allows UINT8 nowhere else
+        b.op("Cast", [index], "mask", output=MASK_OUTPUT, to=TensorProto.UINT8)
 
     out_info = helper.make_tensor_value_info(MASK_OUTPUT, TensorProto.UINT8, _mask_dims(graph, image, config))
     kept = [o for o in graph.output if config.keep_logits and o.name == logits]
@@ -244,6 +261,7 @@ def fuse_argmax(model: onnx.ModelProto, config: FusionConfig) -> onnx.ModelProto
         "num_classes": num_classes,
         "argmax_impl": config.argmax_impl,
         "mask_divisor": list(config.divisors) if fused and not config.final_resize else [1, 1],
+        "target": config.target,
     }
     _set_metadata(model, METADATA_KEY, json.dumps(meta))
     onnx.checker.check_model(model)
@@ -287,9 +305,10 @@ def _delta_planes(b: _Builder, logits: str, num_classes: int, sizes: str | None)
     return planes
 
 
-def _compare_chain(b: _Builder, planes: list[str], dtype: type, zero_first: bool) -> str:
+def _compare_chain(b: _Builder, planes: list[str], index_type: int, zero_first: bool) -> str:
     """Running maximum over the planes; a strictly greater class takes over (ties: lowest index).
-    ``zero_first``: the planes are classes 1.. against an implicit class 0 scoring 0."""
+    ``zero_first``: the planes are classes 1.. against an implicit class 0 scoring 0. The index has
+    ONNX type ``index_type`` (float32 or uint8, see ``TARGETS``)."""
     if zero_first:
         best = b.const("class_0_score", np.zeros((), np.float32))
         first = 1
@@ -299,21 +318,18 @@ def _compare_chain(b: _Builder, planes: list[str], dtype: type, zero_first: bool
     for k, plane in enumerate(planes):
         c = first + k
         wins = b.op("Greater", [plane, best], f"wins_{c}")
-        won = b.op("Cast", [wins], f"wins_{c}_cast", to=_onnx_type(dtype))  # 0 or 1
+        won = b.op("Cast", [wins], f"wins_{c}_cast", to=index_type)  # 0 or 1
         if not index:
             index = won  # the first comparison's 0/1 is already the index
         else:
             # c exceeds every index so far, so max(index, c * won) is "c where it wins": Where with a
             # broadcast scalar is ~10-30x slower than Cast + Mul + Max on ONNX Runtime CPU
-            scaled = b.op("Mul", [won, b.const(f"index_{c}", np.array(c, dtype))], f"index_{c}_where_wins")
+            value = np.array(c, helper.tensor_dtype_to_np_dtype(index_type))
+            scaled = b.op("Mul", [won, b.const(f"index_{c}", value)], f"index_{c}_where_wins")
             index = b.op("Max", [index, scaled], f"index_upto_{c}")
         if k < len(planes) - 1:
             best = b.op("Max", [best, plane], f"max_upto_{c}")
     return index
-
-
-def _onnx_type(dtype: type) -> int:
-    return TensorProto.UINT8 if dtype is np.uint8 else TensorProto.FLOAT
 
 
 def _reducemax_argmax(b: _Builder, scores: str, num_classes: int) -> str:
