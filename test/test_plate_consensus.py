@@ -153,9 +153,9 @@ def test_stage_reads_only_when_due_and_sends_one_final_and_one_ended_event(ctc_r
 
 def test_plate_tracks_are_their_own_plates(ctc_reader: PlateReader) -> None:
     """A detector without a vehicle class: the tracker follows the plates, each its own vehicle."""
-    frame, plate = scene("LM555OP", 32)
+    frame, plate = scene("LM555KP", 32)
     dets = Detections(plate[None], [0.9], [0], ["plate"])
     stage = PlateConsensus(PlateConsensusConfig(min_agreeing=1), ctc_reader)
     out = stage(frame, dets, Tracks(dets, np.array([3])))
-    assert [(p.track_id, p.text) for p in out.plates] == [(3, "LM555OP")]
+    assert [(p.track_id, p.text) for p in out.plates] == [(3, "LM555KP")]
     assert [e.kind for e in out.events] == [FINAL]
