@@ -183,3 +183,54 @@ def test_bad_inputs(tmp_path: Path) -> None:
         list(P.images_from_folder(tmp_path / "empty"))
     with pytest.raises(EngineError, match="no calibration data"):
         P.calibration_feeds([], P.resize_preprocess("x", 8, 8))
+
+
+@pytest.mark.parametrize("model", ["detector", "pilotnet", "plate_reader_heads"])
+def test_int8_for_tensorrt_follows_its_qdq_rules(model: str, tmp_path: Path) -> None:
+    """What TensorRT's Q/DQ importers accept and its placement rules (trt_features: ONNX limits):
+    DequantizeLinear only on INT8 (biases stay float: ORT's int32 bias DQ was ``INVALID_NODE``, and failed
+    this test before), zero points 0 (symmetric), per-channel weight scales on the output-channel axis, Q/DQ
+    on the inputs of Conv/ConvTranspose/MatMul/Gemm and not on their outputs. The CPU target keeps ORT's
+    quantized int32 biases (its kernels fold them)."""
+    from onnx import numpy_helper
+
+    from trt_perception.commands.quantize import make_preprocess
+
+    root = Path(__file__).resolve().parents[1]
+    src = root / "models" / f"{model}.onnx"
+    images = list(P.images_from_folder(root / "data" / "val" / "images", 2))
+    feeds = P.calibration_feeds(images, make_preprocess(src, "resize", None))
+    out = P.quantize_int8(src, tmp_path / "trt.onnx", feeds, target="tensorrt")
+    graph = onnx.load(str(out)).graph
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producers = {o: n for n in graph.node for o in n.output}
+    dqs = [n for n in graph.node if n.op_type == "DequantizeLinear"]
+    assert dqs and all(inits[n.input[0]].dtype == np.int8 for n in dqs if n.input[0] in inits)
+    for n in graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2:
+            zp = inits[n.input[2]]
+            assert zp.dtype == np.int8 and not zp.any(), n.name
+    weighted = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
+    for dq in dqs:  # every Q/DQ pair is there for a weighted layer's input (others may share it)
+        readers = {n.op_type for n in graph.node if dq.output[0] in n.input}
+        assert readers & weighted, (dq.name, readers)
+        if dq.input[0] in inits:
+            assert readers <= weighted, (dq.name, readers)  # weights: nothing else reads them
+    quantized = 0
+    for node in graph.node:
+        weight = producers.get(node.input[1]) if node.op_type in ("Conv", "Gemm") else None
+        if weight is None:
+            continue  # not a weighted layer, or one kept in float (stem/tail)
+        quantized += 1
+        axis = next((a.i for a in weight.attribute if a.name == "axis"), 1)
+        assert axis == 0 and inits[weight.input[1]].shape == (inits[weight.input[0]].shape[0],), node.name
+        if len(node.input) > 2:
+            assert node.input[2] in inits and inits[node.input[2]].dtype == np.float32, (
+                node.name
+            )  # float bias
+        outputs_q = [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in node.output]
+        assert not outputs_q, f"{node.name}: its output is quantized (TensorRT wants Q/DQ on inputs)"
+    assert quantized >= 3
+    cpu = P.quantize_int8(src, tmp_path / "cpu.onnx", feeds, target="cpu")
+    cpu_inits = {t.name: t.data_type for t in onnx.load(str(cpu)).graph.initializer}
+    assert onnx.TensorProto.INT32 in cpu_inits.values()

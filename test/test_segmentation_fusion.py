@@ -114,3 +114,44 @@ def test_per_axis_divisor(tmp_path: Path, impl: str, divisor: tuple[int, int]) -
     )
     with pytest.raises(ValueError, match="divisor"):
         FusionConfig(divisor=(0, 2))
+
+
+def _uint8_tensors(model: onnx.ModelProto) -> set[str]:
+    """Names of the uint8 tensors the graph's nodes write (Cast to uint8, ops on uint8 inputs)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {
+        v.name: v.type.tensor_type.elem_type for v in [*inferred.graph.value_info, *inferred.graph.output]
+    }
+    return {o for n in inferred.graph.node for o in n.output if types.get(o) == onnx.TensorProto.UINT8}
+
+
+@pytest.mark.parametrize("final_resize", [True, False])
+@pytest.mark.parametrize("impl", ["op", "compare", "delta"])
+@pytest.mark.parametrize("mode", MODES)
+def test_tensorrt_target_has_uint8_only_at_the_output(
+    tmp_path: Path, mode: str, impl: str, final_resize: bool
+) -> None:
+    """TensorRT (8.6+ and RTX) rejects a UINT8 tensor anywhere but at a network output, and resizes only
+    float: the default target carries the index as float32 and casts once, into ``mask``. Failed before
+    (every graph had a uint8 Cast before the Squeeze/Resize). Same masks as the ONNX Runtime (cpu) graph."""
+    rng = np.random.default_rng(5)
+    c, h, w, out_hw = 5, 24, 40, (96, 160)
+    logits = rng.normal(size=(1, c, h, w)).astype(np.float32)
+    model = onnx.load(str(standin.identity_logits_model(tmp_path / "id.onnx", c, h, w)))
+    common = {"mode": mode, "output_size": out_hw, "argmax_impl": impl, "final_resize": final_resize}
+    trt_graph = fuse_argmax(model, FusionConfig(**common))
+    assert _uint8_tensors(trt_graph) == {MASK_OUTPUT}
+    resizes = [n for n in trt_graph.graph.node if n.op_type == "Resize"]
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in onnx.shape_inference.infer_shapes(trt_graph).graph.value_info
+    }
+    assert all(types.get(n.input[0], onnx.TensorProto.FLOAT) == onnx.TensorProto.FLOAT for n in resizes)
+    cpu_graph = fuse_argmax(model, FusionConfig(**common, target="cpu"))
+    assert len(_uint8_tensors(cpu_graph)) > 1  # the faster ONNX Runtime graph keeps its uint8 chain
+    np.testing.assert_array_equal(
+        _run(trt_graph, {"logits_in": logits}), _run(cpu_graph, {"logits_in": logits})
+    )
+    assert fusion_info(trt_graph)["target"] == "tensorrt"
+    with pytest.raises(ValueError, match="target must be one of tensorrt, cpu"):
+        FusionConfig(target="gpu")

@@ -244,7 +244,7 @@ def quantize_int8(
     }
     if calibrate_method not in methods:
         raise EngineError(f"calibrate_method '{calibrate_method}' unknown; choose {sorted(methods)}")
-    symmetric = target == "tensorrt"
+    symmetric = for_tensorrt = target == "tensorrt"
     out = Path(onnx_out)
     out.parent.mkdir(parents=True, exist_ok=True)
     quantize_static(
@@ -261,9 +261,11 @@ def quantize_int8(
         extra_options={
             "ActivationSymmetric": symmetric,
             "WeightSymmetric": True,
-            # TensorRT dequantizes only INT8/FP8/INT4 (ORT's default int32 bias DQ: INVALID_NODE); it
-            # folds the float bias into the INT8 convolution itself (trt_features.ONNX_LIMITS)
-            "QuantizeBias": not symmetric,
+            # TensorRT's Q/DQ rules (trt_features, "ONNX limits"): it dequantizes only INT8/FP8/INT4 (ORT's
+            # default int32 bias DQ is INVALID_NODE) and folds a float bias into the INT8 layer itself;
+            # Q/DQ go on the inputs of weighted layers, not their outputs, so it can fuse the activation
+            "QuantizeBias": not for_tensorrt,
+            "OpTypesToExcludeOutputQuantization": list(DEFAULT_OP_TYPES) if for_tensorrt else [],
         },
         calibration_cache_path=None if calibration_cache is None else str(calibration_cache),
     )

@@ -278,6 +278,7 @@ def _model_for(cfg: SegmenterConfig) -> str:
         argmax_impl=cfg.fusion_argmax_impl,
         logits=cfg.logits_output or None,
         final_resize=False,
+        target="cpu",  # this file only runs on ONNX Runtime (an engine is fused with `trt-perception fuse-argmax`)
     )
     key = hashlib.sha256(data + repr(fcfg).encode()).hexdigest()[:16]
     cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(tempfile.gettempdir()) / "trt_perception"
