@@ -9,7 +9,10 @@ host path (per-plane resize + OpenCV running maximum, identical masks); ``argmax
 the graph; ``fused-argmax`` / ``fused-reducemax`` = resize to network size / divisor -> argmax -> nearest
 resize (the Segmenter's defaults: divisor 1x4, ``delta`` argmax). For each: the end-to-end engine call
 (+ host post-processing) and the post-processing alone (the fused subgraph timed on its own on the same
-logits, so no subtraction of noisy totals).
+logits, so no subtraction of noisy totals). The in-graph figures time the graph ``trt-perception
+fuse-argmax`` writes (``target="tensorrt"``: float32 class index, uint8 only at the output, which
+TensorRT parses); ``postprocess_stage`` times the Segmenter's own ONNX Runtime graph (``target="cpu"``,
+uint8 chain), as do the ``target_768x1344`` levers, with the TensorRT graph's rows beside them.
 
 ``target_768x1344``: issue 6's target, on logits of a real val frame, interleaved in one loop: the
 baseline (bilinear upsample + ``numpy.argmax``) against the fused stage path for each lever (argmax
@@ -99,6 +102,7 @@ def post_only_model(
     final_resize: bool = True,
     divisor: int | tuple[int, int] = DEFAULTS.fusion_divisor,
     impl: str = DEFAULTS.fusion_argmax_impl,
+    target: str = "cpu",
 ) -> onnx.ModelProto:
     """logits in -> the mode's subgraph -> mask: the fused post-processing timed by itself."""
     from onnx import TensorProto, helper
@@ -111,13 +115,21 @@ def post_only_model(
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     cfg = FusionConfig(
-        mode=mode, output_size=out_hw, final_resize=final_resize, divisor=divisor, argmax_impl=impl
+        mode=mode,
+        output_size=out_hw,
+        final_resize=final_resize,
+        divisor=divisor,
+        argmax_impl=impl,
+        target=target,
     )
     return fuse_argmax(model, cfg)
 
 
-def fused_model(base: onnx.ModelProto, mode: str) -> onnx.ModelProto:
-    cfg = FusionConfig(mode=mode, divisor=DEFAULTS.fusion_divisor, argmax_impl=DEFAULTS.fusion_argmax_impl)
+def fused_model(base: onnx.ModelProto, mode: str, target: str = "tensorrt") -> onnx.ModelProto:
+    """The whole network with the mode's subgraph, as ``trt-perception fuse-argmax`` writes it."""
+    cfg = FusionConfig(
+        mode=mode, divisor=DEFAULTS.fusion_divisor, argmax_impl=DEFAULTS.fusion_argmax_impl, target=target
+    )
     return fuse_argmax(base, cfg)
 
 
@@ -139,7 +151,7 @@ def latency_table(model_path: Path, quick: bool) -> list[dict[str, object]]:
             "cpu-opencv.total": lambda: upsample_argmax(plain.run(None, feeds)[0][0], w, h),
         }
         for mode, sess in fused.items():
-            post = session(post_only_model(logits.shape, (h, w), mode))
+            post = session(post_only_model(logits.shape, (h, w), mode, target="tensorrt"))
             fns[f"{mode}.total"] = lambda s=sess: s.run(None, feeds)
             fns[f"{mode}.postprocess"] = lambda p=post: p.run(None, {"x": logits})
             if mode.startswith("fused"):  # what the Segmenter runs: graph to the argmax + one OpenCV resize
@@ -257,6 +269,16 @@ def accuracy(model_path: Path, val_dir: Path, limit: int) -> dict[str, object]:
         res["miou_change_points"] = (cpu_miou - res["mean_iou"]) * 100  # type: ignore[operator]
         by_div[div_name(d)] = res
     out["fused-argmax_by_divisor"] = by_div
+    heads = {
+        t: session(post_only_model((1, *logits[0].shape), (h, w), "fused-argmax", False, target=t))
+        for t in ("cpu", "tensorrt")
+    }
+    out["defaults_target_tensorrt_identical_to_cpu"] = all(
+        np.array_equal(
+            heads["cpu"].run(None, {"x": lg[None]})[0], heads["tensorrt"].run(None, {"x": lg[None]})[0]
+        )
+        for lg in logits
+    )
     cache = tempfile.mkdtemp(prefix="bench_seg_")
     stage: dict[str, object] = {}
     for argmax in ("cpu", "fused"):
@@ -311,17 +333,26 @@ def target_levers(model_path: Path, val_dir: Path, budget_s: float) -> dict[str,
                 fns[f"threads={tname} {impl} divisor={div_name(d)}"] = lambda s=head: _resize_mask(
                     s.run(None, {"x": x})[0][0], w, h
                 )
-        whole = session(post_only_model(x.shape, (h, w), "fused-argmax", True), t)  # nearest resize in-graph
-        fns[f"threads={tname} defaults, nearest resize in the graph"] = lambda s=whole: s.run(None, {"x": x})
+        # the same defaults as the graph TensorRT parses (float32 index), still on ONNX Runtime
+        trt_head = session(post_only_model(x.shape, (h, w), "fused-argmax", False, target="tensorrt"), t)
+        fns[f"threads={tname} defaults, target=tensorrt"] = lambda s=trt_head: _resize_mask(
+            s.run(None, {"x": x})[0][0], w, h
+        )
+        for target in ("cpu", "tensorrt"):
+            whole = session(post_only_model(x.shape, (h, w), "fused-argmax", True, target=target), t)
+            fns[f"threads={tname} defaults, nearest resize in the graph, target={target}"] = lambda s=whole: (
+                s.run(None, {"x": x})
+            )
         plain = session(base_model, t)
-        graph = session(fused_model(base_model, "fused-argmax"), t)
         name = plain.get_inputs()[0].name
         fns[f"threads={tname} total: network + baseline"] = lambda s=plain: upsample_argmax_numpy(
             s.run(None, {name: tensor})[0][0], w, h
         )
-        fns[f"threads={tname} total: fused graph (defaults, in-graph nearest)"] = lambda s=graph: s.run(
-            None, {name: tensor}
-        )
+        for target in ("cpu", "tensorrt"):
+            graph = session(fused_model(base_model, "fused-argmax", target), t)
+            fns[f"threads={tname} total: fused graph (defaults, in-graph nearest, target={target})"] = (
+                lambda s=graph: s.run(None, {name: tensor})
+            )
     for fn in fns.values():
         fn()
     samples: dict[str, list[float]] = {k: [] for k in fns}

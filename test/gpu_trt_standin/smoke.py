@@ -1,8 +1,11 @@
 """Run TensorRTEngine against the CuPy-backed TensorRT stand-in on a GPU (no TensorRT needed):
 
     PYTHONPATH=. python3 test/gpu_trt_standin/smoke.py
+    TRT_PERCEPTION_TENSORRT=tensorrt_rtx PYTHONPATH=. python3 test/gpu_trt_standin/smoke.py
 
 Checks buffers, pinned copies, the stream, device outputs and error messages; prints PASS/FAIL.
+The second line runs the TensorRT-RTX flavour (``tensorrt_rtx/`` stand-in) and adds its engine validity
+check (a clear error for an unsupported GPU) and the persisted runtime cache.
 Not collected by pytest: the stand-in would shadow a real TensorRT.
 """
 
@@ -17,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from trt_perception.inference import tensorrt_backend as tb
 from trt_perception.inference.engine import EngineError
 from trt_perception.inference.factory import open_engine, tensorrt_available
 
@@ -104,13 +108,39 @@ def main() -> int:
         ),
     )
     check("infer_device + DeviceTensor.cupy + device feed", device)
-    check(
-        "corrupt plan",
-        lambda: expect_error(
-            lambda: open_engine(bad), "cannot deserialize TensorRT engine", "magic tag mismatch"
-        ),
-    )
+    if tb.FLAVOUR == "tensorrt_rtx":
+        check("corrupt plan", lambda: expect_error(lambda: open_engine(bad), "not a TensorRT-RTX engine"))
+        sm90 = tmp / "hopper.engine"
+        sm90.write_bytes(b"FAKEPLAN-SM90")
+        check(
+            "unsupported GPU refused before loading",
+            lambda: expect_error(
+                lambda: open_engine(sm90), "cannot run with TensorRT-RTX", "compute capability", "Hopper"
+            ),
+        )
+    else:
+        check(
+            "corrupt plan",
+            lambda: expect_error(
+                lambda: open_engine(bad), "cannot deserialize TensorRT engine", "magic tag mismatch"
+            ),
+        )
     check("warmup, close twice, infer after close", warm_close)
+    if tb.FLAVOUR == "tensorrt_rtx":
+
+        def runtime_cache() -> None:
+            cache = plan.with_name(plan.name + ".runtime_cache")
+            assert cache.read_bytes().startswith(b"RTCACHE:kernels"), "close() did not persist the cache"
+            again = tb.TensorRTEngine(plan)
+            assert again._runtime_cache is not None and again._runtime_cache.loaded
+            again.close()
+            cache.write_bytes(b"stale")  # another GPU's cache: ignored, replaced on close
+            third = tb.TensorRTEngine(plan)
+            assert third._runtime_cache is not None and not third._runtime_cache.loaded
+            third.close()
+            assert cache.read_bytes().startswith(b"RTCACHE:")
+
+        check("runtime cache persisted, reloaded, a foreign one replaced", runtime_cache)
     print("OK" if all(results) else "FAILED", sum(results), "/", len(results))
     return 0 if all(results) else 1
 

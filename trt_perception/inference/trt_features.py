@@ -49,8 +49,11 @@ ONNX limits of TensorRT's parser that shape the graphs this package writes
   fuses them into the INT8 layer), uses symmetric INT8 activations and weights (zero points 0, which the
   QuantizeLinear/DequantizeLinear importers require), per-channel weight scales on the output-channel
   axis (0 for Conv and Gemm with ``transB=1``, 1 for ConvTranspose and MatMul: the axis TensorRT's
-  per-channel weight quantization needs), and Q/DQ on the inputs of Conv/ConvTranspose/MatMul/Gemm only
-  (TensorRT's INT8 layers; it places and fuses the rest itself).
+  per-channel weight quantization needs), and Q/DQ on the inputs of Conv/ConvTranspose/MatMul/Gemm but
+  not on their outputs (``OpTypesToExcludeOutputQuantization``), as TensorRT's Q/DQ placement
+  recommendations ask, so it fuses the activation/residual into the INT8 layer (TensorRT developer guide,
+  "Explicit Quantization", Q/DQ layer placement,
+  https://docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/quantized-types-explicit-quantization.html).
 
 What the CPU check with TensorRT-RTX proves, and what it does not
 -----------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 Each entry of ``engines`` is ``"<onnx>[;precision=..][;workspace_mb=..][;dla_core=..][;profile.<input>=min:opt:max]"``
 (defaults from the node's own parameters). Engines go to ``cache_dir`` through the engine cache
-(key = ONNX + recipe + TensorRT + GPU, file lock, atomic writes), one at a time in a worker thread.
-Progress (TensorRT's progress monitor on 10+, elapsed time otherwise) goes to the log and
+(key = ONNX + recipe + TensorRT flavour and version + GPU and compute capability, file lock, atomic
+writes), one at a time in a worker thread. On an x86 robot with an RTX GPU and TensorRT-RTX,
+``TRT_PERCEPTION_TENSORRT=tensorrt_rtx`` makes it build TensorRT-RTX engines (``inference.trt_features``).
+Progress (TensorRT's progress monitor on 10+ and TensorRT-RTX, elapsed time otherwise) goes to the log and
 ``/diagnostics``; the state of every engine is published latched (transient-local) as JSON on
 ``engine_builder/status`` (format in ``ros/engine_wait.py``), which inference nodes wait on.
 Where TensorRT is absent the status says so and the nodes fall back to their ONNX with ONNX Runtime.
