@@ -25,26 +25,33 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 VPY="$VENV/bin/python"
 
-# 1. Python packages, re-installed only when a requirements file changed.
-req_hash=$(cat requirements*.txt setup.py | sha256sum | cut -c1-16)
-stamp="$VENV/.trt_perception_requirements"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$req_hash" ]; then
-  log "installing ROS 2 wheels and Python dependencies"
-  pip_install --upgrade pip
-  pip_install \
-    -r requirements-ros.txt -r requirements.txt -r requirements-dev.txt -r requirements-rosidl.txt
-  # tensorrt-stubs pins a tensorrt whose libraries cannot be fetched: take the stubs alone and mark
-  # them typed so mypy reads them (see ../shared/ROS_WHEELS.md).
-  pip_install --no-deps "tensorrt-stubs==10.13.0.35.1"
+# 1. Python packages: exactly requirements.lock (exact versions and hashes for Python 3.10 and 3.11;
+# refreshed from the requirements*.txt inputs by scripts/lock.sh), only when the lock changed. uv comes
+# from the lock itself. Not `uv pip sync`: the ROS wheels carry their packages' egg-info folders, which
+# sync takes for strays and deletes with the modules (rclpy among them); packages outside the lock are
+# removed by name instead (check_env.py --extras knows those egg-infos).
+lock_hash=$(cat requirements.lock setup.py | sha256sum | cut -c1-16)
+stamp="$VENV/.trt_perception_lock"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
+  log "installing requirements.lock (ROS 2 wheels and Python dependencies)"
+  # uv's own pinned entry (version and hashes) out of the lock, installed by the venv's pip.
+  uv_req=$(mktemp)
+  awk '/^uv==/{p=1} p{print} p&&!/\\$/{exit}' requirements.lock > "$uv_req"
+  pip_install --require-hashes --no-deps -r "$uv_req"
+  rm -f "$uv_req"
+  "$VENV/bin/uv" pip install --quiet --python "$VPY" --require-hashes --no-deps -r requirements.lock
+  extras=$("$VPY" scripts/check_env.py --extras requirements.lock)
+  [ -z "$extras" ] || "$VENV/bin/uv" pip uninstall --quiet --python "$VPY" $extras
   site=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  # tensorrt-stubs: mark them typed so mypy reads them (see ../shared/ROS_WHEELS.md). The 10.13 stubs
+  # are not valid Python (a parameter named `in`, a required one after defaults), which stops mypy
+  # before it checks anything: rename/default them.
   for d in tensorrt tensorrt_bindings; do [ -d "$site/$d" ] && touch "$site/$d/py.typed"; done
-  # The 10.13 stubs are not valid Python (a parameter named `in`, a required one after defaults),
-  # which stops mypy before it checks anything: rename/default them.
   sed -i -E -e 's/([(,] ?)in: /\1in_: /g' \
     -e 's/power: Weights = None, channel_axis: int\)/power: Weights = None, channel_axis: int = ...)/' \
     "$site/tensorrt_bindings/tensorrt.pyi"
-  pip_install --no-deps --no-build-isolation -e .
-  echo "$req_hash" > "$stamp"
+  "$VENV/bin/uv" pip install --quiet --python "$VPY" --no-deps --no-build-isolation -e .
+  echo "$lock_hash" > "$stamp"
 fi
 
 # 2. vision_msgs: only where the interpreter cannot import a real one.
@@ -54,8 +61,9 @@ if ! "$VPY" -c 'import vision_msgs.msg' >/dev/null 2>&1; then
   pyinc=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
   npinc=$("$VPY" -c 'import numpy; print(numpy.get_include())')
   pyver=$("$VPY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
-  # The wheels were built in a manylinux image; their CMake exports name its Python and numpy paths.
-  grep -rlZ "/opt/python/cp" "$VENV/share" --include='*.cmake' 2>/dev/null | xargs -0 -r sed -i -E \
+  # The wheels were built in a manylinux image; their CMake exports name its Python and numpy paths
+  # (none left once rewritten: grep's "no match" is not a failure).
+  { grep -rlZ "/opt/python/cp" "$VENV/share" --include='*.cmake' 2>/dev/null || true; } | xargs -0 -r sed -i -E \
     -e "s#/opt/python/cp[0-9]+-cp[0-9]+/lib/python[0-9.]+/site-packages/numpy/_core/include#${npinc}#g" \
     -e "s#/opt/python/cp[0-9]+-cp[0-9]+/include/python[0-9.]+#${pyinc}#g"
   build="$ROOT/build/vision_msgs"
@@ -71,4 +79,6 @@ if ! "$VPY" -c 'import vision_msgs.msg' >/dev/null 2>&1; then
   "$VPY" -c 'from vision_msgs.msg import Detection2DArray; Detection2DArray()' \
     || { log "vision_msgs built but does not import"; exit 1; }
 fi
+# 3. The venv is the lock: nothing missing, nothing extra, no broken requirement.
+"$VPY" scripts/check_env.py requirements.lock
 log "ready: $VENV"

@@ -26,6 +26,7 @@ from .diagnostics import ERROR, WARN, DiagnosticsPublisher
 from .files import package_file
 from .image_conversion import ImageEncodingError, image_to_bgr, stamp_ns
 from .params import Param, declare_all
+from .problem_log import ProblemLog
 from .qos import sensor_qos
 
 COMMON_PARAMETERS: tuple[Param, ...] = (
@@ -56,6 +57,7 @@ class PerceptionNode(Node):
 
     def __init__(self, node_name: str, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
+        self._problem_log = ProblemLog(self.get_logger())
         param_errors: list[str] = []
         self.params: dict[str, Any] = declare_all(self, self.all_parameters(), param_errors)
         self.latency = LatencyRecorder(window=int(self.params["latency_window"]))
@@ -80,16 +82,19 @@ class PerceptionNode(Node):
         return tuple(cls.PARAMETERS) + COMMON_PARAMETERS
 
     # -- problems: one log line per throttle period, a WARN/ERROR status, never an exception upward
-    def warn_input(self, key: str, message: str, level: int = WARN, throttle_s: float = 5.0) -> None:
-        """Report bad input or a transient failure: throttled log + diagnostics status, keep serving."""
-        log = self.get_logger().error if level >= ERROR else self.get_logger().warning
-        log(f"{key}: {message}", throttle_duration_sec=throttle_s)
+    def warn_input(
+        self, key: str, message: str, level: int = WARN, throttle_s: float = 5.0, problem: str = ""
+    ) -> None:
+        """Report bad input or a transient failure: a log line per problem per throttle period and a
+        diagnostics status under ``key``; keep serving. ``problem`` tells apart problems that share a
+        status key (each bad encoding gets its own line)."""
+        self._problem_log(f"{key}:{problem}", level, f"{key}: {message}", throttle_s)
         self.diagnostics.report(key, level, message)
 
     def startup_error(self, key: str, message: str) -> None:
         """A configuration that cannot work (bad parameter, missing file): one error line and an ERROR
         status that stays; the node keeps running (diagnostics, parameters) instead of crash-looping."""
-        self.get_logger().error(f"{key}: {message}")
+        self._problem_log(f"startup:{key}", ERROR, f"{key}: {message}", 0.0)
         self.diagnostics.report(key, ERROR, message, ttl_s=None)
 
     def guarded(self, key: str, fn: Callable[..., None]) -> Callable[..., None]:
@@ -99,7 +104,7 @@ class PerceptionNode(Node):
             try:
                 fn(*args)
             except Exception as exc:
-                self.warn_input(key, f"{type(exc).__name__}: {exc}")
+                self.warn_input(key, f"{type(exc).__name__}: {exc}", problem=type(exc).__name__)
                 self.get_logger().debug(traceback.format_exc())
 
         return wrapper
@@ -109,12 +114,14 @@ class PerceptionNode(Node):
         """``(bgr, stamp_ns)`` of an input image, or None after a throttled report: the node has no
         model (``ready`` False, an ERROR: see the startup error) or the image cannot be converted."""
         if not ready:
-            self.warn_input("model", "no model loaded; see the startup error", level=ERROR)
+            # The startup error already holds the ERROR status (it never expires); a report under its
+            # key here would replace it with one that does, and the node would look healthy again.
+            self._problem_log("input:no_model", ERROR, "image dropped: no model loaded (see the startup error)")
             return None
         try:
             return image_to_bgr(msg), stamp_ns(msg.header)
         except ImageEncodingError as exc:
-            self.warn_input("input", str(exc))
+            self.warn_input("input", str(exc), problem=f"{msg.encoding}:{msg.width}x{msg.height}")
             return None
 
     def subscribe_images(self, topic: str, callback: Callable[[Image], None], depth: int = 5) -> Any:
