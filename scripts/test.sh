@@ -6,7 +6,7 @@ cd "$ROOT"
 bash scripts/setup_env.sh
 VENV="${TRT_PERCEPTION_VENV:-$ROOT/.venv}"
 echo "== ruff (py310)"
-"$VENV/bin/ruff" check trt_perception test tools bench
+"$VENV/bin/ruff" check trt_perception test tools bench scripts
 echo "== mypy (TensorRT module against tensorrt-stubs)"
 "$VENV/bin/mypy" --config-file pyproject.toml trt_perception/inference
 echo "== pytest"

@@ -38,6 +38,7 @@ EXERCISES: dict[str, str] = {
     r"(\.venv/bin/)?trt-perception quantize( .*)?": "test_quantize_compare_fuse",
     r"(\.venv/bin/)?trt-perception compare( .*)?": "test_quantize_compare_fuse",
     r"(\.venv/bin/)?trt-perception fuse-argmax( .*)?": "test_quantize_compare_fuse",
+    r"(\.venv/bin/)?trt-perception build --config \S+ --compute-capability .*": "test_build_ahead_of_time_for_rtx",
     r"(\.venv/bin/)?trt-perception build( .*)?": "test_build_without_tensorrt",
     r"\.venv/bin/python -m tools\.make_samples --out data$": "test_make_samples_is_deterministic",
     r"bash bench/run_all\.sh$": "test_bench_run_all_lists_runnable_benchmarks",
@@ -193,6 +194,17 @@ def test_build_without_tensorrt(tmp_path: Path) -> None:
     out = cli("build", "models/detector.onnx", "--precision", "fp16", "--cache-dir", str(tmp_path))
     assert out.returncode == 2
     assert "TensorRT is not installed" in out.stdout + out.stderr and "Traceback" not in out.stderr
+
+
+def test_build_ahead_of_time_for_rtx(tmp_path: Path) -> None:
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is in the lock; CI has it")
+    cache = tmp_path / "engines_rtx"
+    args = ("build", "--config", "config/engine_builder.yaml", "--compute-capability", "8.6", "--cache-dir")
+    out = cli(*args, str(cache))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert len(list(cache.glob("*.engine")) + list(cache.glob("*.plan"))) == 4, list(cache.iterdir())
+    again = cli(*args, str(cache), "--check")
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
 
 
 def test_make_samples_is_deterministic(sample_data: SampleData, tmp_path: Path) -> None:
