@@ -69,6 +69,8 @@ def coco_dict(frames: Iterable[tuple[str, int, Frame]]) -> dict:
             }
             if ann.category_id == PLATE:
                 entry["text"] = ann.text
+            if ann.track_id:
+                entry["track_id"] = ann.track_id
             annotations.append(entry)
     return {
         "info": {"description": "trt_perception synthetic road scenes", "version": "1"},

@@ -42,6 +42,7 @@ class Car:
     roof: float  # cabin height fraction of the body height
     plate_text: str
     plate: np.ndarray  # BGR, rendered once so it looks the same in every frame
+    track_id: int = 0  # identity in a sequence (0: none), carried by its annotations
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Annotation:
     category_id: int
     bbox: tuple[float, float, float, float]  # x, y, w, h in pixels
     text: str = ""
+    track_id: int = 0  # the car's identity in a sequence; a plate carries its car's
 
 
 @dataclass
@@ -312,8 +314,8 @@ def _draw_car(img: np.ndarray, mask: np.ndarray, car: Car, cam: _Camera) -> list
     x0, y0 = max(left, 0.0), max(roof_top, 0.0)
     x1, y1 = min(right, float(w)), min(v_ground, float(h))
     return [
-        Annotation(CAR, (x0, y0, x1 - x0, y1 - y0)),
-        Annotation(PLATE, (float(px), float(py), float(pw), float(ph)), car.plate_text),
+        Annotation(CAR, (x0, y0, x1 - x0, y1 - y0), track_id=car.track_id),
+        Annotation(PLATE, (float(px), float(py), float(pw), float(ph)), car.plate_text, car.track_id),
     ]
 
 
