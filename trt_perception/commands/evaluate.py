@@ -9,6 +9,10 @@ Examples::
   trt-perception evaluate --task detection --dataset data/val --model models/detector.onnx \\
       --precisions fp32,fp16,int8 --out reports/detector
 
+  # tracking + per-vehicle plates on a sequence with identities (MOTA, IDF1, ID switches, plate exact match)
+  trt-perception evaluate --task tracking --dataset data/traffic --model models/detector.onnx \\
+      --reader models/plate_reader_ctc.onnx
+
   # the deployed node settings, on a bag, ground truth from a topic recorded in it
   trt-perception evaluate --bag data/sample_bag --image-topic /camera/image_raw \\
       --gt-topic /ground_truth/detections --config config/detector.yaml --model fast=detector_int8.onnx
@@ -25,7 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = __doc__.split("Examples::", 1)[1] if __doc__ else None
     p.add_argument(
-        "--task", default="detection", choices=("detection", "plates", "segmentation", "regression")
+        "--task",
+        default="detection",
+        choices=("detection", "plates", "segmentation", "regression", "tracking"),
     )
     src = p.add_argument_group("data (one of --dataset or --bag)")
     src.add_argument(
@@ -94,6 +100,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--detector", type=Path, help="plates: detector model for an end-to-end (detect+read) run"
     )
     cfg.add_argument(
+        "--reader", type=Path, help="tracking: plate reader model, for the per-vehicle plate scores"
+    )
+    cfg.add_argument(
         "--reference", help="configuration name the others are compared with (default: the first)"
     )
     met = p.add_argument_group("metrics and output")
@@ -142,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         if args.dataset:
             source = CocoFolderSource(args.dataset, args.images, args.masks, limit=args.limit)
         else:
-            if args.task in ("detection", "plates") and not (args.gt or args.gt_topic):
+            if args.task in ("detection", "plates", "tracking") and not (args.gt or args.gt_topic):
                 return fail(f"--task {args.task} on a bag needs --gt JSON or --gt-topic")
             source = BagSource(
                 args.bag, args.image_topic, args.gt, args.gt_topic, args.mask_topic, args.limit
@@ -152,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
             kwargs["conf_threshold"] = args.conf_threshold
         if args.task == "segmentation":
             kwargs["num_classes"] = args.num_classes
+        if args.task == "tracking":
+            kwargs["reader"] = args.reader
         task: Task = make_task(args.task, **kwargs)
 
         options = {}

@@ -20,7 +20,7 @@ from ..metrics.latency import LatencyRecorder
 from ..metrics.plates import match_readings, score_plates
 from .sources import Frame, Source
 
-TASKS = ("detection", "plates", "segmentation", "regression")
+TASKS = ("detection", "plates", "segmentation", "regression", "tracking")
 
 
 @dataclass
@@ -368,7 +368,10 @@ class RegressionTask(Task):
 
 
 def make_task(name: str, **kwargs: Any) -> Task:
+    from .tracking_task import TrackingTask  # its own module: it imports this one
+
     tasks: dict[str, type[Task]] = {
+        "tracking": TrackingTask,
         "detection": DetectionTask,
         "plates": PlatesTask,
         "segmentation": SegmentationTask,
