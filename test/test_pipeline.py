@@ -3,6 +3,7 @@ perception_pipeline node (one process: camera file in, detections and plates out
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -155,3 +156,72 @@ def test_segmenter_joins_the_chain(sample_data: Any) -> None:
     assert {"segmenter.inference", "detector.inference", "plate_reader.inference"} <= set(
         pipe.latency.stages()
     )
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_node_tracks_vehicles_with_stable_ids_and_one_event_each(
+    ros_node: Any, start_node: Any, sample_data: Any
+) -> None:
+    """The sample video (traffic: vehicles entering, leaving, passing) through the node with the
+    committed models: each vehicle's plate is published under one track ID, and every readable
+    vehicle gets exactly one ``final`` and one ``ended`` event with its ground-truth text."""
+    from std_msgs.msg import String
+    from vision_msgs.msg import Detection2DArray
+
+    from trt_perception.ros.qos import latched_qos, reliable_qos
+
+    tracks: list[Any] = []
+    events: list[dict[str, Any]] = []
+    ros_node.create_subscription(Detection2DArray, "tracks", tracks.append, reliable_qos(50))
+    ros_node.create_subscription(
+        String, "plate_events", lambda m: events.append(json.loads(m.data)), latched_qos(100)
+    )
+    proc = start_node(
+        "perception_pipeline",
+        params_file=CONFIG / "perception_pipeline.yaml",
+        params={
+            "camera.source": str(sample_data.video),
+            "detector.model": str(ROOT / "models/detector.onnx"),
+            "plate_reader.model": str(ROOT / "models/plate_reader_ctc.onnx"),
+            "plate_reader.charset": str(ROOT / "models/plate_charset.txt"),
+        },
+    )
+    gt = json.loads(Path(sample_data.root / "sample_scene_gt.json").read_text())
+    texts = _readable_texts(gt)
+    finished = lambda: sum(e["event"] == "ended" for e in events) >= len(texts)  # noqa: E731
+    assert ros_node.spin_until(finished, 90), (events, proc.log()[-3000:])
+    ros_node.spin_until(lambda: False, 1.0)  # nothing more may come
+    final = [e for e in events if e["event"] == "final"]
+    ended = [e for e in events if e["event"] == "ended"]
+    assert sorted(e["text"] for e in final) == sorted(texts), (final, texts)
+    assert sorted(e["track_id"] for e in final) == sorted({e["track_id"] for e in final}), (
+        "one final per vehicle"
+    )
+    assert sorted(e["track_id"] for e in ended) == sorted(e["track_id"] for e in final), (
+        "one ended per vehicle"
+    )
+    for e in ended:
+        assert e["last_stamp_ns"] > e["first_stamp_ns"] and e["frames_seen"] > e["reads"] > 0
+        crop = cv2.imdecode(
+            np.frombuffer(base64.b64decode(e["crop_jpeg_base64"]), np.uint8), cv2.IMREAD_COLOR
+        )
+        assert crop is not None and crop.shape[1] > crop.shape[0] > 8
+    # Stable IDs: in the tracks topic a plate text is only ever shown under one track ID.
+    owner: dict[str, set[str]] = {}
+    for msg in tracks:
+        for d in msg.detections:
+            assert d.id.isdigit()
+            if len(d.results) > 1:
+                owner.setdefault(d.results[1].hypothesis.class_id, set()).add(d.id)
+    assert owner and all(len(ids) == 1 for ids in owner.values()), owner
+    assert proc.alive()
+
+
+def _readable_texts(coco: dict[str, Any], min_px: float = 14.0, min_frames: int = 5) -> list[str]:
+    """Plate texts of the vehicles whose plate is at least ``min_px`` tall in ``min_frames`` frames."""
+    frames: dict[str, int] = {}
+    for a in coco["annotations"]:
+        if a.get("text") and a["bbox"][3] >= min_px:
+            frames[a["text"]] = frames.get(a["text"], 0) + 1
+    return sorted(t for t, n in frames.items() if n >= min_frames)

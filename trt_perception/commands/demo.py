@@ -1,10 +1,12 @@
 """``trt-perception demo``: the plate pipeline on the sample video with a live terminal view.
 
-Camera (the video file) -> detector -> plate reader in one process, the way the ``perception_pipeline``
-node runs it: detections, plate texts, frames per second and per-stage latency are redrawn in the
-terminal while the video plays, and a summary is printed when it ends. ``--ros`` runs the real
-``perception_pipeline`` node instead (publishing ``detections``, ``plates`` and ``/diagnostics``) and
-shows the same view from its results.
+Camera (the video file) -> detector -> tracker -> per-vehicle plate reading in one process, the way
+the ``perception_pipeline`` node runs it: tracked vehicles with their IDs and plate texts, frames per
+second and per-stage latency are redrawn in the terminal while the video plays, and a summary of the
+vehicles and their plates is printed when it ends. ``--no-tracking`` reads every plate of every
+frame instead (the summary then counts texts by frames). ``--ros`` runs the real
+``perception_pipeline`` node (publishing ``detections``, ``tracks``, ``plates``, ``plate_events`` and
+``/diagnostics``) and shows the same view from its results.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ros", action="store_true", help="run the perception_pipeline ROS node and publish the results"
     )
+    p.add_argument(
+        "--no-tracking",
+        action="store_true",
+        help="read every plate of every frame (no vehicles, no consensus)",
+    )
 
 
 @dataclass
@@ -51,6 +58,10 @@ class DemoState:
     started: float = field(default_factory=time.perf_counter)
     last: Any = None
     plates_seen: Counter[str] = field(default_factory=Counter)
+    #: Track ID -> its latest plate event (final, then ended) when tracking.
+    vehicles: dict[int, Any] = field(default_factory=dict)
+    final: set[int] = field(default_factory=set)  # vehicles whose text became final
+    reads: int = 0
     fps_window: list[float] = field(default_factory=list)
 
     def fps(self) -> float:
@@ -62,8 +73,17 @@ class DemoState:
         self.last = result
         self.fps_window.append(time.perf_counter())
         del self.fps_window[:-60]
-        for r in result.plates:
-            self.plates_seen[r.text] += 1
+        self.reads += result.reads
+        self.events(result.events)
+        if result.tracks is None:
+            for r in result.plates:
+                self.plates_seen[r.text] += 1
+
+    def events(self, events: list[Any]) -> None:
+        for e in events:
+            self.vehicles[e.track_id] = e
+            if e.kind == "final":
+                self.final.add(e.track_id)
 
 
 def _path(p: str) -> str:
@@ -75,6 +95,8 @@ STAGES = (
     ("detector.preprocess", "detector  pre-process"),
     ("detector.inference", "detector  inference"),
     ("detector.postprocess", "detector  decode+NMS"),
+    ("tracker.track", "tracker   associate"),
+    ("plate_consensus.associate", "plates    assign+gate+crop"),
     ("plate_reader.crop", "reader    select+crop"),
     ("plate_reader.preprocess", "reader    pre-process"),
     ("plate_reader.inference", "reader    inference"),
@@ -98,7 +120,9 @@ def render(state: DemoState, latency: Any, width: int = 78) -> str:
             lines.append(f"{name:<28}{s.mean_ms:>10.2f}{s.p95_ms:>10.2f}{s.max_ms:>10.2f}")
     lines.append(bar)
     r = state.last
-    if r is not None:
+    if r is not None and r.tracks is not None:
+        lines += _tracks_now(r)
+    elif r is not None:
         counts = Counter(r.detections.names())
         lines.append("detections: " + (", ".join(f"{n} x{c}" for n, c in sorted(counts.items())) or "none"))
         for i in range(min(len(r.detections), 6)):
@@ -109,9 +133,29 @@ def render(state: DemoState, latency: Any, width: int = 78) -> str:
         lines.append(
             "plates now: " + ("  ".join(f"{p.text} ({p.confidence:.2f})" for p in r.plates) or "none")
         )
-    seen = "  ".join(f"{t} x{n}" for t, n in state.plates_seen.most_common(8))
-    lines.append(f"plates read so far ({len(state.plates_seen)} distinct): {seen or 'none'}")
+    if r is not None and r.tracks is not None:
+        done = "  ".join(f"#{i} {e.text}" for i, e in sorted(state.vehicles.items())[-8:] if e.text)
+        lines.append(f"vehicles read so far ({len(state.vehicles)}): {done or 'none'}")
+        lines.append(
+            f"reader: {state.reads} crops in {state.frames} frames ({state.reads / max(state.frames, 1):.2f}/frame)"
+        )
+    else:
+        seen = "  ".join(f"{t} x{n}" for t, n in state.plates_seen.most_common(8))
+        lines.append(f"plates read so far ({len(state.plates_seen)} distinct): {seen or 'none'}")
     return "\n".join(line[: width + 40] for line in lines)
+
+
+def _tracks_now(r: Any) -> list[str]:
+    """One line per tracked vehicle: ID, class, box, its plate text once confident."""
+    dets, plates = r.tracks.detections, r.plate_of()
+    lines = [f"tracks now: {len(r.tracks)}"]
+    for i in range(min(len(r.tracks), 6)):
+        track_id = int(r.tracks.ids[i])
+        x1, y1, x2, y2 = (int(v) for v in dets.boxes[i])
+        p = plates.get(track_id)
+        text = f"{p.text} ({p.confidence:.2f}, {p.agreeing} agreeing)" if p is not None else "-"
+        lines.append(f"  #{track_id:<4} {dets.label(i):<6} [{x1:4d},{y1:4d},{x2:4d},{y2:4d}]  {text}")
+    return lines
 
 
 class View:
@@ -153,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
     from ..stages.camera import CameraConfig, CameraError, CameraSource
     from ..stages.detector import DetectorConfig
     from ..stages.plate_reader import PlateReaderConfig
+    from ..stages.tracker import TrackerConfig
 
     latency = LatencyRecorder(window=1000)
     try:
@@ -165,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
                 charset=_charset(args.reader),
             ),
             latency=latency,
+            tracker=None if args.no_tracking else TrackerConfig(),
         )
         pipeline.warmup()
         camera = CameraSource(
@@ -192,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
         camera.stop()
         if writer is not None:
             writer.release()
+    state.events(pipeline.flush())
     view.update(state, latency, force=True)
     _summary(state, latency)
     return 0 if state.frames else 1
@@ -215,11 +262,11 @@ def _frame_count(video: str) -> int:
 def _write(writer: Any, path: str, bgr: Any, result: Any) -> Any:
     import cv2
 
-    from ..vision.draw import draw_detections, draw_readings
+    from ..vision.draw import draw_result
 
     if writer is None:
         writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (bgr.shape[1], bgr.shape[0]))
-    writer.write(draw_readings(draw_detections(bgr, result.detections), result.plates, copy=False))
+    writer.write(draw_result(bgr, result))
     return writer
 
 
@@ -230,6 +277,9 @@ def _summary(state: DemoState, latency: Any) -> None:
         f"\n{state.frames} frames in {wall:.1f} s ({state.frames / max(wall, 1e-9):.1f} FPS overall"
         + (f", pipeline capacity {1000 / e2e.mean_ms:.1f} FPS at {e2e.mean_ms:.1f} ms/frame)" if e2e else ")")
     )
+    if state.last is not None and state.last.tracks is not None:
+        _vehicle_summary(state)
+        return
     # A plate entering the frame or blurred gives one-off partial readings: list the steady ones.
     steady = [(t, n) for t, n in state.plates_seen.most_common() if n >= 3]
     rare = sum(1 for n in state.plates_seen.values() if n < 3)
@@ -237,6 +287,23 @@ def _summary(state: DemoState, latency: Any) -> None:
         print("plates read: " + ", ".join(f"{t} ({n} frames)" for t, n in steady))
     if rare:
         print(f"plus {rare} readings seen in fewer than 3 frames (plates entering the view, blur)")
+
+
+def _vehicle_summary(state: DemoState) -> None:
+    """One line per vehicle whose plate was read: its consensus text, confidence and support."""
+    read = [e for _, e in sorted(state.vehicles.items())]
+    final = [e for e in read if e.track_id in state.final]
+    print(f"{len(final)} vehicles read ({state.reads} plate crops read in {state.frames} frames):")
+    for e in final:
+        print(
+            f"  vehicle #{e.track_id}: {e.text}  (confidence {e.confidence:.2f}, {e.agreeing} of {e.reads} "
+            f"readings agree, plate seen in {e.frames_seen} frames)"
+        )
+    unsure = len(read) - len(final)
+    if unsure:
+        print(
+            f"plus {unsure} vehicle(s) whose plate was never read with confidence (too far, too short in view)"
+        )
 
 
 def _run_ros(args: argparse.Namespace) -> int:
@@ -257,6 +324,7 @@ def _run_ros(args: argparse.Namespace) -> int:
         f"plate_reader.model:={_path(args.reader)}",
         f"plate_reader.decoder:={args.reader_decoder}",
         f"plate_reader.charset:={_charset(args.reader) or chr(39) * 2}",
+        f"tracking.enabled:={'false' if args.no_tracking else 'true'}",
     ]
     ros_args = ["--ros-args"] + [a for o in overrides for a in ("-p", o)]
     rclpy.init(args=["demo", *ros_args])
@@ -279,6 +347,8 @@ def _run_ros(args: argparse.Namespace) -> int:
         pass
     finally:
         node.on_shutdown()
+        if node.pipeline is not None:  # the vehicles still in view end with the run
+            state.events(node.pipeline.flush())
         view.update(state, node.latency, force=True)
         _summary(state, node.latency)
         node.destroy_node()

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, TypeVar
 
 from ..ros.files import resolve_file
 from ..ros.params import Param
@@ -95,6 +96,24 @@ def reader_config(p: dict[str, Any], prefix: str = "", model: str | None = None)
         input_height=int(g("input_height")),
         min_confidence=float(g("min_confidence")),
     )
+
+
+C = TypeVar("C")
+
+
+def config_params(cls: type, prefix: str = "") -> tuple[Param, ...]:
+    """Node parameters of a stage config dataclass whose fields carry their description in
+    ``metadata["help"]`` (``TrackerConfig``, ``PlateConsensusConfig``): declared once, in the stage."""
+    out = []
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        out.append(Param(prefix + f.name, default, f.metadata["help"]))
+    return tuple(out)
+
+
+def config_from_params(cls: type[C], p: dict[str, Any], prefix: str = "") -> C:
+    """``cls`` filled from the node's parameter values of ``config_params(cls, prefix)``."""
+    return cls(**{f.name: p[prefix + f.name] for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
 
 
 def prefixed(params: tuple[Param, ...], prefix: str) -> tuple[Param, ...]:

@@ -3,6 +3,9 @@
 Thin: parameters -> ``stages.detector.Detector``; each image is converted (a view for bgr8), run
 through the stage and published with the input's header. The annotated image is drawn only while
 someone subscribes to it. Latency per stage and input problems go to ``/diagnostics``.
+
+With ``tracking`` the detections also go through ``stages.tracker.Tracker`` and the tracked objects
+are published on ``tracks_topic`` (Detection2DArray, track ID in ``Detection2D.id``).
 """
 
 from __future__ import annotations
@@ -14,15 +17,16 @@ from vision_msgs.msg import Detection2DArray
 
 from ..inference.engine import EngineError
 from ..metrics.latency import END_TO_END
-from ..ros.detection_msgs import DetectionMsgBuilder
+from ..ros.detection_msgs import DetectionMsgBuilder, tracks_to_msg
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
 from ..stages.detector import Detector
-from ..vision.draw import draw_detections
-from ._detection_common import DETECTOR_PARAMETERS, detector_config
+from ..stages.tracker import Tracker, TrackerConfig
+from ..vision.draw import draw_detections, draw_tracks
+from ._detection_common import DETECTOR_PARAMETERS, config_from_params, config_params, detector_config
 
 MESSAGE = "message"
 
@@ -38,6 +42,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("annotated_topic", "detections/image", "Annotated image topic, drawn only while subscribed."),
     Param("publish_annotated", True, "Offer the annotated image at all."),
     Param("qos_depth", 5, "Image subscription queue depth."),
+    Param("tracking", False, "Track the detections and publish them with track IDs on tracks_topic."),
+    Param("tracks_topic", "tracks", "Tracked objects (Detection2DArray, id = track ID) when tracking."),
+    *config_params(TrackerConfig, "tracker."),
 )
 
 
@@ -62,6 +69,13 @@ class DetectorNode(PerceptionNode):
         except (EngineError, ValueError, OSError) as exc:
             self.startup_error("model", f"cannot start the detector: {exc}")
         self.pub = self.create_publisher(Detection2DArray, str(p["detections_topic"]), reliable_qos(10))
+        self.tracker: Tracker | None = None
+        self.tracks_pub = None
+        if p["tracking"]:
+            self.tracker = Tracker(config_from_params(TrackerConfig, p, "tracker."), self.latency)
+            self.tracks_pub = self.create_publisher(
+                Detection2DArray, str(p["tracks_topic"]), reliable_qos(10)
+            )
         self._det_msg = DetectionMsgBuilder()  # reused message, or its CDR bytes: ~0.1 ms less per frame
         self.annotated_pub = (
             self.create_publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
@@ -82,9 +96,14 @@ class DetectorNode(PerceptionNode):
         with self.latency.measure(MESSAGE):
             out = self._det_msg(dets, msg.header)
         self.pub.publish(out)
+        tracks = None
+        if self.tracker is not None and self.tracks_pub is not None:
+            tracks = self.tracker(dets, stamp)
+            self.tracks_pub.publish(tracks_to_msg(tracks, msg.header))
         self.latency.record(END_TO_END, (time.perf_counter() - start) * 1e3)
         if self.annotated_pub is not None and self.annotated_pub.get_subscription_count() > 0:
-            self.annotated_pub.publish(numpy_to_image(draw_detections(bgr, dets), "bgr8", header=msg.header))
+            img = draw_tracks(bgr, tracks) if tracks is not None else draw_detections(bgr, dets)
+            self.annotated_pub.publish(numpy_to_image(img, "bgr8", header=msg.header))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,9 +1,20 @@
-"""``perception_pipeline`` node: camera -> detector -> plate reader (-> segmenter) in ONE process.
+"""``perception_pipeline`` node: camera -> detector -> tracker -> plate reader (-> segmenter) in ONE process.
 
 Frames go from the ROS-free ``CameraSource`` straight into the stages as numpy arrays (DeepStream's
 single pipeline); only the results are published: ``detections`` and ``plates``
 (Detection2DArray), ``segmentation/mask`` when the segmenter is on, and the camera image itself only
 when ``publish_image`` is set (or someone subscribes to the annotated view).
+
+With ``tracking.enabled`` (the default) the vehicles are tracked and their plates read per vehicle
+(``stages/plate_consensus.py``): ``tracks`` (Detection2DArray, track ID in ``Detection2D.id``, the
+vehicle's plate text as ``results[1]`` once its consensus is confident), ``plates`` carries each
+vehicle's consensus text (``id`` = track ID) instead of every frame's guess, and ``plate_events``
+(std_msgs/String, one JSON object per event: ``final`` when a vehicle's text first becomes
+confident, ``ended`` when its track ends) carries text, confidence, agreeing readings, frames seen,
+reads, first/last stamp and the best plate crop (base64 JPEG). JSON in a String because no message
+package here has those fields (custom messages would need a rosidl build), and one self-contained
+message per event keeps the crop with its text: a separate Image topic could only be matched by
+stamp, and two vehicles' events can share one.
 
 By default the stages run in the camera's capture thread, straight after the frame is read: no
 hand-over, no thread switch, the frame still in that core's cache; the detections go out serialised
@@ -20,23 +31,27 @@ from typing import Any
 
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header
+from std_msgs.msg import Header, String
 from vision_msgs.msg import Detection2DArray
 
 from ..inference.engine import EngineError
 from ..pipeline.perception import PerceptionPipeline, PipelineResult
-from ..ros.detection_msgs import DetectionMsgBuilder, readings_to_msg
+from ..ros.detection_msgs import DetectionMsgBuilder, readings_to_msg, tracks_to_msg
 from ..ros.diagnostics import WARN
 from ..ros.files import params_model_file, resolve_file
 from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
-from ..ros.qos import reliable_qos
+from ..ros.qos import latched_qos, reliable_qos
 from ..stages.camera import FAILED, FINISHED, STOPPED, CameraConfig, CameraError, CameraSource, Frame
-from ..vision.draw import draw_detections, draw_readings
+from ..stages.plate_consensus import PlateConsensusConfig
+from ..stages.tracker import TrackerConfig
+from ..vision.draw import draw_result
 from ._detection_common import (
     DETECTOR_PARAMETERS,
     READER_PARAMETERS,
+    config_from_params,
+    config_params,
     detector_config,
     prefixed,
     reader_config,
@@ -65,7 +80,24 @@ PARAMETERS: tuple[Param, ...] = (
     Param("publish_image", False, "Also publish the camera frames (costs a copy and the transport)."),
     Param("image_topic", "camera/image_raw", "Where the camera frames go when publish_image is set."),
     Param("detections_topic", "detections", "Detector output (vision_msgs/Detection2DArray)."),
-    Param("plates_topic", "plates", "Plate readings (Detection2DArray, class_id = text)."),
+    Param(
+        "plates_topic",
+        "plates",
+        "Plate texts (Detection2DArray, class_id = text; with tracking each vehicle's consensus, id = track ID).",
+    ),
+    Param(
+        "tracks_topic",
+        "tracks",
+        "Tracked objects (Detection2DArray, id = track ID, results[1] = plate text).",
+    ),
+    Param(
+        "plate_events_topic",
+        "plate_events",
+        "Per-vehicle plate events (std_msgs/String JSON: final / ended, with the best crop; transient local).",
+    ),
+    Param(
+        "tracking.enabled", True, "Track the detections and read plates per vehicle (gated, by consensus)."
+    ),
     Param("annotated_topic", "perception/image", "Annotated frames, drawn only while subscribed."),
     Param(
         "use_engine_builder",
@@ -100,6 +132,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param("segmentation.mask_topic", "segmentation/mask", "mono8 class-index mask topic."),
     *prefixed(DETECTOR_PARAMETERS, "detector."),
     *prefixed(READER_PARAMETERS, "plate_reader."),
+    *config_params(TrackerConfig, "tracker."),
+    *config_params(PlateConsensusConfig, "plate_consensus."),
 )
 
 
@@ -133,6 +167,7 @@ class PerceptionPipelineNode(PerceptionNode):
                     input_width=int(p["segmentation.input_width"]),
                     input_height=int(p["segmentation.input_height"]),
                 )
+            tracking = bool(p["tracking.enabled"])
             self.pipeline = PerceptionPipeline.build(
                 detector_config(p, "detector.", model=engine("detector.model")),
                 reader_config(p, "plate_reader.", model=engine("plate_reader.model"))
@@ -140,6 +175,8 @@ class PerceptionPipelineNode(PerceptionNode):
                 else None,
                 seg_cfg,
                 self.latency,
+                tracker=config_from_params(TrackerConfig, p, "tracker.") if tracking else None,
+                consensus=config_from_params(PlateConsensusConfig, p, "plate_consensus."),
             )
             self.pipeline.warmup()
             camera_cfg = CameraConfig(
@@ -154,6 +191,9 @@ class PerceptionPipelineNode(PerceptionNode):
         qos = reliable_qos(10)
         self.det_pub = self.create_publisher(Detection2DArray, str(p["detections_topic"]), qos)
         self.plate_pub = self.create_publisher(Detection2DArray, str(p["plates_topic"]), qos)
+        self.tracks_pub = self.create_publisher(Detection2DArray, str(p["tracks_topic"]), qos)
+        # Events are rare and must not be lost: reliable, and the last 100 kept for late subscribers.
+        self.events_pub = self.create_publisher(String, str(p["plate_events_topic"]), latched_qos(100))
         self.image_pub = self.create_publisher(Image, str(p["image_topic"]), reliable_qos(2))
         self.annotated_pub = self.create_publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
         self.mask_pub = (
@@ -206,6 +246,7 @@ class PerceptionPipelineNode(PerceptionNode):
         if state.status in ENDED:
             if self._camera_status != state.status:
                 self._camera_status = state.status
+                self._publish_events(self.pipeline.flush() if self.pipeline is not None else [])
                 self.diagnostics.report("camera", WARN, f"source {state.status}: {state.message}", ttl_s=None)
                 self.get_logger().info(f"camera source {state.status} after {self.frames} frames")
             return False
@@ -234,13 +275,19 @@ class PerceptionPipelineNode(PerceptionNode):
         self.det_pub.publish(self._det_msg(result.detections, header))
         if self.pipeline is not None and self.pipeline.plate_reader is not None:
             self.plate_pub.publish(readings_to_msg(result.plates, header))
+        if result.tracks is not None:
+            self.tracks_pub.publish(tracks_to_msg(result.tracks, header, result.plate_of()))
+        self._publish_events(result.events)
         if self.mask_pub is not None and result.segmentation is not None:
             self.mask_pub.publish(numpy_to_image(result.segmentation.mask, "mono8", header=header))
         if self.params["publish_image"]:
             self.image_pub.publish(numpy_to_image(bgr, "bgr8", header=header))
         if self.annotated_pub.get_subscription_count() > 0:
-            img = draw_readings(draw_detections(bgr, result.detections), result.plates, copy=False)
-            self.annotated_pub.publish(numpy_to_image(img, "bgr8", header=header))
+            self.annotated_pub.publish(numpy_to_image(draw_result(bgr, result), "bgr8", header=header))
+
+    def _publish_events(self, events: list[Any]) -> None:
+        for event in events:
+            self.events_pub.publish(String(data=event.to_json(self._frame_id)))
 
     def on_shutdown(self) -> None:
         self._stop.set()

@@ -1,7 +1,10 @@
-"""``Detections`` / plate readings <-> ``vision_msgs/Detection2DArray`` (vision_msgs 4.x layout).
+"""``Detections`` / plate readings / tracks <-> ``vision_msgs/Detection2DArray`` (vision_msgs 4.x layout).
 
 A detection's ``results[0].hypothesis`` carries ``class_id`` (the label, or the plate text) and the
-score; ``bbox`` its centre and size in pixels; the array's header is the input image's.
+score; ``bbox`` its centre and size in pixels; the array's header is the input image's. Tracked
+objects carry their track ID in ``Detection2D.id`` (the vision_msgs convention: it has no track
+field), and a tracked vehicle whose plate text is known has it as a second hypothesis
+(``results[1]``: class_id = text, score = consensus confidence).
 """
 
 from __future__ import annotations
@@ -68,13 +71,14 @@ class DetectionMsgBuilder:
         self._pose = position_orientation + np.asarray(pose.covariance, "<f8").tobytes()
         self.serialize = _cdr_matches_rclpy(self)
 
-    def __call__(self, dets: Detections, header: Any) -> Detection2DArray | bytes:
-        """Serialised message (bytes) where the CDR writer matches rclpy's, else the message."""
+    def __call__(self, dets: Detections, header: Any, ids: Sequence[str] = ()) -> Detection2DArray | bytes:
+        """Serialised message (bytes) where the CDR writer matches rclpy's, else the message;
+        ``ids`` (one per detection, e.g. track IDs) go in ``Detection2D.id``."""
         if self.serialize:
-            return self.cdr(dets, header)
-        return self.build(dets, header)
+            return self.cdr(dets, header, ids)
+        return self.build(dets, header, ids)
 
-    def build(self, dets: Detections, header: Any) -> Detection2DArray:
+    def build(self, dets: Detections, header: Any, ids: Sequence[str] = ()) -> Detection2DArray:
         n = len(dets)
         pool = self._pool
         while len(pool) < n:
@@ -94,12 +98,13 @@ class DetectionMsgBuilder:
             hyp = d.results[0].hypothesis
             hyp.class_id = names[i]
             hyp.score = scores[i]
+            d.id = ids[i] if ids else ""
         msg = self._msg
         msg.header = header
         msg.detections = pool[:n]
         return msg
 
-    def cdr(self, dets: Detections, header: Any) -> bytes:
+    def cdr(self, dets: Detections, header: Any, ids: Sequence[str] = ()) -> bytes:
         """The Detection2DArray's CDR bytes (little endian, plain CDR as rmw_fastrtps writes it)."""
         out = bytearray(b"\x00\x01\x00\x00")  # encapsulation: CDR_LE; offsets count after it
         head = _header(header)
@@ -120,7 +125,7 @@ class DetectionMsgBuilder:
             out += pose  # 8-aligned: it follows a double
             x1, y1, x2, y2 = boxes[i]
             out += _BBOX.pack((x1 + x2) * 0.5, (y1 + y2) * 0.5, 0.0, x2 - x1, y2 - y1)
-            _string(out, "")  # id
+            _string(out, ids[i] if ids else "")  # id
         return bytes(out)
 
 
@@ -180,10 +185,32 @@ def _cdr_matches_rclpy(builder: DetectionMsgBuilder) -> bool:
 
 def readings_to_msg(readings: Sequence[Any], header: Any) -> Detection2DArray:
     """Plate readings (``box``, ``text``, ``confidence``) -> class_id = text, score = confidence;
-    ``id`` also holds the text so tools that match on it find it."""
+    ``id`` is the vehicle's track ID for per-vehicle plates (``track_id``), else the text so tools
+    that match on it find it."""
     msg = Detection2DArray()
     msg.header = header
-    msg.detections = [_detection(header, r.box, r.text, r.confidence, r.text) for r in readings]
+    msg.detections = [
+        _detection(header, r.box, r.text, r.confidence, str(getattr(r, "track_id", r.text))) for r in readings
+    ]
+    return msg
+
+
+def tracks_to_msg(tracks: Any, header: Any, plates: dict[int, Any] | None = None) -> Detection2DArray:
+    """``Tracks`` -> one Detection2D per tracked object, ``id`` = track ID, class_id = label; with a
+    known plate (``plates``: track ID -> reading with ``text``/``confidence``) a second hypothesis."""
+    msg = Detection2DArray()
+    msg.header = header
+    dets, plates = tracks.detections, plates or {}
+    names, boxes, scores = dets.names(), dets.boxes.tolist(), dets.scores.tolist()
+    for i, track_id in enumerate(tracks.ids.tolist()):
+        d = _detection(header, boxes[i], names[i], scores[i], str(track_id))
+        plate = plates.get(track_id)
+        if plate is not None and plate.text:
+            hyp = ObjectHypothesisWithPose()
+            hyp.hypothesis.class_id = plate.text
+            hyp.hypothesis.score = float(plate.confidence)
+            d.results.append(hyp)
+        msg.detections.append(d)
     return msg
 
 

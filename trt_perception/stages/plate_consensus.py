@@ -200,12 +200,42 @@ class PlateEvent:
     crop: np.ndarray
 
 
+    def to_json(self, frame_id: str = "", jpeg_quality: int = 90) -> str:
+        """The event as one JSON object (the ``plate_events`` message), the crop as base64 JPEG."""
+        import base64
+        import json
+
+        import cv2
+
+        crop = ""
+        if self.crop.size:
+            ok, jpg = cv2.imencode(".jpg", self.crop, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            crop = base64.b64encode(jpg.tobytes()).decode() if ok else ""
+        return json.dumps(
+            {
+                "event": self.kind,
+                "track_id": self.track_id,
+                "text": self.text,
+                "confidence": round(self.confidence, 4),
+                "agreeing": self.agreeing,
+                "frames_seen": self.frames_seen,
+                "reads": self.reads,
+                "first_stamp_ns": self.first_stamp_ns,
+                "last_stamp_ns": self.last_stamp_ns,
+                "frame_id": frame_id,
+                "plate_box": [round(float(v), 1) for v in self.box],
+                "crop_jpeg_base64": crop,
+            }
+        )
+
+
 @dataclass
 class ConsensusResult:
     plates: list[VehiclePlate] = field(default_factory=list)
     events: list[PlateEvent] = field(default_factory=list)
-    #: Crops read in this frame (the reader's work).
+    #: Crops read in this frame (the reader's work) and what each read: (plate box, text).
     reads: int = 0
+    readings: list[tuple[np.ndarray, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -253,9 +283,10 @@ class PlateConsensus:
             crops = [bgr[y1:y2, x1:x2] for x1, y1, x2, y2 in windows]
             valid = [i for i, c in enumerate(crops) if c.size]
         readings = self.reader.read_crops([crops[i] for i in valid], per_char=True) if valid else []
-        events = []
+        events, read = [], []
         for i, (text, _, chars) in zip(valid, readings):  # type: ignore[misc]
             k = due[i]
+            read.append((pboxes[k], text))
             event = self._add(int(ids[k]), Reading(text, chars), pboxes[k], crops[i])
             if event is not None:
                 events.append(event)
@@ -263,7 +294,13 @@ class PlateConsensus:
         events += [self._event(ENDED, int(i)) for i in tracks.ended if self._ended(int(i))]
         for i in tracks.ended:
             self._vehicles.pop(int(i), None)
-        return ConsensusResult(plates, events, len(valid))
+        return ConsensusResult(plates, events, len(valid), read)
+
+    def flush(self) -> list[PlateEvent]:
+        """End every vehicle still tracked (the stream is over): their ENDED events, state cleared."""
+        events = [self._event(ENDED, i) for i in sorted(self._vehicles) if self._ended(i)]
+        self._vehicles.clear()
+        return events
 
     def _plates_of_tracks(self, detections: Detections, tracks: Tracks) -> tuple[np.ndarray, ...]:
         """(track ids, vehicle boxes, plate boxes) of the tracks that show a plate in this frame."""

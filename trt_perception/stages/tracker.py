@@ -78,7 +78,10 @@ class TrackerConfig:
         default=30, metadata=_help("Frames a confirmed track survives without a match before it ends.")
     )
     classes: list[str] = field(
-        default_factory=list, metadata=_help("Classes to track, by label or id; empty tracks all.")
+        default_factory=list,
+        metadata=_help(
+            "Classes to track, by label or id; empty: all (the plate pipeline: all but the plates)."
+        ),
     )
 
 
@@ -318,6 +321,8 @@ class Tracker:
     def _age(self, t: _State) -> tuple[_State, np.ndarray]:
         """Unmatched tracked -> lost; unmatched unconfirmed and lost past ``max_lost_frames`` end."""
         missed = t.last_frame < self._frame
+        if not missed.any():  # every track matched: the usual frame
+            return t, t.ids[:0]
         t.state[missed & (t.state == TRACKED)] = LOST
         gone = missed & ((t.ids == 0) | (self._frame - t.last_frame > self.cfg.max_lost_frames))
         if not gone.any():

@@ -60,3 +60,31 @@ def draw_readings(
         cv2.rectangle(img, (x1, y1), (x2, y2), (0, 215, 255), 2)
         _label(img, f"{r.text} {r.confidence:.2f}", x1, y1 - 2, (0, 140, 255), scale)
     return img
+
+
+def draw_tracks(
+    bgr: np.ndarray, tracks: Any, plates: dict[int, Any] | None = None, copy: bool = True, scale: float = 0.5
+) -> np.ndarray:
+    """Tracked boxes (``Tracks``) coloured by track ID and labelled ``#ID label``, plus the vehicle's
+    plate text (``plates``: track ID -> reading) when it is known."""
+    img = bgr.copy() if copy else bgr
+    plates = plates or {}
+    dets = tracks.detections
+    for i, (x1, y1, x2, y2) in enumerate(dets.boxes.astype(int).tolist()):
+        track_id = int(tracks.ids[i])
+        col = color(track_id)
+        cv2.rectangle(img, (x1, y1), (x2, y2), col, 2)
+        plate = plates.get(track_id)
+        text = f"#{track_id} {dets.label(i)}" + (f" {plate.text}" if plate is not None and plate.text else "")
+        _label(img, text, x1, y1, col, scale)
+    return img
+
+
+def draw_result(bgr: np.ndarray, result: Any) -> np.ndarray:
+    """A pipeline result on a copy of its frame: the tracks with IDs and per-vehicle texts (or the
+    detections when nothing is tracked), then the plates."""
+    if result.tracks is not None:
+        img = draw_tracks(bgr, result.tracks, result.plate_of())
+    else:
+        img = draw_detections(bgr, result.detections)
+    return draw_readings(img, result.plates, copy=False)
