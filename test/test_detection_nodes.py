@@ -219,3 +219,32 @@ def test_plate_reader_node_matches_stamps(ros_node: Any, start_node: Any, tmp_pa
     last = next(m for m in probe.got["plates"] if m.header.stamp.sec == 4)
     assert isinstance(last, Detection2DArray) and not last.detections
     _ = cv2  # rendered() uses OpenCV
+
+
+def test_detector_node_tracks_when_asked(ros_node: Any, start_node: Any, tmp_path: Path) -> None:
+    """``tracking:=true``: the same detections also come out on ``tracks`` with stable IDs in ``id``."""
+    from vision_msgs.msg import Detection2DArray
+
+    model, labels = fixed_detector(tmp_path)
+    proc = start_node(
+        "detector",
+        params_file=CONFIG / "detector.yaml",
+        params={"model": str(model), "labels": str(labels), "tracking": True},
+    )
+    probe = Probe(ros_node)
+    tracks: list[Any] = []
+    ros_node.create_subscription(Detection2DArray, "tracks", tracks.append, reliable_qos(10))
+    probe.wait_subscribed(probe.image_pub)
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    sec = iter(range(1, 1000))
+
+    def five_tracked() -> bool:
+        probe.image_pub.publish(probe.image(frame, next(sec)))
+        return len(tracks) >= 5
+
+    assert ros_node.spin_until(five_tracked, 30.0), proc.log()
+    for msg in tracks:
+        ids = {d.results[0].hypothesis.class_id: d.id for d in msg.detections}
+        assert ids == {"car": "1", "plate": "2"}, ids
+    assert all(m.header.frame_id == "cam" and m.header.stamp.sec > 0 for m in tracks), "the input's header"
+    assert proc.alive()

@@ -71,14 +71,13 @@ class DetectionMsgBuilder:
         self._pose = position_orientation + np.asarray(pose.covariance, "<f8").tobytes()
         self.serialize = _cdr_matches_rclpy(self)
 
-    def __call__(self, dets: Detections, header: Any, ids: Sequence[str] = ()) -> Detection2DArray | bytes:
-        """Serialised message (bytes) where the CDR writer matches rclpy's, else the message;
-        ``ids`` (one per detection, e.g. track IDs) go in ``Detection2D.id``."""
+    def __call__(self, dets: Detections, header: Any) -> Detection2DArray | bytes:
+        """Serialised message (bytes) where the CDR writer matches rclpy's, else the message."""
         if self.serialize:
-            return self.cdr(dets, header, ids)
-        return self.build(dets, header, ids)
+            return self.cdr(dets, header)
+        return self.build(dets, header)
 
-    def build(self, dets: Detections, header: Any, ids: Sequence[str] = ()) -> Detection2DArray:
+    def build(self, dets: Detections, header: Any) -> Detection2DArray:
         n = len(dets)
         pool = self._pool
         while len(pool) < n:
@@ -98,13 +97,12 @@ class DetectionMsgBuilder:
             hyp = d.results[0].hypothesis
             hyp.class_id = names[i]
             hyp.score = scores[i]
-            d.id = ids[i] if ids else ""
         msg = self._msg
         msg.header = header
         msg.detections = pool[:n]
         return msg
 
-    def cdr(self, dets: Detections, header: Any, ids: Sequence[str] = ()) -> bytes:
+    def cdr(self, dets: Detections, header: Any) -> bytes:
         """The Detection2DArray's CDR bytes (little endian, plain CDR as rmw_fastrtps writes it)."""
         out = bytearray(b"\x00\x01\x00\x00")  # encapsulation: CDR_LE; offsets count after it
         head = _header(header)
@@ -125,7 +123,7 @@ class DetectionMsgBuilder:
             out += pose  # 8-aligned: it follows a double
             x1, y1, x2, y2 = boxes[i]
             out += _BBOX.pack((x1 + x2) * 0.5, (y1 + y2) * 0.5, 0.0, x2 - x1, y2 - y1)
-            _string(out, ids[i] if ids else "")  # id
+            _string(out, "")  # id
         return bytes(out)
 
 
