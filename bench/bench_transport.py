@@ -11,6 +11,10 @@
    bare publisher). Targets: bridge median <= 1.2x the bare pair; no lost frames at 30 Hz.
 4. camera_bridge CPU time per published 1280x720 frame at 30 Hz (utime + stime from /proc/<pid>/stat
    over a fixed window while frames flow; includes reading the BMP, which a camera driver would do).
+5. Interoperation with Fast DDS defaults: 1280x720 at 30 Hz from a process on the shipped profile to one
+   on defaults (best effort) and back (reliable), frames received of those sent (target: at most 2 of
+   30 lost). test_fastdds_profile checks the same hops with bounds a loaded CI machine meets; the real
+   counts are measured here.
 """
 
 from __future__ import annotations
@@ -154,10 +158,48 @@ def hop(
     }
 
 
+INTEROP = (("profile->defaults", True, False, "best_effort"), ("defaults->profile", False, True, "reliable"))
+
+
+def interop(frames: int, env: dict[str, str], tmp: Path) -> dict[str, Any]:
+    """``frames`` 1280x720 frames at 30 Hz across each ``INTEROP`` pair (publisher's and subscriber's
+    transport: shipped profile or Fast DDS defaults) -> frames received and lost per direction."""
+    base = {k: v for k, v in env.items() if k != "FASTDDS_DEFAULT_PROFILES_FILE"}
+    py = [sys.executable, "-m", "bench.image_peer"]
+    results: dict[str, Any] = {}
+    for name, pub_profile, sub_profile, reliability in INTEROP:
+        common = ["--width", "1280", "--height", "720", "--reliability", reliability]
+        common += ["--topic", f"bench/interop_{reliability}"]
+        out = tmp / f"interop_{reliability}.json"
+        sub_args = ["--count", str(frames), "--timeout", "60", "--idle", "3", "--out", str(out)]
+        sub = subprocess.Popen(
+            [*py, "sub", *common, *sub_args],
+            env={**base, "FASTDDS_DEFAULT_PROFILES_FILE": str(PROFILE)} if sub_profile else base,
+            cwd=ROOT,
+        )
+        try:
+            subprocess.run(
+                [*py, "pub", *common, "--count", str(frames), "--rate", str(RATE_HZ), "--wait", "30"],
+                env={**base, "FASTDDS_DEFAULT_PROFILES_FILE": str(PROFILE)} if pub_profile else base,
+                cwd=ROOT,
+                check=True,
+                timeout=120,
+            )
+            sub.wait(90)
+        finally:
+            _stop(sub)
+        received = json.loads(out.read_text())["received"]
+        lost = frames - received
+        results[name] = {"reliability": reliability, "sent": frames, "received": received, "lost": lost}
+        print(f"interop {name} ({reliability}): {received} of {frames}")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=150, help="frames received per hop run")
     p.add_argument("--rounds", type=int, default=2, help="bare/bridge pairs per size (medians are pooled)")
+    p.add_argument("--interop-frames", type=int, default=30, help="frames per direction of the interop hops")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
 
@@ -177,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         if k not in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
     }
     env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(PROFILE)
-    env["ROS_DOMAIN_ID"] = str(160 + os.getpid() % 60)
+    env["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 9)  # 1-9: valid (0-101), apart from the tests' 10-99
     hops: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench_transport_") as tmp_name:
         tmp = Path(tmp_name)
@@ -211,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             bare, bridge = entry["bare"]["median_ms"], entry["bridge"]["median_ms"]
             entry["ratio_bridge_over_bare"] = bridge / bare if bare and bridge else None
             hops[f"{width}x{height}"] = entry
-    report["hop_30hz_best_effort"] = hops
+        report["hop_30hz_best_effort"] = hops
+        report["interop_720p_30hz"] = interop(args.interop_frames, env, tmp)
 
     conv = report["conversion"]
     targets = [
@@ -236,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         targets.append(
             (f"hop {size}: frames lost by the bare pair at 30 Hz", e["bare"]["lost"], 0, "==", None)
         )
+    for name, r in report["interop_720p_30hz"].items():
+        # at most 2 of 30 lost: the bound test_fastdds_profile used to assert on every run
+        label = f"interop {name} 720p {r['reliability']}: frames lost at 30 Hz"
+        targets.append((label, r["lost"], 2 * r["sent"] // 30, "<=", None))
     cpu720 = hops["1280x720"]["bridge"]["publisher_cpu_ms_per_frame"]
     targets.append(("camera_bridge CPU per 1280x720 frame at 30 Hz (ms)", cpu720, None, "report", None))
     report["targets"] = [

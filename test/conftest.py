@@ -26,7 +26,7 @@ MODELS = ROOT / "models"
 
 # One DDS domain per test run (pid-derived) keeps parallel runs on one machine apart; the shipped
 # image profile gives nodes and the test process the same fast transport.
-os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 150))
+os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))  # 10-99: inside the valid 0-101
 os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")
 if not any(
     os.environ.get(k)

@@ -190,11 +190,14 @@ def test_deviation_is_fast_for_100k_poses() -> None:
     reference = circle(60.0, 10_000)
     driven = circle(60.4, 100_000, endpoint=True)
     position_deviation(reference, driven)  # warm-up
-    t0 = time.perf_counter()
+    # CPU time, not wall time: a test process descheduled on a loaded machine does not count.
+    t0 = time.process_time()
     dev = position_deviation(reference, driven)
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     assert dev.mean_m == pytest.approx(0.4, abs=1e-3)
-    assert elapsed < 1.0  # the bench holds the 100 ms target; this only guards against a regression to O(N*M)
+    # bench_behavior holds the 100 ms target (12 ms measured); this bound is 20x that target and only
+    # guards against a gross regression (an O(N*M) pairwise distance, 10^9 pairs, takes seconds).
+    assert elapsed < 2.0
 
 
 def _odometry(ts: Any, x: float, y: float, stamp: Any, child_frame_id: str, **header: Any) -> Any:
@@ -356,8 +359,8 @@ def test_evaluator_node_without_clock_and_with_messy_odometry(start_node, ros_no
     odom_pub = ros_node.create_publisher(Odometry, "odom", reliable_qos(200))
     cmd_pub = ros_node.create_publisher(Twist, "cmd_vel", reliable_qos(10))
     assert ros_node.spin_until(
-        lambda: odom_pub.get_subscription_count() > 0 and cmd_pub.get_subscription_count() > 0, 15
-    )
+        lambda: odom_pub.get_subscription_count() > 0 and cmd_pub.get_subscription_count() > 0, 60
+    )  # deadlines: generous, they only cost time on a failure
     from trt_perception.sim.circuits import get_circuit
 
     line = get_circuit("simple").centerline
@@ -377,10 +380,10 @@ def test_evaluator_node_without_clock_and_with_messy_odometry(start_node, ros_no
         odom_pub.publish(msg)
         ros_node.spin_until(lambda: False, 0.01)
     assert ros_node.spin_until(
-        lambda: any(s.level == b"\x01" and "/clock" in s.message for s in statuses), 10
+        lambda: any(s.level == b"\x01" and "/clock" in s.message for s in statuses), 60
     ), node.log()
     assert node.alive()
-    node.stop()
+    node.stop(timeout=60)  # the report is written at shutdown: give a loaded machine time for it
     data = json.loads((out / "run.json").read_text())
     assert data["time_base"] == "real" and data["real_time_factor"] is None
     assert data["odometry_duplicates"] >= 1 and data["odometry_out_of_order"] >= 1

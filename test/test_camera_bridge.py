@@ -95,7 +95,7 @@ def test_png_folder_frames_arrive_pixel_exact_in_order(
     assert all(b > a for a, b in itertools.pairwise(stamps))
     # /diagnostics carries the latency of capture -> publish and the source's counters.
     assert listener.wait(
-        lambda: bool(listener.statuses) and int(listener.values().get("frames_published", 0)) >= 20, 10, proc
+        lambda: bool(listener.statuses) and int(listener.values().get("frames_published", 0)) >= 20, 60, proc
     )
     values = listener.values()
     for key in (
@@ -127,7 +127,7 @@ def test_video_delivers_expected_count(start_node: Any, ros_node: Any, tmp_path:
     ros_node.spin_until(lambda: False, 0.5)  # nothing more may come: the file has ended
     assert len(listener.images) == 45
     assert listener.wait(
-        lambda: listener.values().get("source_state") == "finished" if listener.statuses else False, 5
+        lambda: listener.values().get("source_state") == "finished" if listener.statuses else False, 60
     )
     assert listener.status_level() == OK
     assert proc.alive()
@@ -188,7 +188,7 @@ def test_network_camera_vanishes_warns_and_recovers(start_node: Any, ros_node: A
         )
         assert listener.wait(lambda: len(listener.images) >= 5, 30, proc)
         server.stop()
-        assert listener.wait(lambda: listener.status_level() == WARN, 15, proc), (
+        assert listener.wait(lambda: listener.status_level() == WARN, 60, proc), (
             "no WARN after the camera vanished"
         )
         status = listener.statuses[-1]
@@ -198,7 +198,7 @@ def test_network_camera_vanishes_warns_and_recovers(start_node: Any, ros_node: A
         assert listener.wait(lambda: len(listener.images) >= seen + 5, 30, proc), (
             "no frames after the camera returned"
         )
-        assert listener.wait(lambda: listener.status_level() == OK, 15, proc)
+        assert listener.wait(lambda: listener.status_level() == OK, 60, proc)
         assert int(listener.values()["reconnects"]) >= 1
         assert proc.alive()
     finally:
@@ -222,7 +222,7 @@ def test_bad_parameters_give_one_error_and_error_status(
     params = {k: v.format(folder=png_folder) if isinstance(v, str) else v for k, v in params.items()}
     listener = Listener(ros_node)
     proc = start_node("camera_bridge", params_file=PARAMS_FILE, params={**params, "diagnostics_period": 0.3})
-    assert listener.wait(lambda: listener.status_level() == ERROR, 20, proc)
+    assert listener.wait(lambda: listener.status_level() == ERROR, 60, proc)
     assert expected in listener.statuses[-1].message
     time.sleep(1.0)
     assert proc.alive(), "camera_bridge exited on a bad parameter (a launch respawn would crash-loop)"

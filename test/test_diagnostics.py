@@ -75,12 +75,44 @@ def test_thresholds_and_problems_set_the_level(ros_node: Any) -> None:
     assert diag.status().level == bytes([WARN])
 
 
+class _FakeClock:
+    """A monotonic clock the test advances by hand, so TTLs are checked without racing the scheduler."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
 def test_problem_expires_after_its_ttl(ros_node: Any) -> None:
-    diag = DiagnosticsPublisher(ros_node, LatencyRecorder(), period_s=0)
+    clock = _FakeClock()
+    diag = DiagnosticsPublisher(ros_node, LatencyRecorder(), period_s=0, clock=clock)
     diag.report("image", WARN, "bad encoding", ttl_s=0.2)
     assert diag.status().level == bytes([WARN])
-    time.sleep(0.3)
+    clock.t += 0.19
+    assert diag.status().level == bytes([WARN])  # still within its TTL
+    diag.report("image", WARN, "bad encoding", ttl_s=0.2)  # a new report restarts the TTL
+    clock.t += 0.19
+    assert diag.status().level == bytes([WARN])
+    clock.t += 0.02
+    assert diag.status().level == bytes([OK])  # 0.21 s after the last report: expired
+    diag.report("camera", ERROR, "camera lost", ttl_s=None)
+    clock.t += 1e6
+    assert diag.status().level == bytes([ERROR])  # no TTL: stays until cleared
+
+
+def test_problem_expires_on_the_real_clock(ros_node: Any) -> None:
+    # The default clock is wired: the problem goes away on its own. Polled with a generous deadline
+    # rather than one fixed sleep, so a descheduled test process cannot fail it.
+    diag = DiagnosticsPublisher(ros_node, LatencyRecorder(), period_s=0)
+    reported = time.monotonic()  # taken before report(), so the elapsed check below cannot race
+    diag.report("image", WARN, "bad encoding", ttl_s=0.2)
+    deadline = reported + 30
+    while diag.status().level != bytes([OK]) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert diag.status().level == bytes([OK])
+    assert time.monotonic() - reported >= 0.2  # not before its TTL
 
 
 def test_published_on_diagnostics_topic(ros_node: Any) -> None:
@@ -91,7 +123,7 @@ def test_published_on_diagnostics_topic(ros_node: Any) -> None:
     rec = LatencyRecorder()
     rec.record(END_TO_END, 3.0)
     DiagnosticsPublisher(ros_node, rec, component="probe", period_s=0.1)
-    assert ros_node.spin_until(lambda: bool(received), timeout=10)
+    assert ros_node.spin_until(lambda: bool(received), timeout=60)
     status = received[-1].status[0]
     assert status.name.endswith(": probe")
     assert _values(status)["end_to_end.mean_ms"] == "3.000"

@@ -60,7 +60,7 @@ def wait_status(ros_node: Any) -> dict[str, Any]:
     ros_node.create_subscription(
         String, STATUS_TOPIC, lambda m: got.append(json.loads(m.data)), latched_qos()
     )
-    assert ros_node.spin_until(lambda: bool(got), 20.0), "no latched status from engine_builder"
+    assert ros_node.spin_until(lambda: bool(got), 60.0), "no latched status from engine_builder"
     return got[-1]
 
 
@@ -79,7 +79,7 @@ def test_node_reports_tensorrt_absent(start_node: Any, ros_node: Any) -> None:
     assert st["tensorrt"] is False and "TensorRT is not installed" in st["reason"]
     assert [e["state"] for e in st["engines"]] == ["unavailable"]
     assert st["engines"][0]["model"].endswith("models/detector.onnx")
-    assert ros_node.spin_until(lambda: any(s.name.startswith("engine_builder") for s in diags), 10.0)
+    assert ros_node.spin_until(lambda: any(s.name.startswith("engine_builder") for s in diags), 60.0)
     mine = [s for s in diags if s.name.startswith("engine_builder")][-1]
     assert mine.level[0] == 2  # ERROR: the bad entry
     assert "unknown key 'bogus'" in mine.message and "TensorRT is not installed" in mine.message
@@ -91,8 +91,10 @@ def test_resolve_model_without_builder_and_without_tensorrt(ros_node: Any) -> No
     assert engine_wait.resolve_model(ros_node, "/m/a.onnx", "fp16", False, 1.0) == "/m/a.onnx"
     assert engine_wait.resolve_model(ros_node, "/m/a.engine", "fp16", True, 1.0) == "/m/a.engine"
     start = time.monotonic()
-    assert engine_wait.resolve_model(ros_node, "/m/a.onnx", "fp16", True, 30.0) == "/m/a.onnx"
-    assert time.monotonic() - start < 2.0  # no TensorRT here: falls back at once
+    assert engine_wait.resolve_model(ros_node, "/m/a.onnx", "fp16", True, 120.0) == "/m/a.onnx"
+    # No TensorRT here: falls back at once, not after the 120 s wait (the bound is that loose so a
+    # loaded machine meets it; it only tells "at once" from "waited for the timeout").
+    assert time.monotonic() - start < 30.0
 
 
 @pytest.mark.ros
@@ -126,4 +128,6 @@ def test_resolve_model_times_out(ros_node: Any, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(factory, "tensorrt_available", lambda: True)
     start = time.monotonic()
     assert engine_wait.resolve_model(ros_node, "/m/lonely.onnx", "fp16", True, 1.0) == "/m/lonely.onnx"
-    assert 1.0 <= time.monotonic() - start < 5.0
+    # Not before its 1 s timeout (holds under any load); the upper bound, 10x the timeout, only
+    # guards against a wait that ignores its timeout.
+    assert 1.0 <= time.monotonic() - start < 10.0

@@ -16,6 +16,7 @@ import importlib
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rclpy.qos import QoSProfile
@@ -54,6 +55,31 @@ PARAMETERS: tuple[Param, ...] = (
     Param("queue_size", 16, "Messages read ahead of the publisher (bounded: images are large)."),
     Param("exit_when_done", False, "Shut the node down after the last message (no loop)."),
 )
+
+
+class ReplayPacer:
+    """When each message of a pass is due: the first when it is paced, each later one its log-time
+    distance from the first, divided by ``rate``. Due times are absolute, so a late publish does
+    not delay the ones after it. ROS-free, with ``clock`` and ``wait(seconds) -> stopped`` injectable
+    so the schedule is testable exactly, whatever the machine's load."""
+
+    def __init__(
+        self, rate: float, wait: Callable[[float], bool], clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.rate, self.clock, self._wait = rate, clock, wait
+        self.first_ns: int | None = None
+        self.wall0 = 0.0
+
+    def due(self, timestamp_ns: int) -> float:
+        """The ``clock`` time at which the message logged at ``timestamp_ns`` is due."""
+        if self.first_ns is None:
+            self.first_ns, self.wall0 = timestamp_ns, self.clock()
+        return self.wall0 + (timestamp_ns - self.first_ns) * 1e-9 / self.rate
+
+    def wait_until(self, due: float) -> bool:
+        """Wait until ``due``; True when stopped meanwhile."""
+        delay = due - self.clock()
+        return delay > 0 and self._wait(delay)
 
 
 def message_class(msgtype: str) -> Any:
@@ -199,8 +225,7 @@ class BagReplayNode(PerceptionNode):
             self.context.try_shutdown()
 
     def _play_once(self, q: queue.Queue[Any]) -> int:
-        first_ns: int | None = None
-        wall0 = 0.0
+        pacer = ReplayPacer(self.rate, self._stop.wait)  # perf_counter, as _publish_clock's origin
         sent = 0
         while not self._stop.is_set():
             item = q.get()
@@ -212,13 +237,12 @@ class BagReplayNode(PerceptionNode):
                 )
                 continue
             m: BagMessage = item
-            if first_ns is None:
-                first_ns, wall0 = m.timestamp_ns, time.perf_counter()
-                self.bag_start_ns = first_ns
-                self._clock_origin = (wall0, first_ns)
-            due = wall0 + (m.timestamp_ns - first_ns) * 1e-9 / self.rate
-            delay = due - time.perf_counter()
-            if delay > 0 and self._stop.wait(delay):
+            first = pacer.first_ns is None
+            due = pacer.due(m.timestamp_ns)
+            if first:
+                self.bag_start_ns = m.timestamp_ns
+                self._clock_origin = (pacer.wall0, m.timestamp_ns)
+            if pacer.wait_until(due):
                 return sent
             start = time.perf_counter()
             self._outputs[m.topic].publish(m.data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -46,7 +47,7 @@ class DiagnosticsPublisher:
 
     ``report`` raises a named problem (bad input, lost camera, missing engine) that stays until
     ``clear`` or until ``ttl_s`` passes without another report, so one bad frame shows as WARN for a
-    while and then recovers on its own.
+    while and then recovers on its own. ``clock`` (seconds, monotonic) times those TTLs.
     """
 
     def __init__(
@@ -60,7 +61,10 @@ class DiagnosticsPublisher:
         error_ms: float = 0.0,
         level_stage: str = END_TO_END,
         topic: str = "/diagnostics",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        # Injectable so problem TTLs can be tested without sleeping (a sleep races a loaded machine).
+        self._clock = clock
         self._node = node
         self._recorder = recorder
         self.name = f"{node.get_name()}: {component}"
@@ -74,7 +78,7 @@ class DiagnosticsPublisher:
         self._timer = node.create_timer(period_s, self.publish) if period_s > 0 else None
 
     def report(self, key: str, level: int, message: str, ttl_s: float | None = 10.0) -> None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             old = self._problems.get(key)
             since = old.since if old is not None and old.level == level else now
@@ -90,7 +94,7 @@ class DiagnosticsPublisher:
             self._values[key] = _fmt(value)
 
     def status(self) -> DiagnosticStatus:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             for key in [k for k, p in self._problems.items() if p.expires is not None and p.expires < now]:
                 del self._problems[key]

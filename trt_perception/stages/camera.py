@@ -269,12 +269,25 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 class CameraSource:
     """Threaded capture from a ``CameraConfig``: ``start()``, ``read(timeout_s)``, ``stop()``, ``state``."""
 
-    def __init__(self, cfg: CameraConfig, on_frame: Callable[[Frame], None] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: CameraConfig,
+        on_frame: Callable[[Frame], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
+    ) -> None:
         """``on_frame``: called in the capture thread with each frame instead of handing it to ``read``;
         for a consumer that never blocks (a best-effort / keep-last publisher), it saves a thread
-        switch per frame. It must not raise."""
+        switch per frame. It must not raise.
+
+        ``clock`` (monotonic seconds) and ``sleep(seconds)`` time the pacing: a file's or folder's
+        playback rate and the rate cap. Injected together, they let a test check the schedule exactly,
+        whatever the machine's load; by default pacing waits on the stop event, so ``stop()`` cuts a
+        wait short."""
         self.cfg = cfg
         self._on_frame = on_frame
+        self._clock = clock
+        self._sleep = sleep
         self.kind = cfg.resolved_kind()
         self.lossless = (not cfg.is_live()) if cfg.lossless is None else cfg.lossless
         self._cond = threading.Condition()
@@ -327,6 +340,8 @@ class CameraSource:
         """The newest frame not yet returned, waiting up to ``timeout_s``; None on timeout or at the end."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
+            if self._stop.is_set():
+                return None  # a frame captured just before stop() is not handed out after it
             while self._latest is None or self._latest.seq <= self._returned:
                 if self._stop.is_set() or self._state.status in (FINISHED, FAILED, STOPPED):
                     return None
@@ -377,7 +392,7 @@ class CameraSource:
 
     def _run(self) -> None:
         period = 1.0 / self.cfg.rate_hz if self.cfg.rate_hz > 0 else 0.0
-        next_due = time.monotonic()
+        next_due = self._clock()
         failures = 0
         live = self.cfg.is_live()
         while not self._stop.is_set():
@@ -385,14 +400,14 @@ class CameraSource:
                 if not self._connect(failures):
                     failures += 1
                     continue
-                next_due = time.monotonic()
+                next_due = self._clock()
             # A file or folder plays like a camera: wait for the frame's turn, then read it, so the
             # decoding happens just before the hand-over (as a driver's does), not right after it.
             file_period = 0.0 if live else period or (1.0 / self._reader.fps if self._reader.fps else 0.0)
             if file_period:
                 if self._wait_until(next_due):
                     return
-                next_due = max(next_due + file_period, time.monotonic() - file_period)
+                next_due = max(next_due + file_period, self._clock() - file_period)
             try:
                 ok, image, index, path = self._reader.read()
             except CameraError as exc:
@@ -407,7 +422,7 @@ class CameraSource:
                 elif not self._at_end():
                     return
                 continue
-            now = time.monotonic()
+            now = self._clock()
             stamp_ns = time.time_ns()  # when the driver (or the decoder) returned the frame
             if failures or self._state.status != CONNECTED:
                 self._set_state(CONNECTED, f"capturing from {self.kind} '{self.cfg.source}'")
@@ -491,9 +506,14 @@ class CameraSource:
         return False
 
     def _wait_until(self, t: float) -> bool:
-        """Sleep until monotonic ``t``; True when stopped meanwhile."""
-        delay = t - time.monotonic()
-        return self._stop.wait(delay) if delay > 0 else self._stop.is_set()
+        """Sleep until ``t`` on the pacing clock; True when stopped meanwhile."""
+        delay = t - self._clock()
+        if delay <= 0:
+            return self._stop.is_set()
+        if self._sleep is None:
+            return self._stop.wait(delay)
+        self._sleep(delay)
+        return self._stop.is_set()
 
     def _deliver(self, image: np.ndarray, stamp_ns: int, index: int, path: str) -> None:
         if self._on_frame is not None:
