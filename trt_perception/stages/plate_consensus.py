@@ -199,7 +199,6 @@ class PlateEvent:
     box: np.ndarray
     crop: np.ndarray
 
-
     def to_json(self, frame_id: str = "", jpeg_quality: int = 90) -> str:
         """The event as one JSON object (the ``plate_events`` message), the crop as base64 JPEG."""
         import base64
@@ -278,7 +277,7 @@ class PlateConsensus:
         self._frame += 1
         with self.latency.measure(self._name):
             ids, vboxes, pboxes = self._plates_of_tracks(detections, tracks)
-            due = [k for k in range(len(ids)) if self._due(int(ids[k]), pboxes[k], stamp_ns)]
+            due = [k for k in range(len(ids)) if self._due(self._seen(int(ids[k]), stamp_ns), pboxes[k])]
             windows = self.reader.crop_boxes(pboxes[due], bgr.shape[1], bgr.shape[0])
             crops = [bgr[y1:y2, x1:x2] for x1, y1, x2, y2 in windows]
             valid = [i for i, c in enumerate(crops) if c.size]
@@ -316,12 +315,17 @@ class PlateConsensus:
         pboxes = np.concatenate([plates.boxes[has], tdets.boxes[own]])
         return ids, vboxes, pboxes
 
-    def _due(self, track_id: int, box: np.ndarray, stamp_ns: int) -> bool:
+    def _seen(self, track_id: int, stamp_ns: int) -> _Vehicle:
+        """The vehicle's state, counting this frame as one its plate was seen in."""
         v = self._vehicles.get(track_id)
         if v is None:
             v = self._vehicles[track_id] = _Vehicle(stamp_ns)
         v.frames_seen += 1
         v.last_stamp_ns = stamp_ns
+        return v
+
+    def _due(self, v: _Vehicle, box: np.ndarray) -> bool:
+        """Whether the plate is read in this frame (DeepStream's re-inference rules + confidence)."""
         cfg = self.cfg
         area = float((box[2] - box[0]) * (box[3] - box[1]))
         return (
