@@ -141,15 +141,15 @@ def vote(readings: Sequence[Reading]) -> Consensus:
 
 def plates_to_vehicles(
     vehicles: np.ndarray, plates: np.ndarray, scores: np.ndarray, min_inside: float = 0.8
-) -> tuple[np.ndarray, np.ndarray]:
-    """(vehicle index per plate or -1, plates suppressed as a second box inside an owned vehicle).
+) -> np.ndarray:
+    """Vehicle index per plate, or -1: on no vehicle, or a second (nested, duplicate) box on one.
 
     ``vehicles`` [V, 4], ``plates`` [P, 4] xyxy; one plate per vehicle, chosen by a minimum-cost
     assignment: a plate sits low and centred on its vehicle, and a higher score is preferred.
     """
     owner = np.full(len(plates), -1, np.intp)
     if not len(vehicles) or not len(plates):
-        return owner, np.zeros(len(plates), bool)
+        return owner
     lt = np.maximum(vehicles[:, None, :2], plates[None, :, :2])
     rb = np.minimum(vehicles[:, None, 2:], plates[None, :, 2:])
     inter = np.clip(rb - lt, 0, None).prod(-1)
@@ -164,10 +164,7 @@ def plates_to_vehicles(
         v, p = linear_sum_assignment(cost)
         ok = inside[v, p]
         owner[p[ok]] = v[ok]
-    has_plate = np.zeros(len(vehicles), bool)
-    has_plate[owner[owner >= 0]] = True
-    suppressed = (owner < 0) & (inside & has_plate[:, None]).any(axis=0)
-    return owner, suppressed
+    return owner
 
 
 @dataclass
@@ -307,7 +304,7 @@ class PlateConsensus:
         tdets = tracks.detections
         own = _is_class(tdets, self.reader.cfg.plate_class)
         vehicles = ~own
-        owner, _ = plates_to_vehicles(tdets.boxes[vehicles], plates.boxes, plates.scores, self.cfg.min_inside)
+        owner = plates_to_vehicles(tdets.boxes[vehicles], plates.boxes, plates.scores, self.cfg.min_inside)
         has = owner >= 0
         vidx = np.flatnonzero(vehicles)[owner[has]]
         ids = np.concatenate([tracks.ids[vidx], tracks.ids[own]])
