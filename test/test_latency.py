@@ -68,7 +68,8 @@ def test_measure_and_frame_age() -> None:
     with rec.measure(INFERENCE):
         time.sleep(0.02)
     s = rec.stats(INFERENCE)
-    assert s is not None and 15.0 < s.mean_ms < 200.0
+    # A 20 ms sleep: never shorter; the upper bound only catches a unit error (s vs ms), not load.
+    assert s is not None and 19.0 < s.mean_ms < 2000.0
     assert rec.record_frame_age(stamp_ns=1_000_000_000, now_ns=1_012_500_000) == pytest.approx(12.5)
     assert rec.summary()[FRAME_AGE].mean_ms == pytest.approx(12.5)
 

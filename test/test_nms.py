@@ -61,8 +61,9 @@ def test_yolov8_8400x80_nms_is_fast() -> None:
     boxes = xywh_to_xyxy(np.column_stack([rng.uniform(0, 640, (8400, 2)), rng.uniform(5, 100, (8400, 2))]))
     times = []
     for _ in range(20):
-        t = time.perf_counter()
+        t = time.process_time()  # this process's CPU time: other processes' load does not count
         keep, s, c = best_class(out, 0.25)
         nms(boxes[keep], s, c, 0.45, 300)
-        times.append(time.perf_counter() - t)
-    assert np.median(times) * 1e3 < 10.0  # generous: shared CI CPU; the bench reports the real number
+        times.append(time.process_time() - t)
+    # 35x the bench's 0.28 ms: only catches a regression to per-box Python; bench_detection has the number
+    assert np.median(times) * 1e3 < 10.0
