@@ -73,11 +73,9 @@ class Recording(Engine):
     def metadata(self) -> dict[str, str]:
         return self.inner.metadata
 
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _infer(self, feeds: Mapping[str, np.ndarray], outputs_on_device: bool) -> dict[str, np.ndarray]:
         self.feeds.append({k: np.array(v, copy=True) for k, v in feeds.items()})
-        out = self.inner.infer(feeds)
-        self.last_latency_ms = self.inner.last_latency_ms
-        return out
+        return self.inner.infer(feeds, outputs_on_device)
 
 
 @dataclass

@@ -189,7 +189,7 @@ def test_tensorrt_profile_and_corrupt_plan(model_dir: Path, tmp_path: Path) -> N
         match=r"input 'x' shape \(4, 3, 64, 64\) is outside .*min \(1, 3, 16, 16\), max \(2, 3, 128, 128\)",
     ):
         engine.infer(feeds((4, 3, 64, 64)))
-    device_out = engine.infer_device(feeds((1, 3, 64, 64)))  # type: ignore[attr-defined]
+    device_out = engine.infer(feeds((1, 3, 64, 64)), outputs_on_device=True)
     assert device_out["feat"].shape == (1, 16, 32, 32) and device_out["feat"].ptr
     engine.synchronize()  # type: ignore[attr-defined]
     corrupt = tmp_path / "corrupt.engine"

@@ -106,8 +106,9 @@ def test_heads_decoder_with_static_batch(tmp_path: Path) -> None:
 
 def test_wrong_reader_layout_fails_clearly(tmp_path: Path) -> None:
     model = constant_model(tmp_path / "bad.onnx", {"y": np.zeros((1, 10), np.float32)}, input_name="x")
+    (tmp_path / "chars.txt").write_text("A\nB\n")
     with pytest.raises(EngineError, match=r"expects an output \[N, T\|K, C\]"):
-        PlateReader(PlateReaderConfig(model=str(model), charset=str(tmp_path / "none.txt")))
+        PlateReader(PlateReaderConfig(model=str(model), charset=str(tmp_path / "chars.txt"), output="y"))
     with pytest.raises(ValueError, match="unknown plate decoder"):
         PlateReader(PlateReaderConfig(model=str(model), decoder="beam"))
 

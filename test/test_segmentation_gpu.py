@@ -56,10 +56,11 @@ class _DeviceTensor:  # the fields of tensorrt_backend.DeviceTensor (that module
 
 
 class _DeviceOutputs:
-    """ONNX Runtime behind the TensorRT backend's device interface (``infer_device``, ``stream_handle``):
+    """ONNX Runtime behind the TensorRT backend's device interface (``infer(..., outputs_on_device=True)``, ``stream_handle``):
     exercises the stage's ``gpu`` path on a real GPU where TensorRT itself is absent."""
 
     backend = "tensorrt-like"
+    device_outputs = True
 
     def __init__(self, path: str) -> None:
         from trt_perception.inference import cuda_memory as cm
@@ -77,7 +78,8 @@ class _DeviceOutputs:
     def stream_handle(self) -> int:
         return self._stream.handle
 
-    def infer_device(self, feeds):  # type: ignore[no-untyped-def]
+    def infer(self, feeds, outputs_on_device=False):  # type: ignore[no-untyped-def]
+        assert outputs_on_device
         logits = np.ascontiguousarray(self._ort.infer(feeds)["logits"])
         self._buf.ensure(logits.nbytes)
         self._cm.copy_htod(self._buf.ptr, logits)

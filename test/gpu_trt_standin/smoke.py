@@ -74,7 +74,7 @@ def main() -> int:
         import cupy
 
         x = np.random.default_rng(1).random((2, 3, 16, 16), dtype=np.float32)
-        dev = eng.infer_device({"x": x})  # type: ignore[attr-defined]
+        dev = eng.infer({"x": x}, outputs_on_device=True)
         with cupy.cuda.ExternalStream(eng.stream_handle):  # type: ignore[attr-defined]
             y = dev["y"].cupy()
             am = cupy.argmax(y, axis=1).astype(cupy.uint8)
@@ -107,7 +107,7 @@ def main() -> int:
             "expects dtype float32 but got float64",
         ),
     )
-    check("infer_device + DeviceTensor.cupy + device feed", device)
+    check("infer(outputs_on_device=True) + DeviceTensor.cupy + device feed", device)
     if tb.FLAVOUR == "tensorrt_rtx":
         check("corrupt plan", lambda: expect_error(lambda: open_engine(bad), "not a TensorRT-RTX engine"))
         sm90 = tmp / "hopper.engine"

@@ -8,6 +8,9 @@ core). ``EngineCache.ensure`` builds it once and keeps it at a stable path the n
   nothing rebuilt;
 * key changed (new ONNX, other recipe, TensorRT upgrade, other GPU) or the file is corrupt / fails to
   deserialize: rebuilt, with a warning saying why;
+* the sidecar also holds the ONNX's metadata plus its resolved ``ModelInfo`` (labels from a
+  ``<stem>_labels.txt`` included) under ``metadata``, refreshed on every ``ensure``: the engine knows
+  what its ONNX knew (``engine_metadata``, read by ``TensorRTEngine.metadata``);
 * two processes asking at once: an ``fcntl`` lock per engine makes the second wait and then find the
   first one's engine; writes go to a temp file in the same folder and are renamed into place, so a
   reader never sees half a plan.
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine import EngineError
+from .model_info import METADATA_KEY, onnx_info, onnx_metadata
 from .trt_features import TensorRTFeatures
 
 log = logging.getLogger(__name__)
@@ -278,15 +282,17 @@ class EngineCache:
         key = cache_key(digest, recipe, target)
         path = self.engine_path(onnx_path, recipe)
         expected = _expected(digest, recipe, target)
+        metadata = model_metadata(onnx_path, recipe.precision)
         ok, reason = self._state(path, key, validate, expected)
         if ok:
-            return BuildResult(path, key, False, reason, 0.0, self._meta(path))
+            return BuildResult(path, key, False, reason, 0.0, self._refresh(path, metadata))
         lock = path.with_name(path.name + ".lock")
         with file_lock(lock, self.lock_timeout_s):
             # Another process may have built it while we waited for the lock.
             ok, reason = self._state(path, key, validate, expected)
             if ok:
-                return BuildResult(path, key, False, "built by another process", 0.0, self._meta(path))
+                meta = self._refresh(path, metadata)
+                return BuildResult(path, key, False, "built by another process", 0.0, meta)
             if reason != "missing":
                 log.warning("rebuilding %s: %s", path.name, reason)
             progress(f"building {path.name} ({reason})")
@@ -304,6 +310,7 @@ class EngineCache:
                 "sha256": hashlib.sha256(plan).hexdigest(),
                 "build_seconds": round(seconds, 3),
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "metadata": metadata,
             }
             # Plan first, sidecar last: a crash in between leaves a plan whose sidecar does not match,
             # which the next start treats as stale and rebuilds.
@@ -317,6 +324,40 @@ class EngineCache:
             return dict(json.loads(self.sidecar(path).read_text()))
         except (OSError, ValueError):
             return {}
+
+    def _refresh(self, path: Path, metadata: dict[str, str]) -> dict[str, Any]:
+        """The sidecar with the ONNX's current metadata (a relabelled model needs no rebuild; sidecars
+        written before the metadata was kept get it)."""
+        meta = self._meta(path)
+        if meta.get("metadata") != metadata:
+            meta["metadata"] = metadata
+            atomic_write(self.sidecar(path), json.dumps(meta, indent=2).encode())
+        return meta
+
+
+def model_metadata(onnx_path: Path, precision: str) -> dict[str, str]:
+    """What an engine built from ``onnx_path`` at ``precision`` must know: the ONNX's metadata and
+    its resolved ``ModelInfo`` (sidecar labels included), for ``engine_metadata``."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        raw = onnx_metadata(onnx_path)
+        info = onnx_info(onnx_path)
+    except DecodeError as exc:  # not an ONNX protobuf: the builder reports it properly
+        log.warning("%s: no metadata for the engine sidecar (%s)", onnx_path.name, exc)
+        return {}
+    precision = info.precision if info.precision == "int8" else precision  # a Q/DQ ONNX stays INT8
+    return {**raw, **info.derived(precision).to_metadata()}
+
+
+def engine_metadata(engine_path: str | Path) -> dict[str, str]:
+    """The model metadata kept in an engine's cache sidecar (empty without one: a bare plan)."""
+    try:
+        meta = json.loads(EngineCache.sidecar(Path(engine_path)).read_text())
+    except (OSError, ValueError):
+        return {}
+    stored = meta.get("metadata") or {}
+    return {str(k): str(v) for k, v in stored.items()} if METADATA_KEY in stored else dict(stored)
 
 
 def _what_changed(meta: Mapping[str, Any], expected: Mapping[str, Any]) -> str:

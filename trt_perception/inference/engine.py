@@ -3,17 +3,27 @@
 Modelled on Polygraphy's runners: tensors are discovered by name with their shapes (``None`` or a
 string for a dynamic dimension) and dtypes, ``infer`` maps names to numpy arrays, and the time of the
 last call is kept for the latency reports.
+
+``infer`` is a template method: it checks the feeds against the input specs, then times the
+backend's ``_infer``. **Inference latency** (``last_latency_ms``, the ``inference`` entry of every
+stage's latency report) is, for every backend, the wall time of ``_infer``: host inputs handed to the
+runtime, the network run, and -- unless ``outputs_on_device=True`` -- the outputs back in host memory
+and ready to read. With ``outputs_on_device=True`` (backends that have device memory) it is the time
+to queue the run; the caller's next work on the engine's stream sees the results.
 """
 
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
+
+from .model_info import ModelInfo, resolve
 
 Dim = int | str | None
 
@@ -26,6 +36,14 @@ class Shaped(Protocol):
 
     @property
     def dtype(self) -> Any: ...
+
+
+class Encoded(NamedTuple):
+    """A stage's network input for one frame (``stage.encode``): ``feeds`` (the stage's reused
+    buffers: copy to keep) and where the frame went in it (a detector's letterbox; else None)."""
+
+    feeds: dict[str, Any]
+    placement: Any = None
 
 
 class EngineError(RuntimeError):
@@ -70,9 +88,13 @@ class Engine(abc.ABC):
     #: Short backend name used in reports and diagnostics (``onnxruntime``, ``tensorrt``).
     backend: str = "abstract"
 
+    #: True when ``infer(..., outputs_on_device=True)`` can leave the outputs in device memory.
+    device_outputs: bool = False
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.last_latency_ms: float = float("nan")
+        self._info: ModelInfo | None = None
 
     @property
     @abc.abstractmethod
@@ -87,9 +109,31 @@ class Engine(abc.ABC):
         """Free-form model metadata (e.g. an OCR model's character list); empty by default."""
         return {}
 
+    @property
+    def info(self) -> ModelInfo:
+        """What the model is, from its metadata and sidecars (no parameters; stages add theirs)."""
+        if self._info is None:
+            self._info = resolve(self.metadata, self.inputs, self.outputs, self.path)
+        return self._info
+
+    def infer(self, feeds: Mapping[str, Shaped], outputs_on_device: bool = False) -> dict[str, Any]:
+        """Run once and return the outputs by name; ``last_latency_ms`` is ``_infer``'s wall time
+        (module docstring). ``outputs_on_device=True`` leaves them in device memory (backends with
+        ``device_outputs``); the returned buffers are reused by the next call: copy to keep."""
+        self.check_feeds(feeds)
+        if outputs_on_device and not self.device_outputs:
+            raise EngineError(
+                f"{self.path.name}: the {self.backend} backend has no device outputs; "
+                "use outputs_on_device=False (or the tensorrt backend)"
+            )
+        start = time.perf_counter()
+        out = self._infer(feeds, outputs_on_device)
+        self.last_latency_ms = (time.perf_counter() - start) * 1e3
+        return out
+
     @abc.abstractmethod
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run once; sets ``last_latency_ms`` to the engine call's own time."""
+    def _infer(self, feeds: Mapping[str, Any], outputs_on_device: bool) -> dict[str, Any]:
+        """The backend's run on checked feeds; nothing else is timed in it."""
 
     def input(self, name: str | None = None) -> TensorSpec:
         """The spec named ``name``, or the only input when ``name`` is None."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,12 +89,9 @@ class OnnxRuntimeEngine(Engine):
     def metadata(self) -> dict[str, str]:
         return self._metadata
 
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.check_feeds(feeds)
+    def _infer(self, feeds: Mapping[str, np.ndarray], outputs_on_device: bool) -> dict[str, np.ndarray]:
         if not self._use_binding:
-            start = time.perf_counter()
             results = self._session.run(self._output_names, dict(feeds))
-            self.last_latency_ms = (time.perf_counter() - start) * 1e3
             return dict(zip(self._output_names, results))
         key = tuple(tuple(feeds[s.name].shape) for s in self._inputs)
         with self._lock:
@@ -103,20 +99,16 @@ class OnnxRuntimeEngine(Engine):
             if entry is None:
                 return self._first_run(key, feeds)
             binding, outputs = entry
-            start = time.perf_counter()
             for name, arr in feeds.items():
                 binding.bind_cpu_input(name, np.ascontiguousarray(arr))
             self._session.run_with_iobinding(binding)
-            self.last_latency_ms = (time.perf_counter() - start) * 1e3
             return outputs
 
     def _first_run(
         self, key: tuple[tuple[int, ...], ...], feeds: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         """Plain run to learn the output shapes, then bind preallocated outputs for this signature."""
-        start = time.perf_counter()
         results = self._session.run(self._output_names, dict(feeds))
-        self.last_latency_ms = (time.perf_counter() - start) * 1e3
         outputs = {name: np.empty_like(r) for name, r in zip(self._output_names, results)}
         binding = self._session.io_binding()
         for name, arr in outputs.items():

@@ -20,13 +20,13 @@ Runtime (``TensorRTEngine``)
     stream sync. Dynamic inputs are checked against the optimization profile first; a shape outside
     it raises ``EngineError`` naming the tensor, the shape and the profile's min/max.
 
-GPU post-processing (``infer_device``)
-    ``engine.infer_device(feeds)`` runs the same way but stops before the device->host copy and
+GPU post-processing (``infer(feeds, outputs_on_device=True)``)
+    ``engine.infer(feeds, outputs_on_device=True)`` runs the same way but stops before the device->host copy and
     returns ``{name: DeviceTensor(ptr, shape, dtype)}`` for every output. The work is queued on
     ``engine.stream_handle`` (an ``int`` cudaStream_t): a consumer launches its kernel on that same
     stream (CuPy: ``cupy.cuda.ExternalStream(engine.stream_handle)``; ``DeviceTensor.cupy()`` wraps the
     pointer without a copy), then copies its own small result back. The pointers stay valid until
-    the next ``infer*`` call with a larger shape or ``close()``. Feeds may be numpy arrays (copied
+    the next ``infer`` call with a larger shape or ``close()``. Feeds may be numpy arrays (copied
     through pinned memory) or ``DeviceTensor`` (copied device-to-device on the stream).
 
 Builder (``build_plan``)
@@ -50,7 +50,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import cuda_memory as cm
-from .builder import BuildRecipe, BuildResult, EngineCache, ProgressFn, Target, atomic_write, onnx_for_build
+from .builder import (
+    BuildRecipe,
+    BuildResult,
+    EngineCache,
+    ProgressFn,
+    Target,
+    atomic_write,
+    engine_metadata,
+    onnx_for_build,
+)
 from .engine import Dim, Engine, EngineError, TensorSpec
 from .trt_features import TensorRTFeatures, features, load_tensorrt, rtx_compute_capability
 
@@ -220,6 +229,7 @@ class TensorRTEngine(Engine):
     """A deserialized TensorRT plan; see the module docstring for buffers, profiles and device I/O."""
 
     backend = "tensorrt"
+    device_outputs = True
 
     def __init__(
         self,
@@ -295,7 +305,9 @@ class TensorRTEngine(Engine):
         self._outputs = [b.spec for b in self._bindings.values() if not b.is_input]
         self._feed_shapes: dict[str, tuple[int, ...]] = {}
         self._lock = threading.Lock()  # one context and stream: serialize callers
+        # What the ONNX knew (labels, charset, decoder...) comes from the engine cache's sidecar.
         self._metadata = {
+            **engine_metadata(self.path),
             "tensorrt_version": tensorrt_version(),
             "tensorrt_flavour": FLAVOUR,
             "device": cm.device_info(device).name,
@@ -331,11 +343,20 @@ class TensorRTEngine(Engine):
             return super().batch_limits(name)
         return r[0][0], r[1][0]
 
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run once; the returned arrays are the engine's pinned buffers (copy to keep past the next call)."""
+    def _infer(
+        self, feeds: Mapping[str, np.ndarray | DeviceTensor], outputs_on_device: bool
+    ) -> dict[str, Any]:
+        """Host outputs are the engine's pinned buffers (copy to keep past the next call); device
+        outputs are ``DeviceTensor`` views, queued on ``stream_handle`` and not synchronized."""
         with self._lock:
-            start = time.perf_counter()
             self._enqueue(feeds)
+            if outputs_on_device:
+                return {
+                    s.name: DeviceTensor(
+                        self._bindings[s.name].device.ptr, self._bindings[s.name].shape, s.dtype
+                    )
+                    for s in self._outputs
+                }
             out = {}
             for spec in self._outputs:
                 b = self._bindings[spec.name]
@@ -343,23 +364,6 @@ class TensorRTEngine(Engine):
                 cm.copy_dtoh_async(host, b.device.ptr, self._stream)
                 out[spec.name] = host
             self._stream.synchronize()
-            self.last_latency_ms = (time.perf_counter() - start) * 1e3
-            return out
-
-    def infer_device(self, feeds: Mapping[str, np.ndarray | DeviceTensor]) -> dict[str, DeviceTensor]:
-        """Queue the inference on ``stream_handle`` and return the outputs where they are, on the GPU.
-
-        Nothing is synchronized: the caller's next work on the same stream sees the results;
-        ``last_latency_ms`` is the host-side enqueue time only.
-        """
-        with self._lock:
-            start = time.perf_counter()
-            self._enqueue(feeds)
-            out = {
-                s.name: DeviceTensor(self._bindings[s.name].device.ptr, self._bindings[s.name].shape, s.dtype)
-                for s in self._outputs
-            }
-            self.last_latency_ms = (time.perf_counter() - start) * 1e3
             return out
 
     def synchronize(self) -> None:
@@ -387,8 +391,7 @@ class TensorRTEngine(Engine):
             log.debug("closing %s failed", self.path, exc_info=True)
 
     # -- internals
-    def _check(self, feeds: Mapping[str, np.ndarray | DeviceTensor]) -> None:
-        self.check_feeds(feeds)
+    def _check_profile(self, feeds: Mapping[str, np.ndarray | DeviceTensor]) -> None:
         for name, arr in feeds.items():
             b = self._bindings[name]
             shape = tuple(arr.shape)
@@ -405,7 +408,7 @@ class TensorRTEngine(Engine):
     def _enqueue(self, feeds: Mapping[str, np.ndarray | DeviceTensor]) -> None:
         if self._closed:
             raise EngineError(f"{self.path.name}: engine is closed")
-        self._check(feeds)
+        self._check_profile(feeds)
         shapes_changed = False
         for name, arr in feeds.items():
             shape = tuple(arr.shape)

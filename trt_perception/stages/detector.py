@@ -1,8 +1,11 @@
 """Detector stage (ROS-free): BGR frame -> ``Detections`` in source pixels.
 
-Pre-processing into the engine's preallocated input, one engine call, decoding (YOLO/SSD formats),
-class-aware NMS, class filter and the letterbox undone. The model/decoder pairing is checked when the
-stage is built, so a mismatch fails at startup with the expected and the actual tensors.
+Encoder (pre-processing into the engine's preallocated input) -> Engine -> decoder (YOLO/SSD formats,
+class-aware NMS, class filter, the letterbox undone), composed once from the model's ``ModelInfo``:
+labels, decoder, pre-processing preset, input size and output name come from the config's non-empty
+values, then the model's metadata, then sidecars (``inference/model_info.py``). A contradiction or a
+model that does not fit its decoder fails at startup naming both sides; missing labels are a
+warning in ``warnings`` (published on ``/diagnostics`` by the nodes).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inference.engine import Engine, EngineError, TensorSpec
+from ..inference.engine import Encoded, Engine, EngineError, TensorSpec
 from ..inference.factory import open_engine
+from ..inference.model_info import DECODER_PRESETS, ModelInfo, engine_info
 from ..metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
 from ..vision.decoder import Decoder, make_decoder, static
-from ..vision.detections import Detections, class_id, load_labels
+from ..vision.detections import Detections, class_id
 from ..vision.nms import nms
 from ..vision.preprocess import Letterbox, Preprocessor, preset
 
@@ -26,18 +30,24 @@ from ..vision.preprocess import Letterbox, Preprocessor, preset
 class DetectorConfig:
     model: str
     backend: str = "auto"
-    #: yolov8 | yolov11 | yolov5 | yolox | yolo_end2end | ssd_tf | trt_nms | efficient_nms
-    decoder: str = "yolov8"
-    #: Pre-processing preset (yolo | yolox | ssd_tf | imagenet | pilotnet); size from the model.
-    preprocess: str = "yolo"
-    #: Network input size; 0 takes it from the model (or the preset for a dynamic input).
+    #: yolov8 | yolov11 | yolov5 | yolox | yolo_end2end | ssd_tf | trt_nms | efficient_nms; empty: the
+    #: model's metadata ``decoder``, else yolov8.
+    decoder: str = ""
+    #: Pre-processing preset (yolo | yolox | ssd_tf | imagenet | pilotnet); empty: the model's metadata,
+    #: else the decoder's exporter (yolox -> yolox, ssd_tf -> ssd_tf), else yolo. Size from the model.
+    preprocess: str = ""
+    #: Network input size; 0 takes it from the model (a dynamic input: its metadata ``imgsz``, else the preset).
     input_width: int = 0
     input_height: int = 0
     conf_threshold: float = 0.25
     iou_threshold: float = 0.45
     max_detections: int = 100
-    #: Labels file (one per line, line N = class id N); empty uses ``<model stem>_labels.txt`` if present.
+    #: Labels file (one per line, line N = class id N); empty: the model's metadata (``names``), else
+    #: ``<model stem>_labels.txt``.
     labels: str = ""
+    #: Output tensor the decoder reads (single-output formats); empty: the only output, else
+    #: ``output0`` (Ultralytics) or ``output`` (YOLOX).
+    output: str = ""
     #: Classes to keep, by label or id; empty keeps all.
     classes: list[str] = field(default_factory=list)
     class_agnostic_nms: bool = False
@@ -57,22 +67,40 @@ class Detector:
         self.latency = latency or LatencyRecorder()
         self._names = (prefix + PREPROCESS, prefix + INFERENCE, prefix + POSTPROCESS)
         self.engine = engine or open_engine(cfg.model, cfg.backend)
-        self.labels = _labels(cfg)
+        name = Path(cfg.model).name
+        self.info = engine_info(
+            self.engine,
+            {"labels": cfg.labels, "decoder": cfg.decoder, "preprocess": cfg.preprocess},
+        )
+        self.labels = list(self.info.labels)
+        self.warnings = list(self.info.warnings)
+        if not self.labels:
+            self.warnings.append(
+                f"{name}: no labels (no 'labels' parameter, no 'names' in the model's metadata, no "
+                f"{Path(cfg.model).stem}_labels.txt): classes are published as ids"
+            )
         spec = self.engine.input()
         self.input_name = spec.name
-        self.preprocessor = Preprocessor(_preprocess_config(cfg, spec))
+        self.preprocessor = Preprocessor(_preprocess_config(cfg, spec, self.info))
         pc = self.preprocessor.config
-        self.decoder: Decoder = make_decoder(cfg.decoder)
+        decoder = _decoder_name(self.info)
+        self.decoder: Decoder = make_decoder(decoder, **_output_option(cfg, self.engine, decoder))
         try:
             self.decoder.bind(self.engine.outputs, pc.width, pc.height, len(self.labels))
         except EngineError as exc:
-            raise type(exc)(f"{Path(cfg.model).name}: {exc}") from None
+            where = f"; labels from {self.info.source('labels')}" if self.labels else ""
+            raise type(exc)(f"{name}: {exc}{where}") from None
         self._keep = np.array(sorted({class_id(c, self.labels) for c in cfg.classes}), np.int32)
         self._feeds = {self.input_name: self.preprocessor.tensor}
 
     @property
     def input_size(self) -> tuple[int, int]:
         return self.preprocessor.config.width, self.preprocessor.config.height
+
+    def encode(self, bgr: np.ndarray) -> Encoded:
+        """The network input of one frame (the stage's buffer: copy to keep) and its letterbox."""
+        _, box = self.preprocessor(bgr)
+        return Encoded(self._feeds, box)
 
     def __call__(self, bgr: np.ndarray, stamp_ns: int = 0) -> Detections:
         t0 = time.perf_counter()
@@ -105,27 +133,43 @@ class Detector:
         ok = (src[:, 2] > src[:, 0]) & (src[:, 3] > src[:, 1])  # boxes wholly in the letterbox padding
         return Detections(src[ok], scores[idx][ok], classes[idx][ok], self.labels)
 
-    def warmup(self, iterations: int = 2) -> None:
-        for _ in range(iterations):
-            self.engine.infer(self._feeds)
+    def warmup(self) -> None:
+        """One whole pass (encode, engine, decode) on a grey frame of the network's size."""
+        self(np.full((self.input_size[1], self.input_size[0], 3), 114, np.uint8))
 
 
-def _labels(cfg: DetectorConfig) -> list[str]:
-    if cfg.labels:
-        return load_labels(cfg.labels)
-    sibling = Path(cfg.model).with_name(Path(cfg.model).stem + "_labels.txt")
-    return load_labels(sibling) if sibling.is_file() else []
+def _decoder_name(info: ModelInfo) -> str:
+    return info.decoder or "yolov8"
 
 
-def _preprocess_config(cfg: DetectorConfig, spec: TensorSpec):  # type: ignore[no-untyped-def]
+def _output_option(cfg: DetectorConfig, engine: Engine, decoder: str) -> dict[str, str]:
+    """The output a single-output decoder reads, by name: the parameter, the only output, or the
+    exporters' name (Ultralytics ``output0``, YOLOX ``output``); multi-output formats (SSD,
+    EfficientNMS) find theirs by name themselves."""
+    if decoder not in _SINGLE_OUTPUT:
+        return {}
+    names = [o.name for o in engine.outputs]
+    if cfg.output:
+        return {"output": cfg.output}
+    if len(names) == 1:
+        return {"output": names[0]}
+    known = [n for n in ("output0", "output") if n in names]
+    return {"output": known[0]} if known else {}
+
+
+_SINGLE_OUTPUT = ("yolov8", "yolov11", "yolo11", "yolov5", "yolox", "yolo_end2end", "trt_nms")
+
+
+def _preprocess_config(cfg: DetectorConfig, spec: TensorSpec, info: ModelInfo):  # type: ignore[no-untyped-def]
     """The preset, sized and laid out like the model's input tensor."""
-    base = preset(cfg.preprocess)
+    decoder = _decoder_name(info)
+    base = preset(info.preprocess or DECODER_PRESETS.get(decoder, "yolo"))
     if len(spec.shape) != 4:
         raise EngineError(f"{Path(cfg.model).name}: input {spec} must be 4-D (NCHW or NHWC)")
     nhwc = static(spec.shape[3]) == 3 and static(spec.shape[1]) != 3
     h_dim, w_dim = (spec.shape[1], spec.shape[2]) if nhwc else (spec.shape[2], spec.shape[3])
-    width = cfg.input_width or static(w_dim) or base.width
-    height = cfg.input_height or static(h_dim) or base.height
+    width = cfg.input_width or static(w_dim) or info.input_size[0] or base.width
+    height = cfg.input_height or static(h_dim) or info.input_size[1] or base.height
     for name, want, have in (("width", width, static(w_dim)), ("height", height, static(h_dim))):
         if have is not None and want != have:
             raise EngineError(

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..inference.engine import Engine, EngineError
+from ..inference.engine import Encoded, Engine, EngineError
 from ..inference.factory import open_engine
+from ..inference.model_info import engine_info
 from ..metrics.latency import END_TO_END, INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
 from ..vision.preprocess import Preprocessor, preset
 
@@ -89,15 +90,29 @@ class Pilot:
                 f"{self.engine.path.name}: input '{spec.name}' is {spec}, PilotNet expects [N,3,{expected[0]},{expected[1]}]"
             )
         self.engine.output(config.output_name)  # fail early when the output name is wrong
+        self.info = engine_info(self.engine)
+        self.warnings = list(self.info.warnings)
         self.preprocess = Preprocessor(preset("pilotnet"), batch=1)
+        self._feeds = {config.input_name: self.preprocess.tensor}
         self.last_inference_ms = float("nan")
+
+    def encode(self, bgr: np.ndarray) -> Encoded:
+        """The network input of one camera frame: crop rows, resize, RGB/255 (the stage's buffer)."""
+        c = self.config
+        self.preprocess(crop_rows(bgr, c.crop_top, c.crop_bottom))
+        return Encoded(self._feeds)
+
+    def warmup(self) -> None:
+        """One whole pass on a grey frame tall enough for the crop rows."""
+        c = self.config
+        self(np.full((max(c.crop_bottom, c.crop_top + 1), 640, 3), 114, np.uint8))
 
     def __call__(self, bgr: np.ndarray, stamp_ns: int = 0) -> PilotCommand:
         c = self.config
         t0 = time.perf_counter()
-        tensor, _ = self.preprocess(crop_rows(bgr, c.crop_top, c.crop_bottom))
+        feeds = self.encode(bgr).feeds
         t1 = time.perf_counter()
-        out = self.engine.infer({c.input_name: tensor})[c.output_name]
+        out = self.engine.infer(feeds)[c.output_name]
         t2 = time.perf_counter()
         if out.shape[-1] != 2:
             raise EngineError(

@@ -5,6 +5,11 @@ Like DeepStream's secondary ``nvinfer``: takes the detector's boxes of one class
 pads and crops them from the full-resolution frame, runs the reader on batches of up to
 ``max_batch`` crops and decodes CTC greedy or per-character heads with ``vision/text.py`` (with the format/country head
 when the model has one: each plate's format then restricts its heads to letters or digits).
+
+Encoder (crops -> the reader's batch) -> Engine -> decoder (CTC or heads), composed once from the
+model's ``ModelInfo``: decoder, character set and blank, input size (a dynamic input takes the
+model's native size, e.g. PP-OCR's 48 x 320) come from the config's non-empty values, then the
+model's metadata, then sidecars; a parameter contradicting the metadata is a startup error.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inference.engine import Engine, EngineError
+from ..inference.engine import Encoded, Engine, EngineError
 from ..inference.factory import open_engine
+from ..inference.model_info import engine_info
 from ..metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
 from ..vision.decoder import static
 from ..vision.detections import Detections
-from ..vision.text import ctc_greedy_decode, heads_decode, load_charset, prepare_text_crops
+from ..vision.text import charset_classes, ctc_greedy_decode, heads_decode, prepare_text_crops
 
 DECODERS = ("ctc", "heads")
 #: Latency stage of box selection and cropping (``preprocess`` is the crops -> tensor part).
@@ -31,11 +37,16 @@ CROP = "crop"
 class PlateReaderConfig:
     model: str
     backend: str = "auto"
-    #: ctc (probs [N, T, C], blank at ``blank_index``) | heads (probs [N, K, C], class 0 = no character)
-    decoder: str = "ctc"
-    #: Character file; empty reads the model's metadata (key ``character``).
+    #: ctc (probs [N, T, C], blank at ``blank_index``) | heads (probs [N, K, C], class 0 = no character);
+    #: empty: the model's metadata ``decoder``, else ctc.
+    decoder: str = ""
+    #: Character file; empty reads the model's metadata (key ``character``), else ``plate_charset.txt``.
     charset: str = ""
+    #: CTC blank / heads "no character" class; 0 takes the model's metadata ``blank_index`` (else 0).
     blank_index: int = 0
+    #: Probabilities output read by the decoder; empty: the only output, else ``probs`` (CTC) /
+    #: ``chars`` (heads).
+    output: str = ""
     #: Detector label (or class id as text) whose boxes are read.
     plate_class: str = "plate"
     #: Box growth on every side, as a fraction of the box size, before cropping.
@@ -44,7 +55,8 @@ class PlateReaderConfig:
     min_size: tuple[int, int] = (16, 8)
     max_size: tuple[int, int] = (0, 0)
     max_batch: int = 16
-    #: Reader input size; 0 takes it from the model (width 0 on a dynamic model -> 4 * height).
+    #: Reader input size; 0 takes it from the model (a dynamic one: its native size, else height 32 and
+    #: width 4 * height).
     input_width: int = 0
     input_height: int = 0
     #: Readings below this confidence are dropped.
@@ -72,7 +84,7 @@ class PlateReader:
         engine: Engine | None = None,
         prefix: str = "",
     ) -> None:
-        if cfg.decoder not in DECODERS:
+        if cfg.decoder and cfg.decoder not in DECODERS:
             raise ValueError(f"unknown plate decoder '{cfg.decoder}'; choose one of {', '.join(DECODERS)}")
         if cfg.max_batch <= 0:
             raise ValueError(f"max_batch must be positive, got {cfg.max_batch}")
@@ -82,35 +94,49 @@ class PlateReader:
         self._crop_name = prefix + CROP
         self.engine = engine or open_engine(cfg.model, cfg.backend)
         name = Path(cfg.model).name
+        self.info = engine_info(
+            self.engine,
+            {"decoder": cfg.decoder, "charset": cfg.charset, "blank_index": cfg.blank_index},
+        )
+        self.warnings = list(self.info.warnings)
+        self.decoder = self.info.decoder or "ctc"
+        if self.decoder not in DECODERS:
+            raise EngineError(f"{name}: {self.info.describe('decoder')} is not a plate decoder ({DECODERS})")
+        self.blank_index = self.info.blank_index
         spec = self.engine.input()
-        rank3 = [o for o in self.engine.outputs if len(o.shape) == 3]
-        out = rank3[0] if rank3 else self.engine.outputs[0]
+        out = self.engine.output(_output_name(cfg, self.engine, self.decoder))
         if len(spec.shape) != 4 or static(spec.shape[1]) not in (3, None):
             raise EngineError(f"{name}: reader input {spec} must be [N, 3, H, W]")
         if len(out.shape) != 3:
             raise EngineError(
-                f"{name}: decoder '{cfg.decoder}' expects an output [N, T|K, C] of probabilities; "
+                f"{name}: decoder '{self.decoder}' expects an output [N, T|K, C] of probabilities; "
                 f"the model has {out}"
             )
         self.input_name, self.output_name = spec.name, out.name
-        self.height = cfg.input_height or static(spec.shape[2]) or 32
-        self.width = cfg.input_width or static(spec.shape[3]) or 4 * self.height
+        native_w, native_h = self.info.input_size
+        self.height = cfg.input_height or static(spec.shape[2]) or native_h or 32
+        self.width = cfg.input_width or static(spec.shape[3]) or native_w or 4 * self.height
         self._static_batch = static(spec.shape[0])
+        if not self.info.charset:
+            raise EngineError(
+                f"{name}: no character list: no 'charset' parameter, no 'character' in the model's metadata "
+                f"(it has {sorted(self.engine.metadata)}), no plate_charset.txt beside it"
+            )
         try:
-            self.charset = load_charset(
-                cfg.charset or None,
-                self.engine.metadata,
-                blank=cfg.blank_index,
+            self.charset = charset_classes(
+                self.info.charset,
+                self.info.source("charset"),
+                blank=self.blank_index,
                 num_classes=static(out.shape[2]),
             )
         except ValueError as exc:
             raise EngineError(f"{name}: {exc}") from None
         self._batch = np.zeros((cfg.max_batch, 3, self.height, self.width), np.float32)
         # Optional format/country head ([N, M] softmax) with its patterns in the metadata (``formats``).
-        fmt = [o for o in self.engine.outputs if len(o.shape) == 2]
         patterns = self.engine.metadata.get("formats", "")
-        self.formats = patterns.split("\n") if cfg.decoder == "heads" and fmt and patterns else None
-        self.format_output = fmt[0].name if self.formats else None
+        fmt = [o.name for o in self.engine.outputs if o.name != out.name and len(o.shape) == 2]
+        self.formats = patterns.split("\n") if self.decoder == "heads" and fmt and patterns else None
+        self.format_output = ("format" if "format" in fmt else fmt[0]) if self.formats else None
 
     # -- crops
     def select(self, detections: Detections) -> Detections:
@@ -170,13 +196,21 @@ class PlateReader:
             n = self._static_batch or len(chunk)
             with self.latency.measure(pre):
                 # A fixed-batch engine gets its batch filled up with copies of the first crop.
-                padded = chunk + chunk[:1] * (n - len(chunk))
-                batch = prepare_text_crops(padded, self.height, self.width, out=self._batch_view(n))
-            outputs = self.engine.infer({self.input_name: batch})
+                feeds = self.encode(chunk + chunk[:1] * (n - len(chunk))).feeds
+            outputs = self.engine.infer(feeds)
             self.latency.record(inf, self.engine.last_latency_ms)
             with self.latency.measure(post):
                 results += self._decode(outputs, len(chunk), per_char)
         return results
+
+    def encode(self, crops: Sequence[np.ndarray]) -> Encoded:
+        """The reader's input for a batch of BGR crops (the stage's buffer: copy to keep)."""
+        batch = prepare_text_crops(crops, self.height, self.width, out=self._batch_view(len(crops)))
+        return Encoded({self.input_name: batch})
+
+    def warmup(self) -> None:
+        """One whole pass (encode, engine, decode) on a grey crop."""
+        self.read_crops([np.full((self.height, self.width, 3), 114, np.uint8)])
 
     def _batch_view(self, n: int) -> np.ndarray:
         if n > len(self._batch):
@@ -187,15 +221,30 @@ class PlateReader:
         self, outputs: dict[str, np.ndarray], n: int, per_char: bool = False
     ) -> list[tuple[str, float]]:
         probs = outputs[self.output_name][:n]
-        if self.cfg.decoder == "ctc":
-            return ctc_greedy_decode(probs, self.charset, blank=self.cfg.blank_index, per_char=per_char)
+        if self.decoder == "ctc":
+            return ctc_greedy_decode(probs, self.charset, blank=self.blank_index, per_char=per_char)
         if self.format_output is not None:
             return heads_decode(
                 probs,
                 self.charset,
-                pad=self.cfg.blank_index,
+                pad=self.blank_index,
                 formats=self.formats,
                 format_probs=outputs[self.format_output][:n],
                 per_char=per_char,
             )
-        return heads_decode(probs, self.charset, pad=self.cfg.blank_index, per_char=per_char)
+        return heads_decode(probs, self.charset, pad=self.blank_index, per_char=per_char)
+
+
+def _output_name(cfg: PlateReaderConfig, engine: Engine, decoder: str) -> str:
+    """The probabilities output by name: the parameter, the only output, or the exporters' name."""
+    names = [o.name for o in engine.outputs]
+    if cfg.output:
+        return cfg.output
+    if len(names) == 1:
+        return names[0]
+    known = {"ctc": "probs", "heads": "chars"}[decoder]
+    if known in names:
+        return known
+    raise EngineError(
+        f"{Path(cfg.model).name}: outputs {names}: name the {decoder} probabilities (parameter 'output')"
+    )

@@ -26,8 +26,9 @@ from typing import Any, cast
 import cv2
 import numpy as np
 
-from ..inference.engine import Engine, EngineError
+from ..inference.engine import Encoded, Engine, EngineError
 from ..inference.factory import open_engine
+from ..inference.model_info import engine_info
 from ..metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
 from ..vision.preprocess import Preprocessor, preset
 
@@ -136,13 +137,31 @@ class Segmenter:
                 "an ONNX rewritten by 'trt-perception fuse-argmax'"
             )
         self.num_classes = _class_count(self.engine, self._logits_out)
-        self.class_names = _class_names(cfg, self.engine, self.num_classes)
+        self.info = engine_info(self.engine, {"labels": cfg.class_names})
+        self.warnings = list(self.info.warnings)
+        self.class_names = self._class_names()
         self.palette = make_palette(cfg.palette)
         self._static = _static_size(self._input.shape)
         self._pre: dict[tuple[int, int], Preprocessor] = {}
         self._gpu = (
             _GpuArgmax(self.engine, self._logits_out, self.num_classes) if cfg.argmax == "gpu" else None
         )
+        # The mask decoder, chosen once: the model's own uint8 mask (fused) or the exact host argmax.
+        self._decode = (
+            self._decode_mask if self._mask_out is not None and cfg.argmax != "cpu" else self._decode_logits
+        )
+
+    def _class_names(self) -> list[str]:
+        names = list(self.info.labels)
+        if names:
+            return names
+        guess = list(DEFAULT_CLASSES) if self.num_classes == len(DEFAULT_CLASSES) else []
+        names = guess or [f"class_{i}" for i in range(self.num_classes)]
+        self.warnings.append(
+            f"{self.engine.path.name}: no class names (no 'class_names' parameter, no 'classes' in the "
+            f"model's metadata): using {names}"
+        )
+        return names
 
     # -- sizes
     def network_size(self, width: int, height: int) -> tuple[int, int]:
@@ -160,6 +179,12 @@ class Segmenter:
             pre = self._pre[size] = Preprocessor(cfg)
         return pre
 
+    def encode(self, bgr: np.ndarray) -> Encoded:
+        """The network input of one frame, sized by ``network_size`` (the stage's buffer: copy to keep)."""
+        h, w = bgr.shape[:2]
+        tensor, _ = self._preprocessor(self.network_size(w, h))(bgr)
+        return Encoded({self._input.name: tensor})
+
     # -- the stage
     def __call__(self, bgr: np.ndarray, stamp_ns: int = 0) -> SegmentationResult:
         if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8 or 0 in bgr.shape:
@@ -169,19 +194,21 @@ class Segmenter:
         out_w, out_h = (w, h) if self.cfg.output_resolution == "input" else size
         pre_name, inf_name, post_name = self._names
         with self.latency.measure(pre_name):
-            tensor, _ = self._preprocessor(size)(bgr)
-        feeds = {self._input.name: tensor}
+            feeds = self.encode(bgr).feeds
         if self._gpu is not None:
             mask = self._gpu(feeds, (out_h, out_w), self.latency, inf_name, post_name)
         else:
             with self.latency.measure(inf_name):
                 outputs = self.engine.infer(feeds)
             with self.latency.measure(post_name):
-                if self._mask_out is not None and self.cfg.argmax != "cpu":
-                    mask = _resize_mask(outputs[self._mask_out][0], out_w, out_h)
-                else:
-                    mask = upsample_argmax(outputs[str(self._logits_out)][0], out_w, out_h)
+                mask = self._decode(outputs, out_w, out_h)
         return SegmentationResult(mask, stamp_ns, self.class_names, self.palette, size)
+
+    def _decode_mask(self, outputs: dict[str, np.ndarray], width: int, height: int) -> np.ndarray:
+        return _resize_mask(outputs[str(self._mask_out)][0], width, height)
+
+    def _decode_logits(self, outputs: dict[str, np.ndarray], width: int, height: int) -> np.ndarray:
+        return upsample_argmax(outputs[str(self._logits_out)][0], width, height)
 
     def warmup(self, width: int = 0, height: int = 0) -> None:
         """One pass on a grey frame (network size by default) so the first real frame is not slow."""
@@ -340,25 +367,6 @@ def _class_count(engine: Engine, logits: str | None) -> int:
     return len(DEFAULT_CLASSES)
 
 
-def _class_names(cfg: SegmenterConfig, engine: Engine, n: int) -> list[str]:
-    if cfg.class_names:
-        return list(cfg.class_names)
-    meta = engine.metadata.get("classes") or engine.metadata.get("class_names")
-    if meta:
-        import json
-
-        try:
-            names = json.loads(meta)
-        except ValueError:
-            names = [s.strip() for s in meta.split(",")]
-        if isinstance(names, dict):
-            names = [names[k] for k in sorted(names, key=int)]
-        return [str(s) for s in names]
-    if n == len(DEFAULT_CLASSES):
-        return list(DEFAULT_CLASSES)
-    return [f"class_{i}" for i in range(n)]
-
-
 def _static_size(shape: tuple[Any, ...]) -> tuple[int, int] | None:
     h, w = shape[2], shape[3]
     if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
@@ -380,7 +388,7 @@ class _GpuArgmax:
     """TensorRT logits left on the device -> NVRTC upsample+argmax on the engine's stream -> host mask."""
 
     def __init__(self, engine: Engine, logits: str | None, num_classes: int) -> None:
-        if not hasattr(engine, "infer_device") or logits is None:
+        if not engine.device_outputs or logits is None:
             raise EngineError(
                 f"{engine.path.name}: argmax 'gpu' needs the TensorRT backend (device outputs) and float "
                 f"logits; this is {engine.backend}. Use argmax 'fused' or 'cpu' here."
@@ -406,7 +414,7 @@ class _GpuArgmax:
         engine: Any = self.engine
         stream = int(engine.stream_handle)
         with latency.measure(inf_name):
-            t = engine.infer_device(feeds)[self.logits]
+            t = engine.infer(feeds, outputs_on_device=True)[self.logits]
         with latency.measure(post_name):  # includes waiting for the network: one sync per frame
             n, _, h, w = t.shape
             self._dev.ensure(n * out_hw[0] * out_hw[1])

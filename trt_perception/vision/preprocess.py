@@ -21,6 +21,9 @@ class PreprocessConfig:
     pad_value: float = 114
     #: Letterbox placement: centred (Ultralytics) or top-left (YOLOX, PaddleOCR text lines).
     center: bool = True
+    #: Letterbox size: False rounds each axis (Ultralytics); True is YOLOX's ``preproc``: one ratio
+    #: ``r = min(H/h, W/w)``, resized to ``(int(w * r), int(h * r))``, boxes mapped back by ``1/r``.
+    truncate: bool = False
     rgb: bool = True
     scale: float = 1.0 / 255.0
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -50,8 +53,11 @@ class PreprocessConfig:
 PRESETS: dict[str, PreprocessConfig] = {
     # Ultralytics YOLOv5/v8/v11 export: letterbox with grey 114, RGB, /255.
     "yolo": PreprocessConfig(640, 640, letterbox=True, pad_value=114, rgb=True, scale=1 / 255.0),
-    # YOLOX (Megvii export): letterbox 114 at the top-left, BGR, raw 0..255.
-    "yolox": PreprocessConfig(640, 640, letterbox=True, pad_value=114, center=False, rgb=False, scale=1.0),
+    # YOLOX (Megvii ``yolox/data/data_augment.py`` ``preproc``): one ratio, truncated size, pad 114 at
+    # the top-left, BGR, raw 0..255 (no normalisation).
+    "yolox": PreprocessConfig(
+        640, 640, letterbox=True, pad_value=114, center=False, truncate=True, rgb=False, scale=1.0
+    ),
     # TF Object Detection API SSD: plain resize to 300x300, RGB, x*2/255-1.
     "ssd_tf": PreprocessConfig(
         300, 300, letterbox=False, rgb=True, scale=2 / 255.0, mean=(1.0, 1.0, 1.0), std=(1.0, 1.0, 1.0)
@@ -114,8 +120,7 @@ class _Plan:
     def __init__(self, pre: Preprocessor, w: int, h: int) -> None:
         c = pre.config
         self.box = box = pre.placement(w, h)
-        nw, nh = round(w * box.scale_x), round(h * box.scale_y)
-        self.size = (nw, nh)
+        self.size = nw, nh = pre.resized_size(w, h)
         self.offset = (int(box.pad_x), int(box.pad_y))
         self.resized = np.empty((nh, nw, 3), np.uint8)
         # Channel planes in OUTPUT order, one contiguous [3, nh, nw] block: ``cv2.split`` writes source
@@ -167,13 +172,25 @@ class Preprocessor:
     def batch(self) -> int:
         return int(self.tensor.shape[0])
 
+    def resized_size(self, src_width: int, src_height: int) -> tuple[int, int]:
+        """(width, height) the frame is resized to before placement."""
+        c = self.config
+        if not c.letterbox:
+            return c.width, c.height
+        r = min(c.height / src_height, c.width / src_width)  # YOLOX's order of operands, bit for bit
+        if c.truncate:
+            return max(int(src_width * r), 1), max(int(src_height * r), 1)
+        return max(round(src_width * r), 1), max(round(src_height * r), 1)
+
     def placement(self, src_width: int, src_height: int) -> Letterbox:
         c = self.config
         if not c.letterbox:
             return Letterbox(c.width / src_width, c.height / src_height, 0.0, 0.0, src_width, src_height)
-        s = min(c.width / src_width, c.height / src_height)
-        nw, nh = max(round(src_width * s), 1), max(round(src_height * s), 1)
+        nw, nh = self.resized_size(src_width, src_height)
         px, py = ((c.width - nw) // 2, (c.height - nh) // 2) if c.center else (0, 0)
+        if c.truncate:  # boxes go back through the one ratio, as YOLOX's demo does
+            r = min(c.height / src_height, c.width / src_width)
+            return Letterbox(r, r, px, py, src_width, src_height)
         return Letterbox(nw / src_width, nh / src_height, px, py, src_width, src_height)
 
     def pad_value_normalized(self) -> list[float]:

@@ -57,6 +57,14 @@ def load_charset(
     chars = [line.rstrip("\r") for line in raw.split("\n")]
     if chars and chars[-1] == "":
         chars.pop()  # the file's final newline
+    return charset_classes(chars, source, blank=blank, num_classes=num_classes)
+
+
+def charset_classes(
+    chars: Sequence[str], source: str, *, blank: int = 0, num_classes: int | None = None
+) -> list[str]:
+    """The class list of a character list (``source`` names where it came from, for errors): the
+    blank inserted at ``blank``, PP-OCR's trailing space when the model has one class more."""
     if not chars:
         raise ValueError(f"character list from {source} is empty")
     classes = list(chars)

@@ -23,10 +23,9 @@ class _SingleOutput(Decoder):
                 if s.name == self.output_name:
                     return s
             raise self.mismatch(outputs, f"no output named '{self.output_name}'")
-        rank3 = [s for s in outputs if len(s.shape) == 3]
-        if not rank3:
-            raise self.mismatch(outputs, "no rank-3 output")
-        return rank3[0]
+        if len(outputs) != 1:  # chosen by name, never by guessing from the shapes
+            raise self.mismatch(outputs, "several outputs: name the one to decode (parameter 'output')")
+        return outputs[0]
 
 
 class YoloV8Decoder(_SingleOutput):
