@@ -57,11 +57,14 @@ def config_from_file(path: str | Path, stage_fields: Iterable[str], name: str | 
 
 
 def _precision_of(model: Path, default: str) -> str:
-    stem = model.stem.lower()
-    for p in ("int8", "fp16", "fp32"):
-        if stem.endswith(p):
-            return p
-    return default if model.suffix in (".engine", ".plan") else "fp32"
+    """What the model is (its ``model_info`` metadata or graph, an engine's cache sidecar), never its
+    file name; ``default`` only for what cannot be read (a missing file, a bare TensorRT plan)."""
+    from ..inference.precision import model_precision
+
+    if not model.is_file():
+        return default
+    found = model_precision(model)
+    return default if found == "unknown" else found
 
 
 def parse_model_arg(arg: str, backend: str) -> EvalConfig:
@@ -118,24 +121,22 @@ def derive_precisions(
             configs.append(dataclasses.replace(base, name=f"{label} fp32", precision="fp32"))
             continue
         path = out_dir / f"{stem}_{p}.onnx"
-        if not path.is_file() or path.stat().st_mtime < base.model.stat().st_mtime:
+        if not path.is_file() or path.stat().st_mtime < base.model.stat().st_mtime or _unstamped(path):
             with warnings.catch_warnings():  # onnxconverter-common warns once per clamped tiny weight
                 warnings.simplefilter("ignore", UserWarning)
                 if p == "fp16":
                     to_fp16(base.model, path)
                 else:
                     quantize_int8(base.model, path, calibration(), target=int8_target)
-        _copy_sidecars(base.model, path)
         configs.append(dataclasses.replace(base, name=f"{label} {p}", model=path, precision=p))
     return configs
 
 
-def _copy_sidecars(src: Path, dst: Path) -> None:
-    """Labels / charset files found next to a model by name travel with its copies."""
-    for suffix in ("_labels.txt", "_charset.txt"):
-        side = src.with_name(src.stem + suffix)
-        if side.is_file():
-            dst.with_name(dst.stem + suffix).write_bytes(side.read_bytes())
+def _unstamped(copy: Path) -> bool:
+    """A copy made before copies carried their ``ModelInfo`` (labels, charset): made again."""
+    from ..inference.model_info import METADATA_KEY, onnx_metadata
+
+    return METADATA_KEY not in onnx_metadata(copy)
 
 
 def tensorrt_config(cfg: EvalConfig, fp32_onnx: Path, cache_dir: Path) -> EvalConfig:

@@ -86,11 +86,17 @@ class Task:
     def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
         raise NotImplementedError
 
-    def calibration_feeds(self, cfg: EvalConfig, frames: list[Frame]) -> list[dict[str, np.ndarray]]:
-        """INT8 calibration inputs: a plain resize to the model's static input size, RGB / 255.
+    def calibration_stage(self, cfg: EvalConfig) -> Any:
+        """The task's stage on ONNX Runtime, whose ``encode`` makes the INT8 calibration inputs;
+        None: a plain resize to the model's static input size, RGB / 255."""
+        return None
 
-        Tasks whose stage pre-processes differently override this with the stage's own code.
-        """
+    def calibration_feeds(self, cfg: EvalConfig, frames: list[Frame]) -> list[dict[str, np.ndarray]]:
+        """INT8 calibration inputs: the stage's own ``encode`` of each frame (copied: the stage reuses
+        its buffers), else a plain resize (``calibration_stage``)."""
+        stage = self.calibration_stage(cfg)
+        if stage is not None:
+            return [{k: np.array(v, copy=True) for k, v in stage.encode(f.bgr).feeds.items()} for f in frames]
         from ..inference.engine import EngineError
         from ..inference.factory import open_engine
         from ..inference.precision import resize_preprocess
@@ -145,17 +151,11 @@ class DetectionTask(Task):
 
         return predict
 
-    def calibration_feeds(self, cfg: EvalConfig, frames: list[Frame]) -> list[dict[str, np.ndarray]]:
-        """The detector's own letterbox pre-processing (copied: the stage reuses its tensor)."""
+    def calibration_stage(self, cfg: EvalConfig) -> Any:
         from ..stages.detector import Detector, DetectorConfig
 
         base = {"model": str(cfg.model), "backend": "onnxruntime"}
-        det = Detector(_stage_config(DetectorConfig, base, cfg.options))
-        feeds = []
-        for f in frames:
-            tensor, _ = det.preprocessor(f.bgr)
-            feeds.append({det.input_name: np.array(tensor, copy=True)})
-        return feeds
+        return Detector(_stage_config(DetectorConfig, base, cfg.options))
 
     def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
         results = [r for rs in outputs.values() for r in rs]
@@ -290,18 +290,11 @@ class SegmentationTask(Task):
 
         return predict
 
-    def calibration_feeds(self, cfg: EvalConfig, frames: list[Frame]) -> list[dict[str, np.ndarray]]:
-        """The segmenter's own pre-processing at the size it picks for each frame."""
+    def calibration_stage(self, cfg: EvalConfig) -> Any:
         from ..stages.segmenter import Segmenter, SegmenterConfig
 
         base = {"model": str(cfg.model), "backend": "onnxruntime"}
-        seg = Segmenter(_stage_config(SegmenterConfig, base, {**cfg.options, "argmax": "cpu"}))
-        feeds = []
-        for f in frames:
-            h, w = f.bgr.shape[:2]
-            tensor, _ = seg._preprocessor(seg.network_size(w, h))(f.bgr)
-            feeds.append({seg._input.name: np.array(tensor, copy=True)})
-        return feeds
+        return Segmenter(_stage_config(SegmenterConfig, base, {**cfg.options, "argmax": "cpu"}))
 
     def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
         from ..metrics.segmentation import iou_per_class, mean_iou
@@ -339,18 +332,11 @@ class RegressionTask(Task):
 
         return predict
 
-    def calibration_feeds(self, cfg: EvalConfig, frames: list[Frame]) -> list[dict[str, np.ndarray]]:
-        """PilotNet's crop + resize + scale, as the stage does it."""
-        from ..stages.pilot import Pilot, PilotConfig, crop_rows
+    def calibration_stage(self, cfg: EvalConfig) -> Any:
+        from ..stages.pilot import Pilot, PilotConfig
 
         base = {"model": str(cfg.model), "backend": "onnxruntime"}
-        pilot = Pilot(_stage_config(PilotConfig, base, cfg.options))
-        c = pilot.config
-        feeds = []
-        for f in frames:
-            tensor, _ = pilot.preprocess(crop_rows(f.bgr, c.crop_top, c.crop_bottom))
-            feeds.append({c.input_name: np.array(tensor, copy=True)})
-        return feeds
+        return Pilot(_stage_config(PilotConfig, base, cfg.options))
 
     def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
         if not outputs:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .engine import EngineError
+from .model_info import METADATA_KEY, onnx_info, onnx_metadata, write_info
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,43 @@ def to_fp16(onnx_in: str | Path, onnx_out: str | Path, op_block_list: Sequence[s
     if op_block_list is not None:
         kwargs["op_block_list"] = list(op_block_list)
     fp16 = float16.convert_float_to_float16(model, **kwargs)
+    write_info(fp16, onnx_info(onnx_in).derived("fp16"))
     out = Path(onnx_out)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(fp16, str(out))
     return out
+
+
+def stamp_copy(onnx_in: str | Path, onnx_out: str | Path, precision: str) -> None:
+    """Write the source's ``ModelInfo`` (sidecar labels included) at ``precision`` into a copy written
+    by another tool, so the copy alone knows its labels, charset and decoder."""
+    import onnx
+
+    info = onnx_info(onnx_in).derived(precision)
+    model = onnx.load(str(onnx_out))
+    write_info(model, info)
+    onnx.save(model, str(onnx_out))
+
+
+def model_precision(path: str | Path) -> str:
+    """A model's precision from what it is, not its name: the ``model_info`` a derived copy or engine
+    sidecar carries, else the graph (Q/DQ nodes -> int8, float16 weights -> fp16, else fp32)."""
+    import json
+
+    path = Path(path)
+    if path.suffix in (".engine", ".plan", ".trt"):
+        from .builder import engine_metadata
+
+        record = engine_metadata(path).get(METADATA_KEY)
+        return str(json.loads(record).get("precision") or "unknown") if record else "unknown"
+    record = onnx_metadata(path).get(METADATA_KEY)
+    if record and json.loads(record).get("precision"):
+        return str(json.loads(record)["precision"])
+    model = _load(path)
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
+        return "int8"
+    fp16 = 10  # onnx.TensorProto.FLOAT16
+    return "fp16" if any(t.data_type == fp16 for t in model.graph.initializer) else "fp32"
 
 
 def _separate_consumed_outputs(model: Any) -> Any:
@@ -269,6 +303,7 @@ def quantize_int8(
         },
         calibration_cache_path=None if calibration_cache is None else str(calibration_cache),
     )
+    stamp_copy(onnx_in, out, "int8")
     return out
 
 
@@ -288,6 +323,7 @@ def _quantize_modelopt(onnx_in: str | Path, onnx_out: str | Path, calibration: S
     mo_quantize(
         onnx_path=str(onnx_in), quantize_mode="int8", calibration_data=data, output_path=str(onnx_out)
     )
+    stamp_copy(onnx_in, onnx_out, "int8")
     return Path(onnx_out)
 
 

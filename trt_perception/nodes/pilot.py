@@ -21,6 +21,7 @@ from sensor_msgs.msg import Image
 from ..inference.engine import EngineError
 from ..metrics.behavior_bag import FRAMES_KEY, INFERENCE_SAMPLES_KEY, format_samples
 from ..metrics.latency import FRAME_AGE
+from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
@@ -77,7 +78,11 @@ class PilotNode(PerceptionNode):
                 ),
                 self.latency,
             )
-            self.pilot.engine.warmup()
+            self.pilot.warmup()
+            self.latency.reset()  # the warm-up pass is not a camera frame
+            for warning in self.pilot.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence
+                self.get_logger().warning(warning)
+                self.diagnostics.report("model_info", WARN, warning, ttl_s=None)
             self.diagnostics.set_value("model", model)
             self.diagnostics.set_value("backend", self.pilot.engine.backend)
             self.get_logger().info(f"pilot ready: {model} ({self.pilot.engine.backend})")

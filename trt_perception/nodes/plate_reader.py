@@ -17,6 +17,7 @@ from ..inference.engine import EngineError
 from ..metrics.latency import END_TO_END
 from ..pipeline.stamp_sync import StampMatcher
 from ..ros.detection_msgs import msg_to_detections, readings_to_msg
+from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.image_conversion import numpy_to_image, stamp_ns
 from ..ros.node_base import PerceptionNode, run_node
@@ -52,10 +53,14 @@ class PlateReaderNode(PerceptionNode):
         try:
             model = params_model_file(self, p)
             self.reader = PlateReader(reader_config(p, model=model), self.latency)
-            self.reader.engine.warmup()
+            self.reader.warmup()
+            self.latency.reset()  # the warm-up pass is not a camera frame
+            for warning in self.reader.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence
+                self.get_logger().warning(warning)
+                self.diagnostics.report("model_info", WARN, warning, ttl_s=None)
             self.diagnostics.set_value("model", model)
             self.get_logger().info(
-                f"plate reader ready: {model} ({p['decoder']}, {self.reader.width}x{self.reader.height})"
+                f"plate reader ready: {model} ({self.reader.decoder}, {self.reader.width}x{self.reader.height})"
             )
         except (EngineError, ValueError, OSError) as exc:
             self.startup_error("model", f"cannot start the plate reader: {exc}")

@@ -16,6 +16,7 @@ from sensor_msgs.msg import Image
 
 from ..inference.engine import EngineError
 from ..metrics.latency import END_TO_END
+from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
@@ -121,6 +122,9 @@ class SegmentationNode(PerceptionNode):
             model = params_model_file(self, p)
             self.segmenter = Segmenter(segmenter_config(p, model), self.latency)
             self.segmenter.warmup()
+            for warning in self.segmenter.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence
+                self.get_logger().warning(warning)
+                self.diagnostics.report("model_info", WARN, warning, ttl_s=None)
             self.latency.reset()  # the warm-up frame is not a camera frame
             seg = self.segmenter
             w, h = seg.network_size(int(p["input_width"]) or 640, int(p["input_height"]) or 352)

@@ -133,9 +133,11 @@ class Detector:
         ok = (src[:, 2] > src[:, 0]) & (src[:, 3] > src[:, 1])  # boxes wholly in the letterbox padding
         return Detections(src[ok], scores[idx][ok], classes[idx][ok], self.labels)
 
-    def warmup(self) -> None:
-        """One whole pass (encode, engine, decode) on a grey frame of the network's size."""
-        self(np.full((self.input_size[1], self.input_size[0], 3), 114, np.uint8))
+    def warmup(self, iterations: int = 1) -> None:
+        """Whole passes (encode, engine, decode) on a grey frame of the network's size."""
+        grey = np.full((self.input_size[1], self.input_size[0], 3), 114, np.uint8)
+        for _ in range(iterations):
+            self(grey)
 
 
 def _decoder_name(info: ModelInfo) -> str:
