@@ -138,9 +138,13 @@ class LiveScorer:
         with self._lock:
             s = self.streams[task_name]
             outputs = dict(s.outputs)
-            lat = np.array([(t - self.images[st]) * 1e3 for st, t in s.arrival.items() if st in self.images])
+            pairs = [(t - self.images[st]) * 1e3 for st, t in s.arrival.items() if st in self.images]
             unmatched = s.unmatched
             missing = len(self._ids) - len(outputs)
+        # A small result can reach this node before the large image it came from (DDS delivers the two
+        # topics independently): its latency is not measurable here, so it is counted, not reported as
+        # a negative or zero latency.
+        lat = np.array([ms for ms in pairs if ms >= 0.0])
         cfg = EvalConfig(self.name, Path("live"), "ros", "-")
         r = ConfigResult(cfg, frames=len(outputs), end_to_end_ms=lat, outputs=outputs)
         if outputs:
@@ -150,6 +154,11 @@ class LiveScorer:
             warnings.append(
                 f"{missing} of {len(self._ids)} ground-truth frames got no {task_name} output (dropped "
                 "or not yet processed); the scores cover the frames that did"
+            )
+        if len(lat) < len(pairs):
+            warnings.append(
+                f"{len(pairs) - len(lat)} {task_name} outputs arrived before their image: left out of the "
+                "latency (image arrival -> output arrival at this node)"
             )
         if unmatched:
             warnings.append(f"{unmatched} {task_name} messages had a stamp with no ground truth")
