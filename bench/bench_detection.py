@@ -297,7 +297,7 @@ def bench_cross_process(frames: list[np.ndarray], count: int, engine_ms: float) 
     from trt_perception.ros.qos import reliable_qos, sensor_qos
 
     use_fast_image_transport()
-    env = {**os.environ, "ROS_DOMAIN_ID": str(os.environ.get("ROS_DOMAIN_ID", 90 + os.getpid() % 60))}
+    env = {**os.environ, "ROS_DOMAIN_ID": str(os.environ.get("ROS_DOMAIN_ID", 1 + os.getpid() % 9))}
     os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
     exe = str(Path(sys.executable).parent / "detector")
     log = tempfile.NamedTemporaryFile(prefix="bench_detector_node_", suffix=".log", delete=False)  # noqa: SIM115
