@@ -1,7 +1,7 @@
 """Engine precision benchmark: FP32 / FP16 / INT8 Q/DQ (default and accuracy-aware) on ONNX Runtime CPU.
 
 For every sample model in ``models/`` this makes the FP16 and INT8 copies with
-``trt_perception.inference.precision``, measures pure engine latency (``Engine.infer`` on one
+``trt_perception.modelops.precision``, measures pure engine latency (``Engine.infer`` on one
 pre-processed input: mean, std, min, max, median, FPS) and the task metric of each copy on the
 sample validation set through the real runtime stage (the seeds' tables: latency mean/std + accuracy):
 
@@ -105,7 +105,7 @@ def val_images() -> list[tuple[dict[str, Any], np.ndarray]]:
 
 
 def bag_frames(limit: int) -> list[np.ndarray]:
-    from trt_perception.inference.precision import images_from_bag
+    from trt_perception.modelops.precision import images_from_bag
 
     return list(images_from_bag(DATA / "sample_bag", "/camera/image_raw", limit))
 
@@ -114,7 +114,7 @@ def bag_plate_crops(limit: int) -> list[np.ndarray]:
     """Plate crops of the bag frames (ground truth from data/sample_bag_gt.json, keyed by stamp)."""
     from rosbags.highlevel import AnyReader
 
-    from trt_perception.inference.precision import _image_msg_to_bgr
+    from trt_perception.modelops.precision import _image_msg_to_bgr
 
     gt = json.loads((DATA / "sample_bag_gt.json").read_text())
     by_stamp = {im["stamp_ns"]: im["id"] for im in gt["images"]}
@@ -319,7 +319,7 @@ def interleaved_latency(
 
 
 def bench_task(task: Task, work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from trt_perception.inference import precision as P
+    from trt_perception.modelops import precision as P
 
     print(f"== {task.name}", flush=True)
     t0 = time.monotonic()

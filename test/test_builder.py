@@ -258,7 +258,7 @@ def test_engine_entries() -> None:
 
 def test_onnx_for_build_per_tensorrt_version(tmp_path: Path) -> None:
     from trt_perception.inference.builder import onnx_for_build
-    from trt_perception.inference.precision import quantize_int8
+    from trt_perception.modelops.precision import quantize_int8
 
     onnx = make_convnet(tmp_path / "net.onnx")
     work = tmp_path / "engines"

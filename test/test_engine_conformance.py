@@ -143,7 +143,7 @@ def test_bad_feeds_name_tensor_and_values(backend: str, bad: dict, message: str,
 def test_precision_recipes_within_tolerance(
     precision: str, model_dir: Path, reference: OnnxRuntimeEngine
 ) -> None:
-    from trt_perception.inference import precision as recipes
+    from trt_perception.modelops import precision as recipes
 
     src = model_dir / "convnet.onnx"
     out = model_dir / f"convnet.{precision}.onnx"

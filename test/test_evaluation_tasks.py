@@ -73,7 +73,7 @@ def test_segmentation_miou_side_by_side(tmp_path: Path) -> None:
 
 
 def test_regression_mse_fp32_vs_fp16(tmp_path: Path) -> None:
-    from trt_perception.inference.precision import to_fp16
+    from trt_perception.modelops.precision import to_fp16
     from trt_perception.stages.pilot import Pilot, PilotConfig
 
     rng = np.random.default_rng(0)

@@ -115,7 +115,7 @@ def test_int8_copy_keeps_labels_and_reads_plates(int8_detector: Path) -> None:
 
 def test_evaluate_takes_precision_from_the_model(int8_detector: Path, tmp_path: Path) -> None:
     from trt_perception.evaluation.configs import parse_model_arg
-    from trt_perception.inference.precision import to_fp16
+    from trt_perception.modelops.precision import to_fp16
 
     assert parse_model_arg(str(int8_detector), "onnxruntime").precision == "int8"  # not "fp32" by name
     fp16 = to_fp16(MODELS / "detector.onnx", tmp_path / "detector_int8.onnx")  # a misleading name
@@ -285,7 +285,7 @@ def test_infer_is_one_template_method() -> None:
 
 
 def test_copies_carry_the_record(tmp_path: Path) -> None:
-    from trt_perception.inference.precision import to_fp16
+    from trt_perception.modelops.precision import to_fp16
 
     src = _copy_without(MODELS / "detector.onnx", tmp_path / "d.onnx", "names")
     shutil.copy(MODELS / "detector_labels.txt", tmp_path / "d_labels.txt")

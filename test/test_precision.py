@@ -10,7 +10,7 @@ import onnx
 import pytest
 from engine_helpers import make_convnet
 
-from trt_perception.inference import precision as P
+from trt_perception.modelops import precision as P
 from trt_perception.inference.engine import EngineError
 from trt_perception.inference.factory import open_engine
 

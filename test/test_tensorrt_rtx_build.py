@@ -27,7 +27,7 @@ pytest.importorskip(
 from trt_perception.cli import main
 from trt_perception.evaluation.configs import derive_precisions, read_node_params
 from trt_perception.evaluation.tasks import EvalConfig
-from trt_perception.inference import precision as P
+from trt_perception.modelops import precision as P
 from trt_perception.inference import tensorrt_backend as tb
 from trt_perception.inference.builder import (
     BuildRecipe,

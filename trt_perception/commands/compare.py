@@ -98,7 +98,7 @@ def _feeds(
 def run(args: argparse.Namespace) -> int:
     from ..inference.engine import EngineError
     from ..inference.factory import open_engine
-    from ..inference.precision import images_from_folder
+    from ..modelops.precision import images_from_folder
 
     try:
         a = open_engine(args.reference, args.backend_a)

@@ -234,7 +234,7 @@ def _families(bases, args, source, task, derive_precisions):  # type: ignore[no-
             if not frames:
                 if args.calibration:
                     from ..evaluation.sources import Frame
-                    from ..inference.precision import images_from_folder
+                    from ..modelops.precision import images_from_folder
 
                     for i, bgr in enumerate(images_from_folder(args.calibration, args.calibration_frames)):
                         frames.append(Frame(index=i, image_id=-1, stamp_ns=0, bgr=bgr))

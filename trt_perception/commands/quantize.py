@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def make_preprocess(model: Path, name: str, shape: str | None):  # type: ignore[no-untyped-def]
     """A ``bgr -> feeds`` callable for the model's single image input."""
     from ..inference.factory import open_engine
-    from ..inference.precision import resize_preprocess
+    from ..modelops.precision import resize_preprocess
 
     spec = open_engine(model).input()
     h, w = (int(v) for v in shape.lower().split("x")) if shape else (spec.shape[2], spec.shape[3])
@@ -65,7 +65,7 @@ def make_preprocess(model: Path, name: str, shape: str | None):  # type: ignore[
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference import precision as P
+    from ..modelops import precision as P
     from ..inference.engine import EngineError
 
     model = Path(args.model)

@@ -59,7 +59,7 @@ def config_from_file(path: str | Path, stage_fields: Iterable[str], name: str | 
 def _precision_of(model: Path, default: str) -> str:
     """What the model is (its ``model_info`` metadata or graph, an engine's cache sidecar), never its
     file name; ``default`` only for what cannot be read (a missing file, a bare TensorRT plan)."""
-    from ..inference.precision import model_precision
+    from ..modelops.precision import model_precision
 
     if not model.is_file():
         return default
@@ -110,7 +110,7 @@ def derive_precisions(
         raise ValueError(f"unknown precision(s) {unknown}; choose from {', '.join(PRECISIONS)}")
     if base.model.suffix != ".onnx":
         return [base]
-    from ..inference.precision import quantize_int8, to_fp16
+    from ..modelops.precision import quantize_int8, to_fp16
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = base.model.stem

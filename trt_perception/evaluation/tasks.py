@@ -99,7 +99,7 @@ class Task:
             return [{k: np.array(v, copy=True) for k, v in stage.encode(f.bgr).feeds.items()} for f in frames]
         from ..inference.engine import EngineError
         from ..inference.factory import open_engine
-        from ..inference.precision import resize_preprocess
+        from ..modelops.precision import resize_preprocess
 
         spec = open_engine(cfg.model, "onnxruntime").input()
         h, w = spec.shape[-2:]

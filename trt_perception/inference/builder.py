@@ -404,7 +404,7 @@ def onnx_for_build(onnx_path: Path, precision: str, feats: TensorRTFeatures, wor
         )
     if wanted != "fp16":
         return onnx_path
-    from .precision import to_fp16
+    from ..modelops.precision import to_fp16
 
     out = Path(work_dir) / f"{onnx_path.stem}.fp16.onnx"
     stamp = out.with_name(out.name + ".src")

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine import EngineError
-from .model_info import METADATA_KEY, onnx_info, onnx_metadata, write_info
+from ..inference.engine import EngineError
+from ..inference.model_info import METADATA_KEY, onnx_info, onnx_metadata, write_info
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def model_precision(path: str | Path) -> str:
 
     path = Path(path)
     if path.suffix in (".engine", ".plan", ".trt"):
-        from .builder import engine_metadata
+        from ..inference.builder import engine_metadata
 
         record = engine_metadata(path).get(METADATA_KEY)
         return str(json.loads(record).get("precision") or "unknown") if record else "unknown"

@@ -1,0 +1,1 @@
+"""Model operations: precision recipes (FP16/INT8 copies) that work on model files, not on engines."""
