@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trt_perception.stages.tracker import Tracker, TrackerConfig, kf_initiate, kf_predict, kf_update, xyah
+from trt_perception.stages.tracker import Tracker, TrackerConfig, kf_initiate, kf_predict, kf_update
 from trt_perception.vision.detections import Detections
 
 LABELS = ["car", "plate"]
@@ -136,47 +136,60 @@ def test_block_kalman_equals_the_full_8d_filter(steps: int) -> None:
     rng = np.random.default_rng(3)
     boxes = rng.uniform(50, 400, (6, 2))
     boxes = np.concatenate([boxes, boxes + rng.uniform(20, 120, (6, 2))], axis=1)
-    kf = kf_initiate(xyah(boxes))
-    mean, cov = _full_initiate(xyah(boxes))
+    kf = kf_initiate(boxes)
+    mean, cov = _full_initiate(boxes)
     for _ in range(steps):
         moved = boxes + rng.normal(0, 3, boxes.shape) + 4
-        kf_predict(kf)
+        kf = kf_predict(kf)
         mean, cov = _full_predict(mean, cov)
-        kf_update(kf, xyah(moved))
-        mean, cov = _full_update(mean, cov, xyah(moved))
-    np.testing.assert_allclose(kf[:, 0], mean[:, :4], rtol=1e-9)
-    np.testing.assert_allclose(kf[:, 1], mean[:, 4:], rtol=1e-9, atol=1e-12)
+        kf_update(kf, moved)
+        mean, cov = _full_update(mean, cov, moved)
+    np.testing.assert_allclose(kf[0], mean[:, :4], rtol=1e-9)
+    np.testing.assert_allclose(kf[1], mean[:, 4:], rtol=1e-9, atol=1e-12)
     k = np.arange(4)
-    np.testing.assert_allclose(kf[:, 2], cov[:, k, k], rtol=1e-9)
-    np.testing.assert_allclose(kf[:, 3], cov[:, k, k + 4], rtol=1e-9, atol=1e-15)
-    np.testing.assert_allclose(kf[:, 4], cov[:, k + 4, k + 4], rtol=1e-9)
+    np.testing.assert_allclose(kf[2], cov[:, k, k], rtol=1e-9)
+    np.testing.assert_allclose(kf[3], cov[:, k, k + 4], rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(kf[4], cov[:, k + 4, k + 4], rtol=1e-9)
 
 
-# The textbook filter, written out with full matrices (ByteTrack's noise model), for the check above.
+def test_unmeasured_rows_keep_their_state() -> None:
+    boxes = np.array([[10, 10, 50, 40], [100, 50, 180, 110], [300, 20, 330, 90]], np.float64)
+    kf = kf_predict(kf_initiate(boxes))
+    alone = kf_update(kf[:, 1:2].copy(), boxes[1:2] + 3)
+    before = kf.copy()
+    kf_update(kf, boxes + 3, measured=np.array([[0.0], [1.0], [0.0]]))
+    np.testing.assert_array_equal(kf[:, [0, 2]], before[:, [0, 2]])
+    np.testing.assert_allclose(kf[:, 1:2], alone)
+
+
+# The textbook filter, written out with full matrices (box-corner state, noise per unit of box width
+# for x and height for y, ByteTrack's weights), for the check above.
 _F = np.eye(8)
 _F[:4, 4:] = np.eye(4)
 _H = np.eye(4, 8)
 
 
-def _std(h: np.ndarray, pos: float, vel: float) -> np.ndarray:
-    one = np.ones_like(h)
-    return np.stack([pos * h, pos * h, 1e-2 * one, pos * h, vel * h, vel * h, 1e-5 * one, vel * h], axis=1)
+def _size(x: np.ndarray) -> np.ndarray:
+    wh = np.maximum(x[:, 2:4] - x[:, :2], 1.0)
+    return np.concatenate([wh, wh], axis=1)
+
+
+def _diag(std: np.ndarray) -> np.ndarray:
+    return np.stack([np.diag(s**2) for s in std])
 
 
 def _full_initiate(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = np.concatenate([z, np.zeros_like(z)], axis=1)
-    return mean, np.stack([np.diag(s**2) for s in _std(z[:, 3], 2 / 20, 10 / 160)])
+    size = _size(z)
+    return np.concatenate([z, np.zeros_like(z)], axis=1), _diag(np.concatenate([size / 10, size / 16], 1))
 
 
 def _full_predict(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    q = np.stack([np.diag(s**2) for s in _std(mean[:, 3], 1 / 20, 1 / 160)])
-    return mean @ _F.T, _F @ cov @ _F.T + q
+    size = _size(mean)
+    return mean @ _F.T, _F @ cov @ _F.T + _diag(np.concatenate([size / 20, size / 160], 1))
 
 
 def _full_update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    h = mean[:, 3]
-    r = np.stack([np.diag(v) for v in np.stack([h / 20, h / 20, np.full_like(h, 0.1), h / 20], 1) ** 2])
-    s = _H @ cov @ _H.T + r
+    s = _H @ cov @ _H.T + _diag(_size(mean) / 20)
     k = cov @ _H.T @ np.linalg.inv(s)
     mean = mean + (k @ (z - mean[:, :4])[:, :, None])[:, :, 0]
     return mean, cov - k @ _H @ cov

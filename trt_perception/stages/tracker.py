@@ -4,9 +4,9 @@
 the IDs whose tracks ended. What it matches of ByteTrack (Zhang et al. 2022, reference implementation
 ``ifzhang/ByteTrack`` ``yolox/tracker/byte_tracker.py``; this is our own code):
 
-* motion model: a constant-velocity Kalman filter on (centre x, centre y, aspect w/h, height) with
-  process and measurement noise proportional to the box height (weights 1/20 for position, 1/160 for
-  velocity); a lost track's height velocity is zeroed before it is predicted;
+* motion model: a constant-velocity Kalman filter with process and measurement noise proportional to
+  the box size (ByteTrack's weights: 1/20 for position, 1/160 for velocity); a lost track's size
+  velocity is zeroed before it is predicted;
 * first association: confirmed tracks (tracked and lost) against the high-score detections, similarity
   IoU x detection score, accepted from ``first_min_similarity`` (ByteTrack: cost 0.8 -> 0.2);
 * second association: tracks still unmatched that were tracked in the previous frame against the
@@ -17,8 +17,11 @@ the IDs whose tracks ended. What it matches of ByteTrack (Zhang et al. 2022, ref
 * birth: leftover high-score detections at or above ``new_track_threshold`` (ByteTrack: track_thresh
   + 0.1) start tracks.
 
-Differences, on purpose: all tracks live in numpy arrays (batched Kalman predict/update, one IoU matrix
-per association), classes are kept apart by gating the cost across classes instead of running one
+Differences, on purpose: the filter's state is the box corners (x1, y1, x2, y2) with noise scaled by
+the box width for x and height for y (BoT-SORT's choice, ByteTrack uses centre, aspect and height
+scaled by the height): the detections are measured as they come and the predicted boxes are
+associated as they are, with no conversion either way. All tracks live in numpy arrays (batched
+Kalman predict/update, one IoU matrix per association), classes are kept apart by gating the cost across classes instead of running one
 tracker per class, assignment is SciPy's ``linear_sum_assignment`` (a pair is kept only when it reaches
 the threshold), a track is confirmed after ``min_hits`` matched frames (ByteTrack: 2, and every track
 of the very first frame), IDs are given at confirmation so they stay dense, and the reported box is the
@@ -101,102 +104,100 @@ class Tracks:
 class _State:
     """Every live track as one row of two arrays (few numpy calls per frame, whatever the count).
 
-    ``kf`` [N, 5, 4] float64 holds the Kalman filter: the state is (cx, cy, w/h, h) and their
-    velocities. With a diagonal initial covariance, diagonal noise and the four positions measured,
-    each coordinate and its velocity form an independent 2x2 block that stays so forever, so the
-    filter is ByteTrack's 8-D one kept as position ``x``, velocity ``v``, and per block the position
-    variance ``pp``, covariance ``pv`` and velocity variance ``vv`` (rows 0-4).
+    ``kf`` [5, N, 4] float64 holds the Kalman filter: the state is the box corners (x1, y1, x2, y2)
+    and their velocities. With a diagonal initial covariance, diagonal noise and the four corners
+    measured, each coordinate and its velocity form an independent 2x2 block that stays so forever,
+    so the 8-D filter is kept as position ``x``, velocity ``v``, and per block the position variance
+    ``pp``, covariance ``pv`` and velocity variance ``vv`` (planes 0-4, each a contiguous [N, 4]).
     ``meta`` [N, 5] int64: ID (0 while unconfirmed), class, state, matched frames, last matched frame.
     """
 
     def __init__(self, kf: np.ndarray | None = None, meta: np.ndarray | None = None) -> None:
-        self.kf = np.zeros((0, 5, 4)) if kf is None else kf
+        self.kf = np.zeros((5, 0, 4)) if kf is None else kf
         self.meta = np.zeros((0, 5), np.int64) if meta is None else meta
-        self.x, self.v = self.kf[:, 0], self.kf[:, 1]
+        self.x, self.v = self.kf[0], self.kf[1]
         self.ids, self.cls, self.state, self.hits, self.last_frame = self.meta.T
 
     def keep(self, mask: np.ndarray) -> _State:
-        return _State(self.kf[mask], self.meta[mask])
+        return _State(self.kf[:, mask], self.meta[mask])
 
     def extend(self, other: _State) -> _State:
-        return _State(np.concatenate([self.kf, other.kf]), np.concatenate([self.meta, other.meta]))
+        return _State(np.concatenate([self.kf, other.kf], axis=1), np.concatenate([self.meta, other.meta]))
 
 
-#: Std weights of (cx, cy, aspect, h) per unit of box height (rows: position, velocity) and the
-#: aspect's fixed std devs (ByteTrack's): process noise, measurement noise, initial uncertainty.
-_SCALED = np.array([1.0, 1.0, 0.0, 1.0])
-_Q_W = np.stack([_STD_POS * _SCALED, _STD_VEL * _SCALED])
-_Q_C = np.array([[0, 0, 1e-2, 0], [0, 0, 1e-5, 0]])
-_R_W, _R_C = _STD_POS * _SCALED, np.array([0, 0, 1e-1, 0])
-_P0_W, _P0_C = 2 * _Q_W * [[1], [5]], _Q_C
+#: Std devs per unit of box size (width for x, height for y): process noise of position and
+#: velocity, measurement noise, initial uncertainty of position and velocity (ByteTrack's weights).
+_Q_W = np.array([_STD_POS, _STD_VEL])[:, None, None]
+_R_W = _STD_POS
+_P0_W = np.array([2 * _STD_POS, 10 * _STD_VEL])[:, None, None]
+# Box corners (x1, y1, x2, y2) @ _SIZE = (w, h, w, h): the noise scale of each corner coordinate.
+_SIZE = np.array([[-1, 0, -1, 0], [0, -1, 0, -1], [1, 0, 1, 0], [0, 1, 0, 1]], np.float64)
+# One frame of constant velocity on the planes (x, v, pp, pv, vv): x += v, pp += 2 pv + vv, pv += vv,
+# one matrix product for every track (the process noise is added after).
+_STEP = np.array(
+    [[1, 1, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 2, 1], [0, 0, 0, 1, 1], [0, 0, 0, 0, 1]], np.float64
+)
 
 
-def xyah(boxes: np.ndarray) -> np.ndarray:
-    """xyxy [N, 4] -> (centre x, centre y, w / h, h)."""
-    out = np.empty((len(boxes), 4))
-    wh = boxes[:, 2:] - boxes[:, :2]
-    h = np.maximum(wh[:, 1], 1e-6)
-    out[:, :2] = boxes[:, :2] + wh / 2
-    out[:, 2] = wh[:, 0] / h
-    out[:, 3] = h
-    return out
-
-
-def xyxy(x: np.ndarray) -> np.ndarray:
-    """(cx, cy, w/h, h) [N, 4] -> boxes xyxy [N, 4]."""
-    half = np.empty((len(x), 2))
-    half[:, 1] = x[:, 3] / 2
-    half[:, 0] = x[:, 2] * half[:, 1]
-    return np.concatenate([x[:, :2] - half, x[:, :2] + half], axis=1)
-
-
-def _var(h: np.ndarray, weight: np.ndarray, const: np.ndarray) -> np.ndarray:
-    """Variances (weight * h + const)^2, broadcast over the rows of ``h``."""
-    std = h.reshape((-1,) + (1,) * weight.ndim) * weight + const
-    return std * std
+def _var(x: np.ndarray, weight: np.ndarray | float) -> np.ndarray:
+    """Variances (weight * size)^2 per corner coordinate of boxes ``x`` [n, 4], size = (w, h, w, h)
+    (at least 1 px): [n, 4] for a scalar weight, [k, n, 4] for a [k, 1, 1] column of weights."""
+    size = x @ _SIZE
+    np.maximum(size, 1.0, out=size)
+    std = size * weight
+    std *= std
+    return std
 
 
 def kf_initiate(z: np.ndarray) -> np.ndarray:
-    """Filter rows [n, 5, 4] of new tracks from their measurements ``z`` (xyah)."""
-    kf = np.zeros((len(z), 5, 4))
-    kf[:, 0] = z
-    kf[:, 2::2] = _var(z[:, 3], _P0_W, _P0_C)  # pp and vv; no velocity and no covariance yet
+    """Filter planes [5, n, 4] of new tracks from their measured boxes ``z`` (xyxy)."""
+    kf = np.zeros((5, len(z), 4))
+    kf[0] = z
+    kf[2::2] = _var(z, _P0_W)  # pp and vv; no velocity and no covariance yet
     return kf
 
 
-def kf_predict(kf: np.ndarray) -> None:
-    """One frame ahead, in place: x += v, and per 2x2 block P = F P F^T + Q."""
-    q = _var(kf[:, 0, 3].copy(), _Q_W, _Q_C)
-    kf[:, 0] += kf[:, 1]
-    kf[:, 2] += 2 * kf[:, 3] + kf[:, 4]
-    kf[:, 3] += kf[:, 4]
-    kf[:, 2::2] += q
+def kf_predict(kf: np.ndarray) -> np.ndarray:
+    """The filter one frame ahead: x += v, and per 2x2 block P = F P F^T + Q."""
+    out = (_STEP @ kf.reshape(5, -1)).reshape(kf.shape)
+    out[2::2] += _var(kf[0], _Q_W)
+    return out
 
 
-def kf_update(kf: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """``kf`` rows [n, 5, 4] corrected in place with measurements ``z`` [n, 4] (scalar per block)."""
-    s = kf[:, 2] + _var(kf[:, 0, 3], _R_W, _R_C)
-    gain = kf[:, 2:4] / s[:, None]  # (kp, kv) = (pp, pv) / s
-    kf[:, 0:2] += gain * (z - kf[:, 0])[:, None]
-    kf[:, 4] -= gain[:, 1] * kf[:, 3]  # vv -= kv pv, before pv changes
-    kf[:, 2:4] *= 1.0 - gain[:, :1]  # (pp, pv) *= 1 - kp
+def kf_update(kf: np.ndarray, z: np.ndarray, measured: np.ndarray | None = None) -> np.ndarray:
+    """Filter planes [5, n, 4] corrected in place with measured boxes ``z`` [n, 4] (a scalar
+    measurement per 2x2 block); rows where ``measured`` [n, 1] is 0 get a zero gain (unchanged), so
+    all rows are updated at once, without gathering the matched ones."""
+    x, v, pp, pv, vv = kf
+    s = _var(x, _R_W)
+    s += pp
+    kp, kv = pp / s, pv / s
+    if measured is not None:
+        kp *= measured
+        kv *= measured
+    y = z - x
+    x += kp * y
+    v += kv * y
+    vv -= kv * pv  # before pv changes
+    np.subtract(1.0, kp, out=kp)
+    pp *= kp
+    pv *= kp
     return kf
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU [N, M] of xyxy boxes, float64 (the association's own: in-place, no dtype round trips)."""
-    ax1, ay1, ax2, ay2 = a.T[:, :, None]
-    bx1, by1, bx2, by2 = b.T
+    ax1, ay1, ax2, ay2 = np.ascontiguousarray(a.T)[:, :, None]
+    bx1, by1, bx2, by2 = np.ascontiguousarray(b.T)
     inter = np.minimum(ax2, bx2)
     inter -= np.maximum(ax1, bx1)
-    np.maximum(inter, 0.0, out=inter)
     h = np.minimum(ay2, by2)
     h -= np.maximum(ay1, by1)
+    np.maximum(inter, 0.0, out=inter)
     np.maximum(h, 0.0, out=h)
     inter *= h
     union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)
     union -= inter
-    np.maximum(union, 1e-9, out=union)
     inter /= union
     return inter
 
@@ -209,7 +210,7 @@ def assign(
     ok = similarity >= threshold
     if allowed is not None:
         ok &= allowed
-    if not ok.any():
+    if not np.count_nonzero(ok):
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
     cost = np.where(ok, 1.0 - similarity, _FORBIDDEN)
     rows, cols = linear_sum_assignment(cost)
@@ -235,6 +236,8 @@ class Tracker:
         self._frame = 0
         self._next_id = 1
         self._keep: np.ndarray | None = None
+        self._class: int | None = None  # the one class seen so far, until a second one shows
+        self._mixed = False
 
     def _selected(self, dets: Detections) -> Detections:
         if not self.cfg.classes:
@@ -254,78 +257,110 @@ class Tracker:
         boxes = dets.boxes.astype(np.float64)
         scores, classes = dets.scores, dets.class_ids
         t = self._predicted()
-        pred = xyxy(t.x)
-        # Class gating only where two classes meet (the common single-class case skips the mask).
-        both = np.concatenate([t.cls, classes])
-        one_class = not len(both) or both.min() == both.max()
+        pred = t.x
+        one_class = self._one_class(classes)
 
         def match(rows: np.ndarray, cols: np.ndarray, threshold: float, fuse: bool) -> np.ndarray:
             """Pairs (track rows, detection indices) of one association step; marks ``det_track``."""
             if not len(rows) or not len(cols):
                 return rows[:0]
-            sim = iou(pred[rows], boxes[cols])
+            every_row, every_col = len(rows) == len(pred), len(cols) == len(boxes)  # no gather needed
+            sim = iou(pred if every_row else pred[rows], boxes if every_col else boxes[cols])
             if fuse:
-                sim *= scores[cols][None, :]
+                sim *= scores if every_col else scores[cols]
             same = None if one_class else t.cls[rows][:, None] == classes[cols][None, :]
             r, c = assign(sim, threshold, same)
             det_track[cols[c]] = rows[r]
             return rows[r]
 
-        det_track = np.full(len(dets), -1, np.intp)  # matched track row per detection
-        high = np.flatnonzero(scores >= cfg.high_threshold)
-        low = np.flatnonzero((scores >= cfg.low_threshold) & (scores < cfg.high_threshold))
+        det_track = np.empty(len(dets), np.intp)  # matched track row per detection
+        det_track.fill(-1)
+        is_high = scores >= cfg.high_threshold
+        high = is_high.nonzero()[0]
+        low = (
+            high[:0] if len(high) == len(scores) else (~is_high & (scores >= cfg.low_threshold)).nonzero()[0]
+        )
         # 1st: confirmed tracks (tracked or lost) x high-score detections, IoU weighted by the score.
-        confirmed = np.flatnonzero(t.state != TENTATIVE)
+        confirmed = (t.state != TENTATIVE).nonzero()[0]
         taken = match(confirmed, high, cfg.first_min_similarity, True)
         # 2nd: tracks of the last frame still free x low-score detections (occluded, blurred), plain IoU.
         if len(low):
             free = t.state == TRACKED
             free[taken] = False
-            match(np.flatnonzero(free), low, cfg.second_min_iou, False)
+            match(free.nonzero()[0], low, cfg.second_min_iou, False)
         # Unconfirmed tracks x the high-score detections left.
         left = high[det_track[high] < 0]
-        match(np.flatnonzero(t.state == TENTATIVE), left, cfg.unconfirmed_min_similarity, True)
+        if len(left):
+            match((t.state == TENTATIVE).nonzero()[0], left, cfg.unconfirmed_min_similarity, True)
 
         matched = det_track >= 0
-        self._correct(t, det_track[matched], boxes[matched])
+        rows = det_track[matched]
+        self._correct(t, rows, boxes[matched])
         ids = np.zeros(len(dets), np.int64)
-        ids[matched] = t.ids[det_track[matched]]  # rows are valid until _age drops some
+        ids[matched] = t.ids[rows]  # rows are valid until _age drops some
         t, ended = self._age(t)
-        born = left[(det_track[left] < 0) & (scores[left] >= cfg.new_track_threshold)]
+        born = left[(det_track[left] < 0) & (scores[left] >= cfg.new_track_threshold)] if len(left) else left
         if len(born):
             new = self._birth(boxes[born], classes[born])
             ids[born] = new.ids
             t = t.extend(new)
         self._tracks = t
         out = ids > 0
+        if np.count_nonzero(out) == len(out):  # all tracked: no copy
+            return Tracks(dets, ids, ended)
         return Tracks(dets.select(out), ids[out], ended)
+
+    def _one_class(self, classes: np.ndarray) -> bool:
+        """Whether every detection and track so far is of one class (class gating can be skipped);
+        once two classes were seen the tracker gates for good."""
+        if not self._mixed and len(classes):
+            first = int(classes[0]) if self._class is None else self._class
+            # ufunc reductions directly: ndarray.min/max go through Python wrappers (a few us each)
+            self._mixed = bool(np.minimum.reduce(classes) != first or np.maximum.reduce(classes) != first)
+            self._class = first
+        return not self._mixed
 
     def _predicted(self) -> _State:
         t = self._tracks
-        if len(t.ids):
-            t.v[t.state != TRACKED, 3] = 0.0  # a lost box keeps its size
-            kf_predict(t.kf)
-        return t
+        if not len(t.ids):
+            return t
+        lost = t.state != TRACKED
+        if np.count_nonzero(lost):  # a lost box keeps its size: both corners move with the centre
+            v = t.v[lost]
+            centre = (v[:, :2] + v[:, 2:]) / 2
+            t.v[lost] = np.concatenate([centre, centre], axis=1)
+        return _State(kf_predict(t.kf), t.meta)
 
     def _correct(self, t: _State, rows: np.ndarray, boxes: np.ndarray) -> None:
         """Kalman update of the matched rows; an unconfirmed one reaching ``min_hits`` gets its ID."""
         if not len(rows):
             return
-        t.kf[rows] = kf_update(t.kf[rows], xyah(boxes))
-        t.hits[rows] += 1
-        t.last_frame[rows] = self._frame
-        promote = rows[(t.ids[rows] == 0) & (t.hits[rows] >= self.cfg.min_hits)]
-        t.ids[promote] = self._new_ids(len(promote))
-        t.state[rows] = np.where(t.ids[rows] > 0, TRACKED, TENTATIVE)
+        z = t.x.copy()
+        z[rows] = boxes
+        measured = None
+        if len(rows) < len(z):
+            measured = np.zeros((len(z), 1))
+            measured[rows] = 1.0
+        kf_update(t.kf, z, measured)
+        m = t.meta[rows]  # one gather and one scatter instead of one per column
+        m[:, 3] += 1
+        m[:, 4] = self._frame
+        m[:, 2] = TRACKED
+        unconfirmed = m[:, 0] == 0
+        if np.count_nonzero(unconfirmed):
+            new = unconfirmed & (m[:, 3] >= self.cfg.min_hits)
+            m[new, 0] = self._new_ids(int(np.count_nonzero(new)))
+            m[unconfirmed & ~new, 2] = TENTATIVE
+        t.meta[rows] = m
 
     def _age(self, t: _State) -> tuple[_State, np.ndarray]:
         """Unmatched tracked -> lost; unmatched unconfirmed and lost past ``max_lost_frames`` end."""
         missed = t.last_frame < self._frame
-        if not missed.any():  # every track matched: the usual frame
+        if not np.count_nonzero(missed):  # every track matched: the usual frame
             return t, t.ids[:0]
         t.state[missed & (t.state == TRACKED)] = LOST
         gone = missed & ((t.ids == 0) | (self._frame - t.last_frame > self.cfg.max_lost_frames))
-        if not gone.any():
+        if not np.count_nonzero(gone):
             return t, t.ids[:0]
         return t.keep(~gone), t.ids[gone & (t.ids > 0)]
 
@@ -344,4 +379,4 @@ class Tracker:
         meta[:, 2] = TRACKED if now else TENTATIVE
         meta[:, 3] = 1
         meta[:, 4] = self._frame
-        return _State(kf_initiate(xyah(boxes)), meta)
+        return _State(kf_initiate(boxes), meta)
