@@ -1,8 +1,8 @@
 """The same tests on every importable backend, against the ONNX Runtime FP32 reference.
 
-ONNX Runtime always runs; TensorRT joins where it is installed with a GPU (the engine is built
-through the engine cache into a temp folder). Tolerances follow Polygraphy's comparator idea: an
-element passes when ``|a - b| <= atol + rtol * |ref|``; the FP16/INT8 recipes get wider ones.
+ONNX Runtime and OpenVINO (CPU, the ONNX read directly) always run; TensorRT joins where it is
+installed with a GPU (the engine is built through the engine cache into a temp folder). Tolerances
+follow Polygraphy's comparator idea: an element passes when ``|a - b| <= atol + rtol * |ref|``; the FP16/INT8 recipes get wider ones.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ PROFILE = ShapeProfile("x", (1, 3, 16, 16), (1, 3, 64, 64), (2, 3, 128, 128))
 
 BACKENDS = [
     "onnxruntime",
+    "openvino",
     pytest.param(
         "tensorrt",
         marks=[
@@ -42,8 +43,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def open_backend(backend: str, onnx: Path, precision: str = "fp32") -> Engine:
-    if backend == "onnxruntime":
-        return open_engine(onnx, backend="onnxruntime")
+    if backend in ("onnxruntime", "openvino"):
+        return open_engine(onnx, backend=backend)
     from trt_perception.inference import tensorrt_backend as tb
 
     cache = EngineCache(onnx.parent / "engines")
@@ -85,7 +86,7 @@ def test_specs(backend: str, model_dir: Path) -> None:
     x = engine.input()
     assert x.is_dynamic and x.shape[1] == 3 and x.dtype == np.float32
     assert x.matches((2, 3, 64, 96)) and not x.matches((1, 4, 64, 64)) and not x.matches((3, 64, 64))
-    assert engine.batch_limits() == ((1, None) if backend == "onnxruntime" else (1, 2))  # profile max batch 2
+    assert engine.batch_limits() == ((1, 2) if backend == "tensorrt" else (1, None))  # profile max batch 2
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from ..inference.factory import BACKENDS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("reference", help="reference model (ONNX or engine)")
     p.add_argument("candidate", help="model to check against it")
-    p.add_argument(
-        "--backend-a", default="auto", help="backend of the reference (auto | onnxruntime | tensorrt)"
-    )
-    p.add_argument("--backend-b", default="auto", help="backend of the candidate")
+    p.add_argument("--backend-a", default="auto", choices=BACKENDS, help="backend of the reference")
+    p.add_argument("--backend-b", default="auto", choices=BACKENDS, help="backend of the candidate")
     p.add_argument(
         "--shape",
         action="append",

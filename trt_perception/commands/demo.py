@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..inference.factory import BACKENDS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -29,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--reader", default="models/plate_reader_ctc.onnx", help="plate reader model or engine")
     p.add_argument("--reader-decoder", default="ctc", choices=("ctc", "heads"))
-    p.add_argument("--backend", default="auto", help="auto | onnxruntime | tensorrt")
+    p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
     p.add_argument(
         "--realtime", action="store_true", help="play at the video's frame rate (default: as fast as it runs)"
@@ -37,6 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loop", action="store_true", help="start the video again at its end (stop with Ctrl-C)")
     p.add_argument(
         "--max-frames", type=int, default=0, help="stop after this many frames (0: the whole video)"
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=0.0,
+        help="run this many seconds, looping the video (0: until it ends); the summary gives FPS avg/min/max",
     )
     p.add_argument("--save", default="", help="write the annotated video here (.mp4)")
     p.add_argument("--plain", action="store_true", help="one log line per second instead of the live view")
@@ -63,6 +71,8 @@ class DemoState:
     final: set[int] = field(default_factory=set)  # vehicles whose text became final
     reads: int = 0
     fps_window: list[float] = field(default_factory=list)
+    #: frames finished in each whole second since the start (FPS average/min/max of a long run)
+    per_second: Counter[int] = field(default_factory=Counter)
 
     def fps(self) -> float:
         w = self.fps_window[-30:]
@@ -71,13 +81,25 @@ class DemoState:
     def tick(self, result: Any) -> None:
         self.frames += 1
         self.last = result
-        self.fps_window.append(time.perf_counter())
+        now = time.perf_counter()
+        self.fps_window.append(now)
+        self.per_second[int(now - self.started)] += 1
         del self.fps_window[:-60]
         self.reads += result.reads
         self.events(result.events)
         if result.tracks is None:
             for r in result.plates:
                 self.plates_seen[r.text] += 1
+
+    def fps_range(self) -> tuple[float, float, float] | None:
+        """(average, minimum, maximum) FPS over the completed one-second windows; None before two."""
+        done = [self.per_second[s] for s in range(int(time.perf_counter() - self.started))]
+        if len(done) < 2:
+            return None
+        return sum(done) / len(done), float(min(done)), float(max(done))
+
+    def expired(self, duration_s: float) -> bool:
+        return duration_s > 0 and time.perf_counter() - self.started >= duration_s
 
     def events(self, events: list[Any]) -> None:
         for e in events:
@@ -214,7 +236,11 @@ def run(args: argparse.Namespace) -> int:
         )
         pipeline.warmup()
         camera = CameraSource(
-            CameraConfig(source=_path(args.video), loop=args.loop, rate_hz=0.0 if args.realtime else 1000.0)
+            CameraConfig(
+                source=_path(args.video),
+                loop=args.loop or args.duration > 0,
+                rate_hz=0.0 if args.realtime else 1000.0,
+            )
         ).start()
     except (CameraError, OSError, ValueError, RuntimeError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
@@ -223,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
     view = View(sys.stdout, args.plain)
     writer = None
     try:
-        while not args.max_frames or state.frames < args.max_frames:
+        while (not args.max_frames or state.frames < args.max_frames) and not state.expired(args.duration):
             frame = camera.read(timeout_s=5.0)
             if frame is None:
                 break
@@ -277,6 +303,11 @@ def _summary(state: DemoState, latency: Any) -> None:
         f"\n{state.frames} frames in {wall:.1f} s ({state.frames / max(wall, 1e-9):.1f} FPS overall"
         + (f", pipeline capacity {1000 / e2e.mean_ms:.1f} FPS at {e2e.mean_ms:.1f} ms/frame)" if e2e else ")")
     )
+    fps = state.fps_range()
+    if fps is not None:
+        print(
+            f"FPS over one-second windows: average {fps[0]:.1f}, minimum {fps[1]:.0f}, maximum {fps[2]:.0f}"
+        )
     if state.last is not None and state.last.tracks is not None:
         _vehicle_summary(state)
         return
@@ -341,7 +372,7 @@ def _run_ros(args: argparse.Namespace) -> int:
         while rclpy.ok() and node.running:
             rclpy.spin_once(node, timeout_sec=0.05)
             view.update(state, node.latency)
-            if args.max_frames and state.frames >= args.max_frames:
+            if (args.max_frames and state.frames >= args.max_frames) or state.expired(args.duration):
                 break
     except KeyboardInterrupt:
         pass

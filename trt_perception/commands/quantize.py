@@ -65,8 +65,8 @@ def make_preprocess(model: Path, name: str, shape: str | None):  # type: ignore[
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..modelops import precision as P
     from ..inference.engine import EngineError
+    from ..modelops import precision as P
 
     model = Path(args.model)
     if not (args.fp16 or args.int8):

@@ -75,7 +75,7 @@ def parse_model_arg(arg: str, backend: str) -> EvalConfig:
     be = (
         backend
         if backend != "auto"
-        else ("tensorrt" if model.suffix in (".engine", ".plan") else "onnxruntime")
+        else {".engine": "tensorrt", ".plan": "tensorrt", ".xml": "openvino"}.get(model.suffix, "onnxruntime")
     )
     return EvalConfig(name or f"{model.stem} {be}", model, backend, precision)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .engine import Engine, EngineError
 
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
 
 
 def tensorrt_available() -> bool:
@@ -26,7 +26,8 @@ def tensorrt_unavailable_reason() -> str:
 
 
 def open_engine(path: str | Path, backend: str = "auto", **options: object) -> Engine:
-    """``.onnx`` -> ONNX Runtime, ``.engine``/``.plan`` -> TensorRT; ``backend`` forces one.
+    """``.onnx`` -> ONNX Runtime, ``.engine``/``.plan`` -> TensorRT, ``.xml`` (OpenVINO IR) -> OpenVINO;
+    ``backend`` forces one (``openvino`` reads an ONNX directly).
 
     ``auto`` on an ONNX file stays on ONNX Runtime: building a TensorRT engine is the engine
     builder's job, so a node never blocks for minutes on a build it did not ask for.
@@ -45,6 +46,14 @@ def open_engine(path: str | Path, backend: str = "auto", **options: object) -> E
         return TensorRTEngine(path, **options)  # type: ignore[arg-type]
     if is_plan:
         raise EngineError(f"{path} is a TensorRT plan; backend '{backend}' cannot run it")
+    from .openvino_backend import IR_SUFFIXES
+
+    if backend == "openvino" or path.suffix in IR_SUFFIXES:
+        if backend not in ("auto", "openvino"):
+            raise EngineError(f"{path} is an OpenVINO IR; backend '{backend}' cannot run it")
+        from .openvino_backend import OpenVinoEngine
+
+        return OpenVinoEngine(path, **options)  # type: ignore[arg-type]
     from .onnxruntime_backend import OnnxRuntimeEngine
 
     return OnnxRuntimeEngine(path, **options)  # type: ignore[arg-type]
