@@ -77,8 +77,8 @@ def sample_frames(n: int) -> list[np.ndarray]:
 
 def bench_overhead(frames: list[np.ndarray], iters: int) -> dict[str, Any]:
     """Everything per frame except the engine call, on the real detector's real outputs."""
+    from trt_perception.io.images import image_to_bgr, numpy_to_image
     from trt_perception.ros.detection_msgs import detections_to_msg
-    from trt_perception.ros.image_conversion import image_to_bgr, numpy_to_image
     from trt_perception.stages.detector import Detector, DetectorConfig
 
     det = Detector(DetectorConfig(model=str(DETECTOR)))
@@ -292,7 +292,7 @@ def bench_cross_process(frames: list[np.ndarray], count: int, engine_ms: float) 
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
 
-    from trt_perception.ros.image_conversion import numpy_to_image
+    from trt_perception.io.images import numpy_to_image
     from trt_perception.ros.node_base import use_fast_image_transport
     from trt_perception.ros.qos import reliable_qos, sensor_qos
 

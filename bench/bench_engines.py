@@ -112,9 +112,9 @@ def bag_frames(limit: int) -> list[np.ndarray]:
 
 def bag_plate_crops(limit: int) -> list[np.ndarray]:
     """Plate crops of the bag frames (ground truth from data/sample_bag_gt.json, keyed by stamp)."""
-    from rosbags.highlevel import AnyReader
-
-    from trt_perception.modelops.precision import _image_msg_to_bgr
+    from trt_perception.io.bags import Bag
+    from trt_perception.io.images import image_to_bgr
+    from trt_perception.io.stamps import stamp_ns
 
     gt = json.loads((DATA / "sample_bag_gt.json").read_text())
     by_stamp = {im["stamp_ns"]: im["id"] for im in gt["images"]}
@@ -124,12 +124,10 @@ def bag_plate_crops(limit: int) -> list[np.ndarray]:
         if a["category_id"] == plate_cat:
             boxes.setdefault(a["image_id"], []).append(a["bbox"])
     crops: list[np.ndarray] = []
-    with AnyReader([DATA / "sample_bag"]) as reader:
-        conns = [c for c in reader.connections if c.topic == "/camera/image_raw"]
-        for conn, _t, raw in reader.messages(connections=conns):
-            msg = reader.deserialize(raw, conn.msgtype)
-            stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-            img = _image_msg_to_bgr(msg, DATA / "sample_bag")
+    with Bag(DATA / "sample_bag") as bag:
+        for _, msg in bag.decoded(["/camera/image_raw"]):
+            stamp = stamp_ns(msg.header)
+            img = image_to_bgr(msg)
             for x, y, w, h in boxes.get(by_stamp.get(stamp, -1), []):
                 if w >= 8 and h >= 4:
                     crops.append(np.ascontiguousarray(img[int(y) : int(y + h), int(x) : int(x + w)]))

@@ -103,7 +103,8 @@ def bench_replay(rate: float) -> dict[str, Any]:
     import rclpy
     from sensor_msgs.msg import Image
 
-    from trt_perception.evaluation.bags import Bag
+    from trt_perception.io.bags import Bag
+    from trt_perception.io.stamps import stamp_ns
     from trt_perception.ros.qos import sensor_qos
 
     bag = DATA / "sample_bag"
@@ -120,7 +121,7 @@ def bench_replay(rate: float) -> dict[str, Any]:
     node.create_subscription(
         Image,
         "/camera/image_raw",
-        lambda m: arrivals.append((time.monotonic(), m.header.stamp.sec * 10**9 + m.header.stamp.nanosec)),
+        lambda m: arrivals.append((time.monotonic(), stamp_ns(m.header))),
         sensor_qos(50),
     )
     exe = Path(sys.executable).parent / "bag_replay"
@@ -178,7 +179,7 @@ def bench_passthrough(iters: int) -> dict[str, Any]:
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image
 
-    from trt_perception.evaluation.bags import Bag, typestore
+    from trt_perception.io.bags import Bag, typestore
     from trt_perception.ros.qos import sensor_qos
 
     with Bag(DATA / "sample_bag") as b:

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from bench.common import machine, timed
-from trt_perception.ros.image_conversion import image_to_numpy, numpy_to_image
+from trt_perception.io.images import image_to_numpy, numpy_to_image
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "transport.json"

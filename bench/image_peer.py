@@ -21,7 +21,8 @@ import rclpy
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from trt_perception.ros.image_conversion import numpy_to_image
+from trt_perception.io.images import numpy_to_image
+from trt_perception.io.stamps import set_time, stamp_ns
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:
@@ -45,7 +46,7 @@ def publish(args: argparse.Namespace) -> int:
         msg = numpy_to_image(frame, "bgr8")
         msg.header.frame_id = str(i)
         stamp = time.time_ns()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        set_time(msg.header.stamp, stamp)
         pub.publish(msg)
         next_t += period
         time.sleep(max(0.0, next_t - time.monotonic()))
@@ -65,7 +66,7 @@ def subscribe(args: argparse.Namespace) -> int:
 
     def on_image(msg: Image) -> None:
         now = time.time_ns()
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns(msg.header)
         if not ids and args.ready:
             Path(args.ready).touch()
         ids.append(int(msg.header.frame_id) if msg.header.frame_id.isdigit() else -1)

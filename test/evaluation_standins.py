@@ -141,7 +141,7 @@ def write_bag(dataset: Path, bag: Path, storage: str = "mcap", period_ns: int = 
     (Detection2DArray), both stamped with the image's ``stamp_ns``, logged ``period_ns`` apart."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from trt_perception.evaluation.bags import typestore
+    from trt_perception.io.bags import typestore
 
     ts = typestore()
     T = ts.types

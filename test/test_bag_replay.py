@@ -202,3 +202,17 @@ def test_bad_parameters_fail_clearly(start_node: Callable[..., Any], tmp_path: P
         time.sleep(0.1)
     assert "cannot replay: bag not found" in node.log()
     assert node.alive()  # reports ERROR and keeps serving diagnostics, no crash loop
+
+
+@pytest.mark.ros
+def test_unreadable_bag_exits_non_zero_with_the_cause(start_node: Callable[..., Any], tmp_path: Path) -> None:
+    """A malformed sqlite3 bag: the error names the real cause and the count read, and a scripted
+    replay (exit_when_done) ends with a failure instead of waiting forever."""
+    good = write_bag(make_dataset(tmp_path / "ds", n=4), tmp_path / "sq", "sqlite3")
+    db = next(good.glob("*.db3"))
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 3])
+    node = replay(start_node, good)
+    assert node.proc.wait(60) == 1, node.log()
+    log = node.log()
+    assert "read 0 of 8 messages, then:" in log and "malformed" in log, log
+    assert "has no topic" not in log

@@ -22,7 +22,7 @@ from trt_perception.metrics.behavior import (
     suddenness,
     trimmed_mean,
 )
-from trt_perception.metrics.behavior_bag import BrainDiagnostics, format_samples
+from trt_perception.metrics.behavior_run import BrainDiagnostics, format_samples, read_run
 
 
 def circle(
@@ -267,7 +267,6 @@ def _write_bag(path: Path, clock: bool = True) -> np.ndarray:
 
 def test_offline_command_gives_the_same_numbers(tmp_path: Path) -> None:
     from trt_perception.cli import main
-    from trt_perception.metrics.behavior_bag import read_run
 
     xy = _write_bag(tmp_path / "drive")
     reference = circle(30.5, 400)  # 0.5 m outside the driven circle
@@ -303,6 +302,48 @@ def test_offline_command_gives_the_same_numbers(tmp_path: Path) -> None:
     assert data["brain_iterations"] == 400
     for suffix in (".csv", ".png", "_trajectory.csv"):
         assert (out / f"r{suffix}").stat().st_size > 0
+
+
+@pytest.mark.ros
+def test_node_and_command_score_one_drive_identically(tmp_path: Path) -> None:
+    """The live node (its callbacks fed the bag's messages at the bag's receive times) and the offline
+    command share one RunRecorder: start at the first command, pending start pose, same numbers."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from trt_perception.cli import main
+    from trt_perception.io.bags import Bag
+    from trt_perception.nodes.behavior_evaluator import BehaviorEvaluatorNode
+
+    _write_bag(tmp_path / "drive")
+    ref_csv = tmp_path / "ref.csv"
+    np.savetxt(ref_csv, circle(30.5, 400), delimiter=",", header="x,y", comments="")
+    out = tmp_path / "out"
+    args = ["behavior", "--bag", str(tmp_path / "drive"), "--reference", str(ref_csv)]
+    assert main([*args, "--out", str(out), "--prefix", "cli"]) == 0
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        params = {"reference": str(ref_csv), "output_dir": str(out), "output_prefix": "node"}
+        node = BehaviorEvaluatorNode(
+            context=context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
+        )
+        now = [0.0]
+        node.wall_clock = lambda: now[0]
+        feed = {"/odom": node.on_odom, "/clock": node.on_clock, "/cmd_vel": node.on_cmd}
+        feed["/diagnostics"] = node.on_diag
+        with Bag(tmp_path / "drive") as bag:
+            for m, msg in bag.decoded(list(feed)):
+                now[0] = m.timestamp_ns * 1e-9
+                feed[m.topic](msg)
+        node.finish("end of the recording")
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+    live, offline = (json.loads((out / f"{k}.json").read_text()) for k in ("node", "cli"))
+    report_keys = evaluate_run(read_run(tmp_path / "drive"), circle(30.5, 400)).as_dict()
+    assert {k: live[k] for k in report_keys} == {k: offline[k] for k in report_keys}
+    assert live["brain_iterations"] == 400 and live["lap_completed"]
 
 
 def test_offline_command_without_clock_and_with_a_bag_reference(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import pytest
 from conftest import CONFIG
 from mjpeg_server import MjpegServer
 
+from trt_perception.io.images import image_to_numpy
 from trt_perception.ros.diagnostics import ERROR, OK, WARN
-from trt_perception.ros.image_conversion import image_to_numpy
 from trt_perception.ros.qos import sensor_qos
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]

@@ -12,7 +12,7 @@ import pytest
 from detection_models import constant_model, yolov8_output
 from test_plate_reader_stage import pp_ocr_rec, rendered
 
-from trt_perception.ros.image_conversion import numpy_to_image
+from trt_perception.io.images import numpy_to_image
 from trt_perception.ros.qos import reliable_qos, sensor_qos
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]

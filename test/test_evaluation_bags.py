@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from evaluation_standins import make_dataset, make_detector, write_bag
 
-from trt_perception.evaluation.bags import Bag, BagReadError
 from trt_perception.evaluation.report import write_report
 from trt_perception.evaluation.runner import evaluate
 from trt_perception.evaluation.sources import BagSource, CocoFolderSource
 from trt_perception.evaluation.tasks import DetectionTask, EvalConfig
+from trt_perception.io.bags import Bag, BagReadError
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +114,9 @@ def test_corrupt_message_bytes_and_garbage_files(data: dict[str, Path], tmp_path
     db.write_bytes(db.read_bytes()[: db.stat().st_size // 3])
     with pytest.raises(BagReadError, match=r"read \d+ of 60 messages"), Bag(bad) as bag:
         list(bag.messages())
+    # ... and an evaluation of it names that cause, not a missing topic
+    with pytest.raises(BagReadError, match=r"read 0 of 60 messages, then: .*malformed"):
+        BagSource(bad, gt_json=data["ann"])
 
 
 def test_single_mcap_file_without_metadata(data: dict[str, Path]) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sensor_msgs.msg import Image
 
-from trt_perception.ros.image_conversion import (
+from trt_perception.io.images import (
     COLOR_ENCODINGS,
     ENCODINGS,
     ImageEncodingError,

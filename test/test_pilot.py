@@ -147,7 +147,7 @@ def test_pilot_node_publishes_twist_and_diagnostics(start_node, ros_node) -> Non
     from geometry_msgs.msg import Twist
     from sensor_msgs.msg import Image
 
-    from trt_perception.ros.image_conversion import numpy_to_image
+    from trt_perception.io.images import numpy_to_image
     from trt_perception.ros.qos import reliable_qos, sensor_qos
     from trt_perception.sim.circuits import get_circuit
     from trt_perception.sim.render import CircuitRenderer

@@ -109,7 +109,7 @@ def test_detector_without_model_survives_its_no_data_watchdog(
 ) -> None:
     from sensor_msgs.msg import Image
 
-    from trt_perception.ros.image_conversion import numpy_to_image
+    from trt_perception.io.images import numpy_to_image
 
     statuses = Statuses(ros_node, "detector: detector")
     proc = start_node(

@@ -18,7 +18,7 @@ def model() -> Path:
 
 
 def _image(bgr: np.ndarray, stamp_s: int, frame_id: str = "cam"):  # type: ignore[no-untyped-def]
-    from trt_perception.ros.image_conversion import numpy_to_image
+    from trt_perception.io.images import numpy_to_image
 
     msg = numpy_to_image(bgr, "bgr8")
     msg.header.stamp.sec, msg.header.stamp.nanosec = stamp_s, 123

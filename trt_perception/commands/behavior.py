@@ -1,8 +1,9 @@
 """``trt-perception behavior``: behavior metrics of a recorded drive (rosbag2) against a reference lap.
 
 The same numbers as the ``behavior_evaluator`` node, offline: odometry, ``/clock``, the brain's
-``cmd_vel`` and ``/diagnostics`` are read with ``rosbags``; the report is printed and written as JSON,
-CSV and a PNG plot of the trajectory over the reference.
+``cmd_vel`` and ``/diagnostics`` of the bag go through the node's ``RunRecorder`` (same start at the
+first command); the report is printed and written as JSON, CSV and a PNG plot of the trajectory over
+the reference.
 """
 
 from __future__ import annotations
@@ -31,22 +32,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--radius", type=float, default=5.0, help="checkpoint radius in metres (BehaviorMetrics: 5)"
     )
+    parser.add_argument(
+        "--start-on-first-cmd",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start the experiment at the brain's first command, as the node's start_on_first_cmd",
+    )
     parser.add_argument("--out", type=Path, default=Path("behavior_results"), help="output folder")
     parser.add_argument("--prefix", default="", help="output file prefix (default: behavior_<bag name>)")
 
 
 def run(args: argparse.Namespace) -> int:
+    # heavy (rosbags, matplotlib): loaded only when this command runs (see cli.py)
+    from ..io.bags import BagReadError
     from ..metrics.behavior import evaluate_run
-    from ..metrics.behavior_bag import read_run
     from ..metrics.behavior_report import write_outputs
+    from ..metrics.behavior_run import read_run
     from ..sim.circuits import load_reference
 
     try:
         reference = load_reference(args.reference, args.reference_topic)
         run_record = read_run(
-            args.bag, args.odom_topic, args.clock_topic, args.cmd_topic, args.diagnostics_topic
+            args.bag,
+            args.odom_topic,
+            args.clock_topic,
+            args.cmd_topic,
+            args.diagnostics_topic,
+            args.start_on_first_cmd,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, BagReadError) as exc:
         print(f"error: {exc}")
         return 2
     if len(run_record.xy) < 2:

@@ -130,7 +130,7 @@ def _value(text: str) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation.bags import BagReadError
+    from ..io.bags import BagReadError
     from ..evaluation.configs import config_from_file, derive_precisions, parse_model_arg, stage_fields
     from ..evaluation.report import write_report
     from ..evaluation.runner import evaluate

@@ -21,8 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..ros.image_conversion import image_to_bgr, image_to_numpy
-from .bags import Bag, BagReadError, deserializer
+from ..io.bags import Bag, BagReadError
+from ..io.images import image_to_bgr, image_to_numpy
+from ..io.stamps import stamp_ns
 
 
 @dataclass
@@ -124,10 +125,6 @@ class CocoFolderSource(Source):
             )
 
 
-def _stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-
-
 def detections_to_coco_gt(
     messages: Sequence[tuple[int, Any]], categories: Sequence[str] = ()
 ) -> tuple[dict[str, Any], dict[int, int]]:
@@ -187,13 +184,9 @@ class BagSource(Source):
         self.limit = limit
         with Bag(self.bag_path) as b:
             info = b.info
-            if image_topic not in info.topics:
-                raise ValueError(
-                    f"bag {self.bag_path} has no topic {image_topic}; it has: {', '.join(sorted(info.topics)) or 'none'}"
-                )
-            if mask_topic and mask_topic not in info.topics:
-                raise ValueError(f"bag {self.bag_path} has no mask topic {mask_topic}")
-            self._store = deserializer(info)
+            b.require(image_topic)
+            if mask_topic:
+                b.require(mask_topic, "mask topic")
             if gt_json:
                 self.coco = json.loads(Path(gt_json).read_text())
                 self._ids = {
@@ -203,8 +196,7 @@ class BagSource(Source):
                     raise ValueError(f"{gt_json}: no image carries 'stamp_ns' to match the bag's frames")
                 source = f"GT {gt_json}"
             elif gt_topic:
-                if gt_topic not in info.topics:
-                    raise ValueError(f"bag {self.bag_path} has no ground-truth topic {gt_topic}")
+                b.require(gt_topic, "ground-truth topic")
                 self.coco, self._ids = self._gt_from_topic(b, gt_topic, categories)
                 source = f"GT topic {gt_topic}"
             else:
@@ -219,9 +211,8 @@ class BagSource(Source):
     ) -> tuple[dict[str, Any], dict[int, int]]:
         pairs: list[tuple[int, Any]] = []
         try:
-            for m in bag.messages([topic]):
-                msg = self._store.deserialize_cdr(m.data, m.msgtype)
-                pairs.append((_stamp_ns(msg), msg))
+            for _, msg in bag.decoded([topic]):
+                pairs.append((stamp_ns(msg.header), msg))
         except BagReadError as exc:
             self._warn(f"ground truth: {exc}")
         return detections_to_coco_gt(pairs, categories)
@@ -239,9 +230,8 @@ class BagSource(Source):
         auto_ids = not self._ids
         try:
             with Bag(self.bag_path) as bag:
-                for m in bag.messages(topics):
-                    msg = self._store.deserialize_cdr(m.data, m.msgtype)
-                    stamp = _stamp_ns(msg)
+                for m, msg in bag.decoded(topics):
+                    stamp = stamp_ns(msg.header)
                     slot = pending.setdefault(stamp, {})
                     slot["mask" if m.topic == mask_topic else "image"] = msg
                     if "image" not in slot or (mask_topic and "mask" not in slot):

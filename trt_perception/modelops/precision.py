@@ -32,6 +32,8 @@ import numpy as np
 
 from ..inference.engine import EngineError
 from ..inference.model_info import METADATA_KEY, onnx_info, onnx_metadata, write_info
+from ..io.bags import BagReadError
+from ..io.bags import images_from_bag as bag_images
 
 log = logging.getLogger(__name__)
 
@@ -148,43 +150,11 @@ def images_from_folder(folder: str | Path, limit: int = 0) -> Iterator[np.ndarra
 def images_from_bag(
     bag: str | Path, topic: str = "/camera/image_raw", limit: int = 0
 ) -> Iterator[np.ndarray]:
-    """BGR images of a ``sensor_msgs/Image`` topic of a rosbag2 (sqlite3 or mcap) via rosbags."""
-    from rosbags.highlevel import AnyReader
-
-    bag = Path(bag)
-    if not bag.exists():
-        raise EngineError(f"calibration bag not found: {bag}")
-    count = 0
-    with AnyReader([bag]) as reader:
-        conns = [c for c in reader.connections if c.topic == topic]
-        if not conns:
-            topics = sorted({c.topic for c in reader.connections})
-            raise EngineError(f"{bag}: no topic '{topic}'; it has {topics}")
-        for conn, _t, raw in reader.messages(connections=conns):
-            msg = reader.deserialize(raw, conn.msgtype)
-            yield _image_msg_to_bgr(msg, bag)
-            count += 1
-            if limit and count >= limit:
-                return
-
-
-def _image_msg_to_bgr(msg: Any, bag: Path) -> np.ndarray:
-    import cv2
-
-    channels = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4}
-    enc = str(msg.encoding)
-    if enc not in channels:
-        raise EngineError(f"{bag}: image encoding '{enc}' not supported for calibration ({sorted(channels)})")
-    c = channels[enc]
-    rows = np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)
-    img = rows[:, : msg.width * c].reshape(msg.height, msg.width, c)
-    conv = {
-        "rgb8": cv2.COLOR_RGB2BGR,
-        "mono8": cv2.COLOR_GRAY2BGR,
-        "bgra8": cv2.COLOR_BGRA2BGR,
-        "rgba8": cv2.COLOR_RGBA2BGR,
-    }.get(enc)
-    return cv2.cvtColor(img, conv) if conv is not None else np.ascontiguousarray(img)
+    """BGR images of a ``sensor_msgs/Image`` topic (``io.bags``); a bag that cannot give them: EngineError."""
+    try:
+        yield from bag_images(bag, topic, limit)
+    except (OSError, ValueError, BagReadError) as exc:
+        raise EngineError(f"calibration bag: {exc}") from exc
 
 
 def resize_preprocess(input_name: str, width: int, height: int, scale: float = 1 / 255.0) -> Preprocess:

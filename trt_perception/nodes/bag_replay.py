@@ -20,8 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 from rclpy.qos import QoSProfile
+from rosgraph_msgs.msg import Clock
 
-from ..evaluation.bags import Bag, BagMessage, BagReadError
+from ..io.bags import Bag, BagMessage, BagReadError
+from ..io.stamps import seconds_to_ns, set_time
 from ..ros.diagnostics import ERROR
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
@@ -114,6 +116,7 @@ class BagReplayNode(PerceptionNode):
         self.bag_start_ns = 0
         self._clock_origin: tuple[float, int] | None = None  # (wall perf_counter, bag ns) while playing
         self._thread: threading.Thread | None = None
+        self.exit_code = 0  # what the process exits with (run_node); 1: the bag could not be replayed
         try:
             if self.rate <= 0:
                 raise ValueError(f"rate must be > 0, got {self.rate}")
@@ -125,10 +128,11 @@ class BagReplayNode(PerceptionNode):
             self._make_publishers()
         except (ValueError, BagReadError, OSError) as exc:
             self.startup_error("bag", f"cannot replay: {exc}")
+            if p["exit_when_done"]:  # a scripted replay must not wait forever on a bag it cannot play
+                self.exit_code = 1
+                self.context.try_shutdown()
             return
         if p["publish_clock"]:
-            from rosgraph_msgs.msg import Clock
-
             self._clock_pub = self.create_publisher(Clock, "/clock", 10)
             self._clock_msg = Clock()
             self.create_timer(1.0 / max(1.0, float(p["clock_rate_hz"])), self._publish_clock)
@@ -181,8 +185,8 @@ class BagReplayNode(PerceptionNode):
         try:
             with Bag(str(p["bag"])) as bag:
                 start = None
-                offset_ns = int(float(p["start_offset"]) * 1e9)
-                duration_ns = int(float(p["duration"]) * 1e9)
+                offset_ns = seconds_to_ns(float(p["start_offset"]))
+                duration_ns = seconds_to_ns(float(p["duration"]))
                 for m in bag.messages(list(self._outputs)):
                     if start is None:
                         start = m.timestamp_ns
@@ -258,7 +262,7 @@ class BagReplayNode(PerceptionNode):
             return
         wall0, bag0 = origin
         now = bag0 + int((time.perf_counter() - wall0) * self.rate * 1e9)
-        self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = divmod(now, 1_000_000_000)
+        set_time(self._clock_msg.clock, now)
         self._clock_pub.publish(self._clock_msg)
 
     def on_shutdown(self) -> None:

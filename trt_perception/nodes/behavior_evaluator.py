@@ -13,10 +13,11 @@ out-of-order and duplicate odometry are sorted and dropped.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -24,9 +25,9 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
 
-from ..metrics.behavior import BehaviorReport, RunRecord, evaluate_run
-from ..metrics.behavior_bag import BrainDiagnostics
+from ..metrics.behavior import BehaviorReport, evaluate_run
 from ..metrics.behavior_report import write_outputs
+from ..metrics.behavior_run import RunRecorder, lap_target_reached
 from ..ros.diagnostics import OK, WARN
 from ..ros.files import resolve_file
 from ..ros.node_base import PerceptionNode, run_node
@@ -79,8 +80,8 @@ class BehaviorEvaluatorNode(PerceptionNode):
     PARAMETERS = PARAMETERS
     COMPONENT = "behavior_evaluator"
 
-    def __init__(self) -> None:
-        super().__init__("behavior_evaluator")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("behavior_evaluator", **kwargs)
         p = self.params
         self.reference: np.ndarray | None = None
         spec = str(p["reference"])
@@ -97,16 +98,10 @@ class BehaviorEvaluatorNode(PerceptionNode):
             closed = np.vstack([self.reference, self.reference[:1]])
             timeout = float(np.linalg.norm(np.diff(closed, axis=0), axis=1).sum()) / 2.0
         self.timeout = timeout
-        self.start_on_cmd = bool(p["start_on_first_cmd"])
-        self._data_lock = threading.Lock()
-        self._odom: list[tuple[float, float, float, float]] = []  # stamp, wall, x, y
-        self._pending_odom: tuple[float, float, float, float] | None = None
-        self._clock_samples: list[tuple[float, float]] = []
-        self._cmd: list[tuple[float, float, float]] = []
-        self._brain = BrainDiagnostics()
-        self._started = not self.start_on_cmd
-        self._start_wall = time.time()
-        self._finished = False
+        #: wall-clock arrival time of a message (a test replays a recording's receive times)
+        self.wall_clock: Callable[[], float] = time.time
+        self.recorder = RunRecorder(bool(p["start_on_first_cmd"]))
+        self._created_wall = time.time()
         self._last_report: BehaviorReport | None = None
         self.create_subscription(
             Odometry, str(p["odom_topic"]), self.guarded("odom", self.on_odom), reliable_qos(200)
@@ -126,71 +121,31 @@ class BehaviorEvaluatorNode(PerceptionNode):
         period = float(p["diagnostics_period"])
         self.create_timer(period if period > 0 else 1.0, self.guarded("evaluate", self.evaluate))
 
-    # -- inputs
+    # -- inputs: the recorder (shared with the offline command) decides what counts
     def on_odom(self, msg: Odometry) -> None:
-        pos = msg.pose.pose.position
-        sample = (
-            msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9,
-            time.time(),
-            float(pos.x),
-            float(pos.y),
-        )
-        with self._data_lock:
-            if self._finished:
-                return
-            if self._started:
-                self._odom.append(sample)
-            else:
-                self._pending_odom = sample  # the latest pose before the start is the start pose
+        self.recorder.odometry(msg, self.wall_clock())
 
     def on_clock(self, msg: Clock) -> None:
-        with self._data_lock:
-            if self._started and not self._finished:
-                self._clock_samples.append((msg.clock.sec + msg.clock.nanosec * 1e-9, time.time()))
+        self.recorder.clock(msg, self.wall_clock())
 
     def on_cmd(self, msg: Twist) -> None:
-        with self._data_lock:
-            if self._finished:
-                return
-            if not self._started:
-                self._started = True
-                self._start_wall = time.time()
-                if self._pending_odom is not None:
-                    self._odom.append(self._pending_odom)
-            self._cmd.append((time.time(), float(msg.linear.x), float(msg.angular.z)))
+        self.recorder.command(msg, self.wall_clock())
 
     def on_diag(self, msg: DiagnosticArray) -> None:
-        now = time.time()
-        with self._data_lock:
-            if self._started and not self._finished:
-                for status in msg.status:
-                    self._brain.add({kv.key: kv.value for kv in status.values}, now)
+        self.recorder.diagnostics(msg, self.wall_clock())
 
     # -- metrics
-    def run_record(self) -> RunRecord:
-        with self._data_lock:
-            odom = np.asarray(self._odom, np.float64).reshape(-1, 4)
-            clock = np.asarray(self._clock_samples, np.float64).reshape(-1, 2)
-            cmd = np.asarray(self._cmd, np.float64).reshape(-1, 3)
-            inference = np.asarray(self._brain.inference_ms)
-            frames, span = self._brain.frame_count_span()
-        return RunRecord(
-            odom_stamp=odom[:, 0], odom_wall=odom[:, 1], xy=odom[:, 2:4],
-            clock_sim=clock[:, 0], clock_wall=clock[:, 1],
-            cmd_wall=cmd[:, 0], cmd=cmd[:, 1:3],
-            inference_ms=inference, frames=frames, frames_wall_span=span,
-        )  # fmt: skip
-
     def evaluate(self) -> None:
-        if self.reference is None or self._finished:
+        if self.reference is None or self.recorder.finished:
             return
-        run = self.run_record()
+        run = self.recorder.record()
         if len(run.xy) < 2:
             self.diagnostics.report(
                 "waiting", OK, "waiting for the brain's first command and odometry", ttl_s=2.0
             )
             return
-        no_clock = len(run.clock_sim) < 2 and time.time() - self._start_wall > float(
+        start = self.recorder.start_wall or self._created_wall
+        no_clock = len(run.clock_sim) < 2 and self.wall_clock() - start > float(
             self.params["no_clock_warn_s"]
         )
         if no_clock:
@@ -207,23 +162,16 @@ class BehaviorEvaluatorNode(PerceptionNode):
             value = getattr(report, key)
             d.set_value(key, "n/a" if value is None else value)
         elapsed = report.experiment_sim_time_s if report.time_base == "sim" else report.experiment_real_time_s
-        # BehaviorMetrics counts the last checkpoints up to 5 m early: also wait until the car has
-        # driven past the start line, so the report's trajectory closes the lap
-        laps_done = min(
-            report.percentage_completed / 100.0, report.progress_m / max(report.reference_length_m, 1e-9)
-        )
-        if self.laps > 0 and laps_done >= self.laps - 0.002:
+        if lap_target_reached(report, self.laps):
             self.finish("lap completed")
         elif self.timeout > 0 and elapsed is not None and elapsed >= self.timeout:
             self.finish(f"timeout after {elapsed:.0f} s")
 
     def finish(self, reason: str) -> None:
         """Write the reports once (lap, timeout or shutdown)."""
-        if self._finished or self.reference is None:
+        if self.reference is None or not self.recorder.finish():
             return
-        run = self.run_record()
-        with self._data_lock:
-            self._finished = True
+        run = self.recorder.record()
         if len(run.xy) < 2:
             self.get_logger().warning(f"{reason}: no driving recorded, no report written")
             return

@@ -18,9 +18,10 @@ from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from ..io.images import ImageEncodingError, bgr_to_encoding, numpy_to_image
+from ..io.stamps import set_time
 from ..metrics.latency import END_TO_END
 from ..ros.diagnostics import ERROR, WARN
-from ..ros.image_conversion import ImageEncodingError, bgr_to_encoding, numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import sensor_qos
@@ -203,7 +204,7 @@ class CameraBridge(PerceptionNode):
         stamp_ns = capture_ns
         if self._sim_time:  # capture time in the node's clock (/clock)
             stamp_ns = self.get_clock().now().nanoseconds - (time.time_ns() - capture_ns)
-        header.stamp.sec, header.stamp.nanosec = divmod(max(stamp_ns, 0), 1_000_000_000)
+        set_time(header.stamp, max(stamp_ns, 0))
         msg = numpy_to_image(pixels, self.encoding, header=header)
         t1 = time.perf_counter()
         self.image_pub.publish(msg)

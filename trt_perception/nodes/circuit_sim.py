@@ -14,13 +14,15 @@ from __future__ import annotations
 import math
 import time
 
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Quaternion, Twist
 from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 
+from ..io.images import numpy_to_image
+from ..io.stamps import seconds_to_ns, set_time
 from ..ros.diagnostics import WARN
-from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos, sensor_qos
@@ -62,12 +64,9 @@ def _yaw_quaternion(yaw: float) -> Quaternion:
     return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2))
 
 
-def _stamp(t: float):  # type: ignore[no-untyped-def]
-    """builtin_interfaces/Time from seconds, via integer nanoseconds (no 12.9999999 -> 12.0 wrap)."""
-    from builtin_interfaces.msg import Time
-
-    sec, nanosec = divmod(round(t * 1e9), 1_000_000_000)
-    return Time(sec=int(sec), nanosec=int(nanosec))
+def _stamp(t: float) -> Time:
+    """builtin_interfaces/Time from simulated seconds."""
+    return set_time(Time(), seconds_to_ns(t))
 
 
 def _next_due(due: float, period: float, now: float) -> float:

@@ -18,12 +18,13 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from vision_msgs.msg import Detection2DArray
 
-from ..evaluation.bags import BagReadError
 from ..evaluation.live import LiveScorer, bag_ground_truth_masks
 from ..evaluation.report import write_report
 from ..evaluation.sources import BagSource
+from ..io.bags import BagReadError
+from ..io.images import image_to_numpy
+from ..io.stamps import stamp_ns
 from ..ros.detection_msgs import msg_to_detections
-from ..ros.image_conversion import image_to_numpy, stamp_ns
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import latched_qos, reliable_qos, sensor_qos

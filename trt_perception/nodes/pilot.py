@@ -19,7 +19,7 @@ from geometry_msgs.msg import Twist
 from sensor_msgs.msg import Image
 
 from ..inference.engine import EngineError
-from ..metrics.behavior_bag import FRAMES_KEY, INFERENCE_SAMPLES_KEY, format_samples
+from ..metrics.behavior_run import FRAMES_KEY, INFERENCE_SAMPLES_KEY, format_samples
 from ..metrics.latency import FRAME_AGE
 from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
@@ -37,7 +37,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "backend",
         "auto",
-        "auto | onnxruntime | tensorrt (auto: .onnx -> ONNX Runtime, .engine/.plan -> TensorRT).",
+        "auto | onnxruntime | openvino | tensorrt (auto: .onnx -> ONNX Runtime, .xml -> OpenVINO, .engine/.plan -> TensorRT).",
     ),
     *ENGINE_PARAMETERS,
     Param("crop_top", 240, "First image row kept (BehaviorMetrics: 240 of a 640x480 frame)."),

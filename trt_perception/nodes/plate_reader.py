@@ -14,12 +14,13 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
 from ..inference.engine import EngineError
+from ..io.images import numpy_to_image
+from ..io.stamps import stamp_ns
 from ..metrics.latency import END_TO_END
 from ..pipeline.stamp_sync import StampMatcher
 from ..ros.detection_msgs import msg_to_detections, readings_to_msg
 from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
-from ..ros.image_conversion import numpy_to_image, stamp_ns
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos, sensor_qos

@@ -15,10 +15,10 @@ from typing import Any
 from sensor_msgs.msg import Image
 
 from ..inference.engine import EngineError
+from ..io.images import numpy_to_image
 from ..metrics.latency import END_TO_END
 from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
-from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
@@ -34,7 +34,7 @@ PARAMETERS: tuple[Param, ...] = (
         "ONNX model or TensorRT engine (relative paths: cwd, then the package share).",
     ),
     Param(
-        "backend", "auto", "auto | onnxruntime | tensorrt (auto: .onnx -> ONNX Runtime, .engine -> TensorRT)."
+        "backend", "auto", "auto | onnxruntime | openvino | tensorrt (auto: .onnx -> ONNX Runtime, .xml -> OpenVINO, .engine -> TensorRT)."
     ),
     *ENGINE_PARAMETERS,
     Param(

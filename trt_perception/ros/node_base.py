@@ -21,10 +21,11 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from ..io.images import ImageEncodingError, image_to_bgr
+from ..io.stamps import stamp_ns
 from ..metrics.latency import LatencyRecorder
 from .diagnostics import ERROR, WARN, DiagnosticsPublisher
 from .files import package_file
-from .image_conversion import ImageEncodingError, image_to_bgr, stamp_ns
 from .params import Param, declare_all
 from .problem_log import ProblemLog
 from .qos import sensor_qos
@@ -189,7 +190,8 @@ def use_fast_image_transport(environ: MutableMapping[str, str] | None = None) ->
 
 
 def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
-    """``main`` of every node: init, spin until Ctrl-C or shutdown, destroy, exit code."""
+    """``main`` of every node: init, spin until Ctrl-C or shutdown, destroy, exit code (the node's
+    ``exit_code`` attribute when it sets one, e.g. a replay that could not open its bag)."""
     use_fast_image_transport()
     rclpy.init(args=list(args) if args is not None else sys.argv)
     node = None
@@ -212,4 +214,4 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-    return 0
+    return int(getattr(node, "exit_code", 0))

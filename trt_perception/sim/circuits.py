@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.bags import odometry_xy
+
 CIRCUIT_DIR = Path(__file__).resolve().parent / "circuits"
 
 #: Control points (metres, counter-clockwise) of the built-in circuits.
@@ -207,9 +209,7 @@ def load_reference(spec: str, topic: str | None = None) -> np.ndarray:
     if path.suffix.lower() == ".csv":
         return read_reference_csv(path)
     if path.is_dir() or path.suffix in (".mcap", ".db3", ".bag"):  # .bag: BehaviorMetrics' ROS 1 perfect laps
-        from ..metrics.behavior_bag import read_odometry_xy
-
-        return read_odometry_xy(path, topic)
+        return odometry_xy(path, topic)
     raise ValueError(
         f"reference '{spec}' is neither a circuit name ({', '.join(_CONTROL_POINTS)}), a CSV nor a rosbag2"
     )

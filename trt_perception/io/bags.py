@@ -21,6 +21,14 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+import yaml
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2.storage_mcap import decompress
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+from .images import image_to_bgr
+
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 
 
@@ -59,7 +67,7 @@ class BagInfo:
 
 def _vision_msgs_dir() -> Path | None:
     """``vision_msgs/msg`` definitions: the installed package on a robot, else the source tree copy."""
-    try:
+    try:  # lazy: ament exists only on a ROS install
         from ament_index_python.packages import get_package_share_directory
 
         d = Path(get_package_share_directory("vision_msgs")) / "msg"
@@ -74,8 +82,6 @@ def _vision_msgs_dir() -> Path | None:
 @functools.lru_cache(maxsize=1)
 def typestore() -> Any:
     """A rosbags typestore with the ROS 2 Humble types plus ``vision_msgs`` (cached)."""
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-
     store = get_typestore(Stores.ROS2_HUMBLE)
     d = _vision_msgs_dir()
     if d is not None:
@@ -88,8 +94,6 @@ def typestore() -> Any:
 
 def deserializer(info: BagInfo) -> Any:
     """A typestore that knows every type of this bag (its own definitions override the defaults)."""
-    from rosbags.typesys import get_types_from_msg
-
     store = typestore()
     extra: dict[str, Any] = {}
     for msgtype, (fmt, text) in info.msgdefs.items():
@@ -104,6 +108,8 @@ def deserializer(info: BagInfo) -> Any:
 
 
 def _storage_files(path: Path) -> tuple[str, list[Path]]:
+    if path.is_file() and path.suffix == ".bag":
+        return "ros1", [path]  # BehaviorMetrics' recordings and perfect laps
     if path.is_file():
         files = [path]
     else:
@@ -130,9 +136,7 @@ class Bag:
 
     # -- opening: rosbags first, the salvage scanner when rosbags refuses the file
     def _open(self) -> BagInfo:
-        from rosbags.highlevel import AnyReader
-
-        if self.path.is_dir() and (self.path / "metadata.yaml").is_file():
+        if self.storage == "ros1" or (self.path / "metadata.yaml").is_file():
             try:
                 reader = AnyReader([self.path], default_typestore=typestore())
                 reader.open()
@@ -148,11 +152,32 @@ class Bag:
         else:
             self._open_error = "no metadata.yaml"
         expected = _expected_count(self.path)
-        if self.storage == "mcap":
-            topics, msgdefs = _mcap_scan_topics(self._files)
-        else:
-            topics, msgdefs = _sqlite_topics(self._files)
+        if self.storage == "ros1":  # no salvage scanner for ROS 1 bags
+            raise BagReadError(self.path, 0, self._open_error)
+        scan = _mcap_scan_topics if self.storage == "mcap" else _sqlite_topics
+        topics, msgdefs, damage = scan(self._files)
+        if not topics and damage:
+            # Nothing readable at all: say why now, not later as "no such topic".
+            raise BagReadError(self.path, 0, self._salvage_reason(damage), expected)
         return BagInfo(self.path, self.storage, topics, msgdefs, expected, None, salvaged=True)
+
+    def _salvage_reason(self, reason: str) -> str:
+        return f"{reason} (rosbags could not open it: {self._open_error}; read by the salvage scanner)"
+
+    def require(self, topic: str, what: str = "topic") -> None:
+        """ValueError naming the bag's topics when ``topic`` is not one of them."""
+        if topic not in self.info.topics:
+            have = ", ".join(sorted(self.info.topics)) or "none"
+            raise ValueError(f"bag {self.path} has no {what} {topic}; it has: {have}")
+
+    def decoded(self, topics: Iterable[str] | None = None) -> Iterator[tuple[BagMessage, Any]]:
+        """``(raw message, deserialised message)`` of ``topics``, as ``messages`` reads them."""
+        if self._reader is not None:  # rosbags knows the bag's own definitions, ROS 1 or 2
+            decode = self._reader.deserialize
+        else:
+            decode = deserializer(self.info).deserialize_cdr
+        for m in self.messages(topics):
+            yield m, decode(m.data, m.msgtype)
 
     def close(self) -> None:
         if self._reader is not None:
@@ -188,7 +213,7 @@ class Bag:
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             if self.info.salvaged:
-                reason += f" (rosbags could not open it: {self._open_error}; read by the salvage scanner)"
+                reason = self._salvage_reason(reason)
             raise BagReadError(self.path, count, reason, self.info.message_count) from exc
 
 
@@ -197,8 +222,6 @@ def _expected_count(path: Path) -> int | None:
     if meta is None or not meta.is_file():
         return None
     try:
-        import yaml
-
         data = yaml.safe_load(meta.read_text())
         return int(data["rosbag2_bagfile_information"]["message_count"])
     except Exception:
@@ -237,8 +260,6 @@ def _records(f: BinaryIO) -> Iterator[tuple[int, bytes]]:
 
 
 def _chunk_records(body: bytes, partial: bool) -> Iterator[tuple[int, bytes]]:
-    from rosbags.rosbag2.storage_mcap import decompress
-
     buf = BytesIO(body)
     _, _, usize, crc = struct.unpack("<QQQI", buf.read(28))
     compression = _str(buf)
@@ -295,16 +316,19 @@ def _mcap_walk(files: list[Path], wanted: set[str] | None, with_messages: bool) 
                         yield BagMessage(topic, msgtype, log_time, body[22:])
 
 
-def _mcap_scan_topics(files: list[Path]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+_Topics = tuple[dict[str, str], dict[str, tuple[str, str]], str]  # topics, definitions, damage ("" if none)
+
+
+def _mcap_scan_topics(files: list[Path]) -> _Topics:
     topics: dict[str, str] = {}
     defs: dict[str, tuple[str, str]] = {}
     try:
         for topic, name, enc, text in _mcap_walk(files, None, with_messages=False):
             topics[topic] = name
             defs[name] = (enc, text)
-    except ValueError:
-        pass  # the message pass reports the damage with its count
-    return topics, defs
+    except ValueError as exc:  # with topics found, the message pass reports the damage with its count
+        return topics, defs, f"ValueError: {exc}"
+    return topics, defs, ""
 
 
 def _mcap_scan_messages(files: list[Path], wanted: set[str] | None) -> Iterator[BagMessage]:
@@ -313,17 +337,19 @@ def _mcap_scan_messages(files: list[Path], wanted: set[str] | None) -> Iterator[
     yield from _mcap_walk(files, wanted, with_messages=True)
 
 
-def _sqlite_topics(files: list[Path]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+def _sqlite_topics(files: list[Path]) -> _Topics:
     topics: dict[str, str] = {}
+    damage = ""
     for path in files:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             for name, typ in con.execute("SELECT name, type FROM topics"):
                 topics[name] = typ
+        except sqlite3.DatabaseError as exc:  # e.g. "database disk image is malformed"
+            damage = f"{path.name}: {type(exc).__name__}: {exc}"
+        finally:
             con.close()
-        except sqlite3.DatabaseError:
-            continue
-    return topics, {}
+    return topics, {}, damage
 
 
 def _sqlite_messages(files: list[Path], wanted: set[str] | None) -> Iterator[BagMessage]:
@@ -337,3 +363,30 @@ def _sqlite_messages(files: list[Path], wanted: set[str] | None) -> Iterator[Bag
                     yield BagMessage(topic, msgtype, int(ts), bytes(data))
         finally:
             con.close()
+
+
+def images_from_bag(bag: str | Path, topic: str = "/camera/image_raw", limit: int = 0) -> Iterator[np.ndarray]:
+    """8-bit BGR images of a ``sensor_msgs/Image`` topic (every encoding ``io.images`` reads).
+
+    ValueError for a missing topic, FileNotFoundError for a missing bag, ``BagReadError`` at damage.
+    """
+    with Bag(bag) as b:
+        b.require(topic)
+        for count, (_, msg) in enumerate(b.decoded([topic]), start=1):
+            yield np.ascontiguousarray(image_to_bgr(msg))
+            if limit and count >= limit:
+                return
+
+
+def odometry_xy(path: str | Path, topic: str | None = None) -> np.ndarray:
+    """x, y of every ``nav_msgs/Odometry`` on ``topic`` (or the bag's only odometry topic)."""
+    with Bag(path) as bag:
+        topics = [t for t, typ in bag.info.topics.items() if typ == "nav_msgs/msg/Odometry"]
+        if topic is not None:
+            topics = [t for t in topics if t == topic]
+        if not topics:
+            raise ValueError(f"{path}: no nav_msgs/Odometry{' on ' + topic if topic else ''} in the bag")
+        xy = [(msg.pose.pose.position.x, msg.pose.pose.position.y) for _, msg in bag.decoded(topics[:1])]
+    if len(xy) < 3:
+        raise ValueError(f"{path}: a reference lap needs at least 3 odometry messages, found {len(xy)}")
+    return np.asarray(xy, np.float64)

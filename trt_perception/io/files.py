@@ -1,0 +1,41 @@
+"""Writing files that readers in other processes may open at any moment."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path: Path | str, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    raw = data.encode() if isinstance(data, str) else data
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+
+    atomic_save(path, write)
+
+
+def atomic_save(path: Path | str, save: Callable[[Path], object]) -> None:
+    """``save(tmp)`` writes a unique temp file in ``path``'s folder, then it is renamed onto ``path``.
+
+    The temp name is unique (``mkstemp``), so two processes writing the same file never share one;
+    the rename is atomic on one filesystem, so a reader never sees half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
