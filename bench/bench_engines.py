@@ -42,6 +42,7 @@ import numpy as np
 from bench.common import machine
 from trt_perception.inference.engine import Engine, TensorSpec
 from trt_perception.inference.onnxruntime_backend import OnnxRuntimeEngine
+from trt_perception.metrics.latency import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -286,17 +287,9 @@ def time_engine(
 
 
 def stats(samples: Sequence[float]) -> dict[str, float]:
-    a = np.asarray(samples)
-    return {
-        "mean_ms": float(a.mean()),
-        "std_ms": float(a.std()),
-        "min_ms": float(a.min()),
-        "max_ms": float(a.max()),
-        "median_ms": float(np.median(a)),
-        "p10_ms": float(np.percentile(a, 10)),
-        "fps": float(1e3 / a.mean()),
-        "iterations": int(a.size),
-    }
+    d = describe(samples)
+    keys = ("mean_ms", "std_ms", "min_ms", "max_ms", "median_ms", "p10_ms", "fps")
+    return {**{k: d[k] for k in keys}, "iterations": d["count"]}
 
 
 def interleaved_latency(

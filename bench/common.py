@@ -13,6 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from trt_perception.metrics.latency import describe
+
 
 def machine() -> dict[str, Any]:
     """CPU, core count, load average (the machine is shared: numbers need it) and library versions."""
@@ -39,13 +41,9 @@ def machine() -> dict[str, Any]:
 
 
 def summary(ms: Sequence[float]) -> dict[str, float]:
-    a = np.asarray(ms, dtype=np.float64)
-    return {
-        "median_ms": float(np.median(a)),
-        "mean_ms": float(a.mean()),
-        "p95_ms": float(np.percentile(a, 95)),
-        "n": len(a),
-    }
+    """The benches' short form of ``metrics.latency.describe``: median, mean, p95 and n."""
+    d = describe(ms)
+    return {"median_ms": d["median_ms"], "mean_ms": d["mean_ms"], "p95_ms": d["p95_ms"], "n": d["count"]}
 
 
 def timed(fn: Callable[[], Any], iters: int, warmup: int = 5) -> dict[str, float]:

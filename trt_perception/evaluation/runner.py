@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics.latency import INFERENCE, LatencyRecorder
+from ..metrics.latency import INFERENCE, LatencyRecorder, describe
 from .sources import Source
 from .tasks import EvalConfig, Task, TaskScores
 
@@ -36,19 +36,15 @@ class _Collecting(LatencyRecorder):
 
 def latency_stats(ms: np.ndarray) -> dict[str, float]:
     """mean/std/min/max/median/p95 in ms and FPS (avg = 1000/mean; min/max from the slowest/fastest frame)."""
-    if ms.size == 0:
+    d = describe(ms)
+    if not d:
         return {}
-    mean = float(ms.mean())
+    keys = ("mean_ms", "std_ms", "min_ms", "max_ms", "median_ms", "p95_ms")
     return {
-        "mean_ms": mean,
-        "std_ms": float(ms.std()),
-        "min_ms": float(ms.min()),
-        "max_ms": float(ms.max()),
-        "median_ms": float(np.median(ms)),
-        "p95_ms": float(np.percentile(ms, 95)),
-        "fps_avg": 1000.0 / mean if mean > 0 else float("inf"),
-        "fps_min": 1000.0 / float(ms.max()) if ms.max() > 0 else float("inf"),
-        "fps_max": 1000.0 / float(ms.min()) if ms.min() > 0 else float("inf"),
+        **{k: d[k] for k in keys},
+        "fps_avg": d["fps"],
+        "fps_min": 1000.0 / d["max_ms"] if d["max_ms"] > 0 else float("inf"),
+        "fps_max": 1000.0 / d["min_ms"] if d["min_ms"] > 0 else float("inf"),
     }
 
 

@@ -26,14 +26,13 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..io.files import atomic_write
 from .engine import EngineError
 from .model_info import METADATA_KEY, onnx_info, onnx_metadata
 from .trt_features import TensorRTFeatures
@@ -168,22 +167,6 @@ def cache_key(onnx_sha256: str, recipe: BuildRecipe, target: Target) -> str:
 def engine_name(onnx_path: Path, recipe: BuildRecipe) -> str:
     dla = f".dla{recipe.dla_core}" if recipe.dla_core >= 0 else ""
     return f"{Path(onnx_path).stem}.{recipe.precision}{dla}.engine"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, rename: readers see the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..io.files import atomic_write
 from . import cuda_memory as cm
 from .builder import (
     BuildRecipe,
@@ -56,7 +57,6 @@ from .builder import (
     EngineCache,
     ProgressFn,
     Target,
-    atomic_write,
     engine_metadata,
     onnx_for_build,
 )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.files import atomic_write
 from .behavior import BehaviorReport
 
 
@@ -50,9 +51,7 @@ def write_outputs(
         w.writerows((f"{a:.4f}", f"{b:.4f}", f"{c:.4f}") for a, (b, c) in zip(t, xy))
     plot_trajectory(xy, reference, report, paths["png"], title=str((extra or {}).get("circuit", "")))
     # JSON last and atomically: once it exists, the whole report does
-    tmp = paths["json"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    tmp.replace(paths["json"])
+    atomic_write(paths["json"], json.dumps(summary, indent=2, default=str))
     return paths
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -40,6 +40,28 @@ class StageStats:
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+def describe(ms: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """The one summary of a latency sample (ms): count, mean, std, min, max, median, p10/p95/p99
+    and FPS (1000 / mean); empty for no samples. Every report (nodes, evaluation, benches) reads it."""
+    a = np.asarray(ms, dtype=np.float64)
+    if a.size == 0:
+        return {}
+    mean = float(a.mean())
+    p10, p95, p99 = np.percentile(a, [10, 95, 99])
+    return {
+        "count": int(a.size),
+        "mean_ms": mean,
+        "std_ms": float(a.std()),
+        "min_ms": float(a.min()),
+        "max_ms": float(a.max()),
+        "median_ms": float(np.median(a)),
+        "p10_ms": float(p10),
+        "p95_ms": float(p95),
+        "p99_ms": float(p99),
+        "fps": 1e3 / mean if mean > 0 else float("inf"),
+    }
 
 
 def _rate(times: np.ndarray, now: float) -> float:
@@ -111,18 +133,17 @@ class LatencyRecorder:
             data = np.array(samples, dtype=np.float64)
             total = self._totals[stage]
         times, ms = data[:, 0], data[:, 1]
-        rate = _rate(times, self._clock())
-        p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+        d = describe(ms)
         return StageStats(
             count=len(ms),
-            mean_ms=float(ms.mean()),
-            std_ms=float(ms.std()),
-            min_ms=float(ms.min()),
-            max_ms=float(ms.max()),
-            p50_ms=float(p50),
-            p95_ms=float(p95),
-            p99_ms=float(p99),
-            rate_hz=float(rate),
+            mean_ms=d["mean_ms"],
+            std_ms=d["std_ms"],
+            min_ms=d["min_ms"],
+            max_ms=d["max_ms"],
+            p50_ms=d["median_ms"],
+            p95_ms=d["p95_ms"],
+            p99_ms=d["p99_ms"],
+            rate_hz=float(_rate(times, self._clock())),
             total_count=total,
         )
 

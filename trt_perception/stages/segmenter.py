@@ -29,6 +29,7 @@ import numpy as np
 from ..inference.engine import Encoded, Engine, EngineError
 from ..inference.factory import open_engine
 from ..inference.model_info import engine_info
+from ..io.files import atomic_save
 from ..metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
 from ..vision.preprocess import Preprocessor, preset
 
@@ -315,10 +316,7 @@ def _model_for(cfg: SegmenterConfig) -> str:
             fused = fuse_argmax(model, fcfg)
         except ValueError as exc:
             raise EngineError(f"{path.name}: cannot fuse the argmax: {exc}") from exc
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        onnx.save(fused, str(tmp))
-        tmp.replace(out)  # atomic: parallel nodes never read half a file
+        atomic_save(out, lambda tmp: onnx.save(fused, str(tmp)))  # parallel nodes never read half a file
     return str(out)
 
 
