@@ -24,6 +24,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..inference.factory import BACKENDS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -65,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="[NAME=]PATH",
         help="ONNX model or TensorRT engine, optionally named for the report",
     )
-    cfg.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
+    cfg.add_argument("--backend", default="auto", choices=BACKENDS)
     cfg.add_argument(
         "--precisions",
         default="",
@@ -130,13 +132,13 @@ def _value(text: str) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io.bags import BagReadError
     from ..evaluation.configs import config_from_file, derive_precisions, parse_model_arg, stage_fields
     from ..evaluation.report import write_report
     from ..evaluation.runner import evaluate
     from ..evaluation.sources import BagSource, CocoFolderSource, Source
     from ..evaluation.tasks import EvalConfig, Task, make_task
     from ..inference.engine import EngineError
+    from ..io.bags import BagReadError
 
     def fail(msg: str) -> int:
         print(f"trt-perception evaluate: error: {msg}", file=sys.stderr)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from .engine import Engine, EngineError
 
 BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
+
+#: Engines that exist only in memory, served by ``open_engine`` under a path (``in_memory``).
+_IN_MEMORY: dict[Path, Engine] = {}
 
 
 def tensorrt_available() -> bool:
@@ -33,6 +38,8 @@ def open_engine(path: str | Path, backend: str = "auto", **options: object) -> E
     builder's job, so a node never blocks for minutes on a build it did not ask for.
     """
     path = Path(path)
+    if path in _IN_MEMORY:
+        return _IN_MEMORY[path]
     if backend not in BACKENDS:
         raise EngineError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
     if not path.exists():
@@ -57,3 +64,17 @@ def open_engine(path: str | Path, backend: str = "auto", **options: object) -> E
     from .onnxruntime_backend import OnnxRuntimeEngine
 
     return OnnxRuntimeEngine(path, **options)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def in_memory(engine: Engine) -> Iterator[Path]:
+    """Inside the block ``open_engine(engine.path)`` returns ``engine``: code that opens models by path
+    (the evaluation tasks) can then score a model that exists only in memory, such as the compiled
+    candidate NNCF's accuracy control hands its validation function."""
+    if engine.path in _IN_MEMORY:
+        raise EngineError(f"{engine.path} is already served from memory")
+    _IN_MEMORY[engine.path] = engine
+    try:
+        yield engine.path
+    finally:
+        del _IN_MEMORY[engine.path]

@@ -126,5 +126,43 @@ def _metadata(path: Path, model: Any) -> dict[str, str]:
         return onnx_metadata(path)
     if not model.has_rt_info([IR_METADATA_KEY]):
         return {}
-    info = model.get_rt_info()[IR_METADATA_KEY]
-    return {str(k): str(v.astype(str) if hasattr(v, "astype") else v) for k, v in info.items()}
+    keys = model.get_rt_info([IR_METADATA_KEY]).astype(dict)
+    return {str(k): model.get_rt_info([IR_METADATA_KEY, k]).astype(str) for k in keys}
+
+
+def ir_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata an OpenVINO IR written by ``modelops.nncf_recipes`` carries."""
+    import openvino as ov
+
+    return _metadata(Path(path), ov.Core().read_model(str(path)))
+
+
+class CompiledModelEngine(Engine):
+    """An ``Engine`` over an already compiled ``openvino.CompiledModel`` (no file: NNCF's accuracy
+    control compiles each candidate itself); ``path`` names it and ``metadata`` says what it is."""
+
+    backend = "openvino"
+
+    def __init__(self, compiled: Any, path: str | Path, metadata: Mapping[str, str]) -> None:
+        super().__init__(path)
+        self._request = compiled.create_infer_request()
+        self._inputs = [_spec(p) for p in compiled.inputs]
+        self._outputs = [_spec(p) for p in compiled.outputs]
+        self._metadata = dict(metadata)
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self._outputs
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self._metadata
+
+    def _infer(self, feeds: Mapping[str, np.ndarray], outputs_on_device: bool) -> dict[str, np.ndarray]:
+        # a compiled model may keep dynamic dims: hand over whole tensors, each call sets the shape
+        self._request.infer({i: np.ascontiguousarray(feeds[s.name]) for i, s in enumerate(self._inputs)})
+        return {s.name: self._request.get_output_tensor(i).data for i, s in enumerate(self._outputs)}

@@ -7,11 +7,15 @@
   fast U8S8 kernels of ONNX Runtime on x86. Calibration images come from a folder
   (``images_from_folder``) or a rosbag2 topic (``images_from_bag``) through a ``preprocess`` callable.
 * ``quantize_int8_accuracy_aware``: the accuracy-aware loop of OpenVINO's POT (see the thesis in the
-  seeds): quantize everything, measure the metric, and while the drop exceeds the limit keep the
-  nodes that hurt the output most in float (``nodes_to_exclude``), one more per step, reporting each.
-  Nodes are ranked once by their effect on the model output: each quantized node is reverted to float
-  alone in the Q/DQ graph (graph surgery, no re-calibration) and the output error vs FP32 on a few
-  inputs is measured; the largest error reduction ranks first.
+  seeds): quantize everything, measure the task metric (``task_metric``: mAP, exact match, mIoU,
+  MSE on held-out frames), and while the drop exceeds the limit keep the nodes whose INT8 costs the
+  metric most in float (``nodes_to_exclude``), one more per step, reporting each. Nodes are ranked
+  once by the metric gained when each alone is reverted to float in the Q/DQ graph.
+
+  Why this loop is not ``nncf.quantize_with_accuracy_control`` on the ONNX (NNCF does that for the
+  OpenVINO recipes, ``nncf_recipes``): NNCF's ONNX Q/DQ is not what TensorRT takes -- the detector
+  came out with UINT8 activations on all 29 QuantizeLinear nodes and Q/DQ on Add/Reshape/Resize/Slice
+  inputs, while TensorRT needs signed INT8 on the inputs of weighted layers only (``trt_features``).
 
 NVIDIA ModelOpt (``modelopt.onnx.quantization``) is used by ``quantize_int8(..., method="modelopt")``
 only where it is importable; it is never required.
@@ -97,6 +101,11 @@ def model_precision(path: str | Path) -> str:
         from ..inference.builder import engine_metadata
 
         record = engine_metadata(path).get(METADATA_KEY)
+        return str(json.loads(record).get("precision") or "unknown") if record else "unknown"
+    if path.suffix == ".xml":  # an OpenVINO IR of modelops.nncf_recipes
+        from ..inference.openvino_backend import ir_metadata
+
+        record = ir_metadata(path).get(METADATA_KEY)
         return str(json.loads(record).get("precision") or "unknown") if record else "unknown"
     record = onnx_metadata(path).get(METADATA_KEY)
     if record and json.loads(record).get("precision"):
@@ -410,8 +419,6 @@ def quantize_int8_accuracy_aware(
     max_drop: float = 0.01,
     relative: bool = True,
     higher_is_better: bool = True,
-    ranking_feeds: Sequence[Feeds] | None = None,
-    rank_by: str = "metric",
     max_steps: int = 20,
     target: str = "tensorrt",
     per_channel: bool = True,
@@ -423,11 +430,9 @@ def quantize_int8_accuracy_aware(
 ) -> AccuracyAwareReport:
     """INT8 Q/DQ within ``max_drop`` of the FP32 ``evaluate(onnx_path)`` metric (see module docstring).
 
-    ``evaluate`` runs a whole validation set through the model at a path and returns one number;
-    ``rank_by="metric"`` ranks the compute nodes (Conv/MatMul/Gemm) by the metric gained when each
-    alone is reverted to float (one ``evaluate`` per node: exact, the thesis's layer-wise ranking);
-    ``rank_by="output"`` ranks every quantized node by the output error vs FP32 on ``ranking_feeds``
-    (default: the first 8 calibration feeds): faster, blind to what the metric weighs (box pixels).
+    ``evaluate`` runs a held-out validation set (not ``calibration``) through the model at a path and
+    returns the task metric; the compute nodes (Conv/MatMul/Gemm) are ranked by the metric gained when
+    each alone is reverted to float (one ``evaluate`` per node: the thesis's layer-wise ranking).
     The best model found is written to ``onnx_out`` even when the limit is not met (``report.met``).
     """
     onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
@@ -476,12 +481,7 @@ def quantize_int8_accuracy_aware(
                 best = (drop, candidate)
                 break
             if ranking is None:
-                if rank_by == "metric":
-                    scores = rank_nodes_by_metric(onnx_in, candidate, evaluate, value, higher_is_better, tmp)
-                else:
-                    scores = rank_nodes(
-                        onnx_in, candidate, ranking_feeds or calibration[:8], _op_types(op_types, target)
-                    )
+                scores = rank_nodes_by_metric(onnx_in, candidate, evaluate, value, higher_is_better, tmp)
                 report.ranking = scores
                 ranking = [name for name, _ in scores]
             remaining = [n for n in ranking if n not in excluded]
@@ -525,35 +525,6 @@ def rank_nodes_by_metric(
     return scores
 
 
-def rank_nodes(
-    fp32_path: Path, qdq_path: Path, feeds: Sequence[Feeds], op_types: Sequence[str] | None = DEFAULT_OP_TYPES
-) -> list[tuple[str, float]]:
-    """Quantized nodes by how much reverting each alone to float reduces the output error vs FP32.
-
-    The output error is the mean over outputs of ``||y_q - y_fp32||^2 / ||y_fp32||^2`` on ``feeds``.
-    ``op_types`` None considers every node with a dequantized input.
-    Returns ``[(node_name, error_reduction), ...]`` best first.
-    """
-    fp32 = _load(fp32_path)
-    qdq = _load(qdq_path)
-    reference = _run_all(fp32, feeds)
-    base_error = _output_error(_run_all(qdq, feeds), reference)
-    floats = {t.name: t for t in fp32.graph.initializer}
-    scores = []
-    for node in qdq.graph.node:
-        if not node.name or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        if op_types is not None and node.op_type not in op_types:
-            continue
-        reverted = _revert_node(qdq, node.name, floats)
-        if reverted is None:
-            continue
-        err = _output_error(_run_all(reverted, feeds), reference)
-        scores.append((node.name, base_error - err))
-    scores.sort(key=lambda kv: -kv[1])
-    return scores
-
-
 def _revert_node(qdq: Any, name: str, floats: dict[str, Any]) -> Any | None:
     """A copy of ``qdq`` where node ``name`` computes in float: its input Q/DQ pairs bypassed (float
     weights from the FP32 model) and its output Q/DQ made Identity; None when nothing was quantized."""
@@ -593,25 +564,3 @@ def _revert_node(qdq: Any, name: str, floats: dict[str, Any]) -> Any | None:
                 del dq.attribute[:]
                 changed = True
     return model if changed else None
-
-
-def _run_all(model: Any, feeds: Sequence[Feeds]) -> list[list[np.ndarray]]:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    return [sess.run(None, f) for f in feeds]
-
-
-def _output_error(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]]) -> float:
-    """Mean normalised squared error, normalised per slice of the first two axes ([N, C, ...] rows):
-    a detector's score rows count as much as its box rows (whose pixel values would drown them)."""
-    errs = []
-    for outs, refs in zip(outputs, reference):
-        for o, r in zip(outs, refs):
-            rows = int(np.prod(r.shape[:2])) if r.ndim >= 3 else 1
-            r64 = r.astype(np.float64).reshape(rows, -1)
-            d = o.astype(np.float64).reshape(rows, -1) - r64
-            errs.extend(np.sum(d**2, axis=1) / np.maximum(np.sum(r64**2, axis=1), 1e-12))
-    return float(np.mean(errs))

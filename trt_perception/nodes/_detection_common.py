@@ -20,7 +20,7 @@ DETECTOR_PARAMETERS: tuple[Param, ...] = (
     Param(
         "backend",
         "auto",
-        "auto | onnxruntime | tensorrt (auto: .onnx -> ONNX Runtime, .engine/.plan -> TensorRT).",
+        "auto | onnxruntime | openvino | tensorrt (auto: .onnx -> ONNX Runtime, .xml -> OpenVINO, .engine/.plan -> TensorRT).",
     ),
     Param(
         "decoder",
@@ -41,7 +41,7 @@ DETECTOR_PARAMETERS: tuple[Param, ...] = (
 
 READER_PARAMETERS: tuple[Param, ...] = (
     Param("model", "models/plate_reader_ctc.onnx", "Reader ONNX model or TensorRT engine."),
-    Param("backend", "auto", "auto | onnxruntime | tensorrt."),
+    Param("backend", "auto", "auto | onnxruntime | openvino | tensorrt."),
     Param(
         "decoder",
         "ctc",
