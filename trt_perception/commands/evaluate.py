@@ -13,6 +13,9 @@ Examples::
   trt-perception evaluate --task tracking --dataset data/traffic --model models/detector.onnx \\
       --reader models/plate_reader_ctc.onnx
 
+  # existing COCO results files (any detector, any machine) against the ground truth: no model is run
+  trt-perception evaluate --dataset data/val --results fp32=dets_fp32.json --results int8=dets_int8.json
+
   # the deployed node settings, on a bag, ground truth from a topic recorded in it
   trt-perception evaluate --bag data/sample_bag --image-topic /camera/image_raw \\
       --gt-topic /ground_truth/detections --config config/detector.yaml --model fast=detector_int8.onnx
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..inference.factory import BACKENDS
 
@@ -68,6 +72,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="ONNX model or TensorRT engine, optionally named for the report",
     )
     cfg.add_argument("--backend", default="auto", choices=BACKENDS)
+    cfg.add_argument(
+        "--results",
+        action="append",
+        default=[],
+        type=str,
+        metavar="[NAME=]JSON",
+        help="detection: score a COCO results file against --dataset (no model); repeat to compare",
+    )
     cfg.add_argument(
         "--precisions",
         default="",
@@ -146,8 +158,10 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.dataset) == bool(args.bag):
         return fail("give exactly one of --dataset or --bag")
+    if args.results:
+        return _score_results(args, fail)
     if not args.config and not args.model:
-        return fail("give at least one --config or --model")
+        return fail("give at least one --config, --model or --results")
     try:
         source: Source
         if args.dataset:
@@ -257,3 +271,35 @@ def _families(bases, args, source, task, derive_precisions):  # type: ignore[no-
         (b, derive_precisions(b, precisions, args.out / "models", calibration_for(b), args.int8_target))
         for b in bases
     ]
+
+
+def _score_results(args: argparse.Namespace, fail: Any) -> int:
+    """COCO results files scored against ``--dataset`` side by side (the 12 COCO numbers, per-class AP)."""
+    import json
+
+    from ..evaluation.report import scores_markdown
+    from ..evaluation.sources import CocoFolderSource
+    from ..evaluation.tasks import make_task
+
+    if args.task != "detection" or not args.dataset:
+        return fail("--results scores COCO detections: it needs --task detection and --dataset")
+    try:
+        source = CocoFolderSource(args.dataset, limit=args.limit)
+        task = make_task("detection", conf_threshold=args.conf_threshold)
+        task.bind(source)
+        scores: dict[str, dict[str, float]] = {}
+        for item in args.results:
+            name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+            results = json.loads(Path(path).read_text())
+            per_image: dict[int, list[Any]] = {int(im["id"]): [] for im in source.coco["images"]}
+            for r in results:
+                per_image.setdefault(int(r["image_id"]), []).append(r)
+            scores[name or Path(path).stem] = task.score(source, per_image).metrics
+    except (OSError, ValueError, KeyError) as exc:
+        return fail(str(exc))
+    text = scores_markdown(scores, reference=next(iter(scores)))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results_scores.json").write_text(json.dumps(scores, indent=2))
+    (args.out / "results_scores.md").write_text(text)
+    print(text)
+    return 0

@@ -346,3 +346,20 @@ def write_report(ev: EvalResult, out_dir: str | Path, plots: bool = True) -> dic
             if p is not None:
                 paths[key] = p
     return paths
+
+
+def scores_markdown(scores: dict[str, dict[str, float]], reference: str) -> str:
+    """Metrics (rows) of several runs (columns) side by side with each run's change vs ``reference``:
+    seed 000's "12 COCO numbers of FP32 vs the optimised model" for results files scored alone."""
+    names = list(scores)
+    keys = [k for k in scores[reference] if not k.startswith("AP50[")] + [
+        k for k in scores[reference] if k.startswith("AP50[")
+    ]
+    header = ["metric", *names, *[f"{n} vs {reference}" for n in names if n != reference]]
+    rows = []
+    for k in keys:
+        ref = scores[reference].get(k, float("nan"))
+        values = [_fmt(k, scores[n].get(k, float("nan"))) for n in names]
+        deltas = [_fmt(k, scores[n].get(k, float("nan")) - ref, signed=True) for n in names if n != reference]
+        rows.append([k, *values, *deltas])
+    return "\n".join(_table(header, rows))
