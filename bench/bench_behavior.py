@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import machine, summary, timed
+from bench.common import machine, summary, target, timed
 from trt_perception.inference.onnxruntime_backend import OnnxRuntimeEngine
 from trt_perception.metrics.behavior import RunRecord, evaluate_run, percentage_completed, position_deviation
 from trt_perception.sim.circuits import circuit_names, get_circuit, load_reference
@@ -33,18 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "behavior.json"
 MODEL = ROOT / "models" / "pilotnet.onnx"
 SEED_BEST_TFTRT_HZ = 99.30  # seeds/001: TF-TRT FP16, Montreal, GTX 1050
-
-
-def target(
-    name: str, value: float, limit: float, unit: str, higher_is_better: bool = False
-) -> dict[str, Any]:
-    ok = value >= limit if higher_is_better else value <= limit
-    return {
-        "name": name,
-        "value": value,
-        "target": f"{'>=' if higher_is_better else '<='} {limit} {unit}",
-        "pass": bool(ok),
-    }
 
 
 def brain_frequency(threads: int, frames: list[np.ndarray], repeats: int = 3) -> dict[str, Any]:
@@ -152,20 +140,15 @@ def main() -> int:
         "metrics_timing": dev,
         "closed_loop_laps": lap_rows,
         "targets": [
-            target("brain_iterations_per_s_onnxruntime_cpu", best_hz, 300.0, "Hz", higher_is_better=True),
+            target("brain_iterations_per_s_onnxruntime_cpu", best_hz, ">=", 300.0, "Hz"),
             target(
                 "position_deviation_100k_vs_10k_median_ms",
                 dev["position_deviation"]["median_ms"],
+                "<=",
                 100.0,
                 "ms",
             ),
-            target(
-                "simple_circuit_lap_completed",
-                float(simple["lap_completed"]),
-                1.0,
-                "(1 = yes)",
-                higher_is_better=True,
-            ),
+            target("simple_circuit_lap_completed", float(simple["lap_completed"]), ">=", 1.0, "(1 = yes)"),
         ],
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)

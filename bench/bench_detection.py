@@ -41,22 +41,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench.common import machine, summary, timed
+from bench.common import machine, summary, target, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "detection.json"
 DETECTOR = ROOT / "models" / "detector.onnx"
 READER = ROOT / "models" / "plate_reader_ctc.onnx"
 VIDEO = ROOT / "data" / "sample_scene.mp4"
-
-
-def target(name: str, value: float | None, limit: float, unit: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "value": value,
-        "target": f"<= {limit} {unit}",
-        "pass": None if value is None else bool(value <= limit),
-    }
 
 
 def sample_frames(n: int) -> list[np.ndarray]:
@@ -505,6 +496,7 @@ def main() -> int:
         target(
             "nms_8400x80_decode_and_nms_median_ms",
             result["nms_yolov8_8400x80"]["decode_and_nms"]["median_ms"],
+            "<=",
             2.0,
             "ms",
         )
@@ -519,6 +511,7 @@ def main() -> int:
             target(
                 "overhead_excluding_engine_median_ms",
                 result["overhead_1280x720"]["total"]["median_ms"],
+                "<=",
                 3.0,
                 "ms",
             )
@@ -526,7 +519,7 @@ def main() -> int:
         print("in-process ratio ...", flush=True)
         result["in_process"] = bench_in_process(frames, min(args.iters, 150))
         targets.append(
-            target("in_process_end_to_end_over_engine", result["in_process"]["ratio_median"], 1.15, "x")
+            target("in_process_end_to_end_over_engine", result["in_process"]["ratio_median"], "<=", 1.15, "x")
         )
         print("perception_pipeline node (capture -> publish) ...", flush=True)
         eng = result["in_process"]["engine_alone"]["median_ms"]
@@ -536,6 +529,7 @@ def main() -> int:
             target(
                 "pipeline_node_captured_to_published_over_engine",
                 result["in_process_node"]["ratio_median"],
+                "<=",
                 1.15,
                 "x",
             )

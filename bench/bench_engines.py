@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import machine
+from bench.common import machine, target
 from trt_perception.inference.engine import Engine, TensorSpec
 from trt_perception.inference.onnxruntime_backend import OnnxRuntimeEngine
 from trt_perception.metrics.latency import describe
@@ -475,18 +475,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if det is not None:
         aa = det["variants"]["int8_accuracy_aware"]
         targets = [
-            {
-                "name": "detector INT8 accuracy-aware speed-up vs FP32 (ORT CPU)",
-                "target": f">= {INT8_SPEEDUP_TARGET}x",
-                "value": round(aa["speedup_vs_fp32"], 3),
-                "passed": aa["speedup_vs_fp32"] >= INT8_SPEEDUP_TARGET,
-            },
-            {
-                "name": "detector INT8 accuracy-aware relative mAP loss",
-                "target": f"<= {100 * MAX_REL_LOSS:.0f}%",
-                "value": round(aa["relative_loss"], 5),
-                "passed": aa["relative_loss"] <= MAX_REL_LOSS,
-            },
+            target(
+                "detector INT8 accuracy-aware speed-up vs FP32 (ORT CPU)",
+                round(aa["speedup_vs_fp32"], 3),
+                ">=",
+                INT8_SPEEDUP_TARGET,
+                "x",
+            ),
+            target(
+                "detector INT8 accuracy-aware relative mAP loss", round(aa["relative_loss"], 5), "<=", MAX_REL_LOSS
+            ),
         ]
     doc = {
         "benchmark": "engines",
@@ -503,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.write_text(json.dumps(doc, indent=2, default=float))
     print(doc["table_markdown"])
     for t in targets:
-        print(f"{t['name']}: {t['value']} (target {t['target']}) {'PASS' if t['passed'] else 'FAIL'}")
+        print(f"{t['name']}: {t['value']} (target {t['target']}) {'PASS' if t['pass'] else 'FAIL'}")
     for name, why in skipped.items():
         print(f"not measured: {name}: {why}")
     print(f"wrote {args.out}")

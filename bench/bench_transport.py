@@ -36,7 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench.common import machine, timed
+from bench.common import machine, target, timed
 from trt_perception.io.images import image_to_numpy, numpy_to_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -285,27 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         targets.append((label, r["lost"], 2 * r["sent"] // 30, "<=", None))
     cpu720 = hops["1280x720"]["bridge"]["publisher_cpu_ms_per_frame"]
     targets.append(("camera_bridge CPU per 1280x720 frame at 30 Hz (ms)", cpu720, None, "report", None))
-    report["targets"] = [
-        {
-            "name": name,
-            "measured": value,
-            "target": target,
-            "op": op,
-            "pass": None
-            if op == "report"
-            else (
-                value is not None
-                and (value == target if op == "==" else value < target if op == "<" else value <= target)
-            ),
-        }
-        for name, value, target, op, _ in targets
-    ]
+    report["targets"] = [target(name, value, op, limit) for name, value, limit, op, _ in targets]
     report["seconds"] = time.monotonic() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for t in report["targets"]:
         print(
-            f"{'PASS' if t['pass'] else 'FAIL' if t['pass'] is False else 'INFO'}  {t['name']}: {t['measured']}"
+            f"{'PASS' if t['pass'] else 'FAIL' if t['pass'] is False else 'INFO'}  {t['name']}: {t['value']}"
         )
     print(f"wrote {args.out} in {report['seconds']:.0f} s")
     return 0

@@ -1,8 +1,13 @@
-"""What every benchmark records the same way: the machine it ran on and timing summaries."""
+"""What every benchmark records the same way: the machine it ran on, timing summaries and its targets.
+
+The result schema: a JSON object with ``machine`` (``machine()``, its ``load_average`` included) and
+``targets``, a list of ``target()`` rows; ``bench/summarize.py`` tabulates those rows.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import platform
 import time
@@ -56,3 +61,32 @@ def timed(fn: Callable[[], Any], iters: int, warmup: int = 5) -> dict[str, float
         fn()
         ms.append((time.perf_counter() - t) * 1e3)
     return summary(ms)
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+}
+
+
+def target(
+    name: str, value: Any, op: str, limit: Any, unit: str = "", *, shown: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """One row of a result's ``targets``: ``value`` against ``<op> <limit> <unit>``.
+
+    ``pass`` is None when ``value`` is None (not measured); ``op="report"`` records a figure with no
+    target. ``shown`` replaces the value in the summary table (e.g. "3.8x median (5.8 vs 22 ms)");
+    ``extra`` keys (a note, secondary checks) are kept as they are.
+    """
+    if op == "report":
+        wanted, passed = None, None
+    else:
+        wanted = f"{op} {limit}" + (f" {unit}" if unit else "")
+        passed = None if value is None else bool(_OPS[op](value, limit))
+    row = {"name": name, "value": value, "target": wanted, "pass": passed, **extra}
+    if shown is not None:
+        row["shown"] = shown
+    return row

@@ -13,13 +13,6 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    targets = doc.get("targets", [])
-    if isinstance(targets, dict):  # {name: {value, target, pass}}
-        return [{"name": k, **v} for k, v in targets.items()]
-    return list(targets)
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -27,26 +20,22 @@ def _fmt(value: Any) -> str:
 
 
 def rows() -> list[str]:
+    """One line per ``bench.common.target`` row of every result file."""
     out = []
     for path in sorted(RESULTS.glob("*.json")):
         doc = json.loads(path.read_text())
-        machine = doc.get("machine", {})
-        load = machine.get("load_average") or machine.get("loadavg") or doc.get("load_average_1_5_15")
-        load_1min = f"{load[0]:.1f}" if isinstance(load, list) and load else ""
-        for t in _targets(doc):
-            measured = t.get("measured", t.get("value"))
-            value = t.get("value")
-            shown = _fmt(measured) if not isinstance(measured, str) or value is None else measured
-            target = t.get("target")
-            passed = t.get("pass", t.get("passed"))
-            if target is None and passed is None:
-                target, mark = "(reported)", "-"
-            elif target is None:
-                target, mark = "(in the name)", "pass" if passed else "**fail**"
+        load = doc.get("machine", {}).get("load_average")
+        load_1min = f"{load[0]:.1f}" if load else ""
+        for t in doc.get("targets", []):
+            shown = t["shown"] if "shown" in t else _fmt(t["value"])
+            wanted, passed = t.get("target"), t.get("pass")
+            if wanted is None and passed is None:
+                wanted, mark = "(reported)", "-"
+            elif wanted is None:
+                wanted, mark = "(in the name)", "pass" if passed else "**fail**"
             else:
-                target = f"{t['op']} {_fmt(target)}" if "op" in t else _fmt(target)
                 mark = "pass" if passed else "**fail**"
-            out.append(f"| {path.stem} | {t['name']} | {shown} | {target} | {mark} | {load_1min} |")
+            out.append(f"| {path.stem} | {t['name']} | {shown} | {wanted} | {mark} | {load_1min} |")
     return out
 
 
