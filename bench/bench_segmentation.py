@@ -42,6 +42,7 @@ import onnxruntime as ort
 
 from bench.common import machine, summary
 from trt_perception.metrics.segmentation import confusion_matrix, iou_per_class, mean_iou
+from trt_perception.modelops.argmax_fusion import FusionConfig, fuse_argmax
 from trt_perception.stages.segmenter import (
     Segmenter,
     SegmenterConfig,
@@ -49,7 +50,6 @@ from trt_perception.stages.segmenter import (
     upsample_argmax,
     upsample_argmax_numpy,
 )
-from trt_perception.vision.argmax_fusion import FusionConfig, fuse_argmax
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

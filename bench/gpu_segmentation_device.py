@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trt_perception.vision import cuda_argmax
+from trt_perception.inference import cuda_argmax
 
 SIZES = [(384, 384), (384, 576), (576, 576), (576, 768), (768, 1344)]
 DRAM_BW_GBPS = 3000.0  # the H100's nominal ~3 TB/s the issue's bound uses

@@ -11,7 +11,7 @@ import pytest
 import segmentation_standin as standin
 from segmentation_standin import numpy_mask
 
-from trt_perception.vision.argmax_fusion import (
+from trt_perception.modelops.argmax_fusion import (
     MASK_OUTPUT,
     MODES,
     FusionConfig,

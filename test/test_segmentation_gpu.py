@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from segmentation_standin import bilinear
 
-from trt_perception.vision import cuda_argmax
+from trt_perception.inference import cuda_argmax
 
 pytestmark = [
     pytest.mark.gpu,

@@ -36,7 +36,7 @@ from trt_perception.inference.builder import (
     parse_engine_entry,
 )
 from trt_perception.inference.engine import EngineError
-from trt_perception.vision.argmax_fusion import ARGMAX_IMPLS, MODES, FusionConfig, fuse_argmax
+from trt_perception.modelops.argmax_fusion import ARGMAX_IMPLS, MODES, FusionConfig, fuse_argmax
 
 if tb.FLAVOUR != "tensorrt_rtx":
     pytest.skip("a real TensorRT is loaded first; this check is TensorRT-RTX's", allow_module_level=True)

@@ -1,6 +1,6 @@
 """``trt-perception fuse-argmax in.onnx out.onnx``: append the uint8-mask post-processing to a
 segmentation ONNX (resize -> argmax -> resize nearest, or the reducemax variants); see
-``trt_perception.vision.argmax_fusion``. Build the TensorRT engine from ``out.onnx`` afterwards."""
+``trt_perception.modelops.argmax_fusion``. Build the TensorRT engine from ``out.onnx`` afterwards."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "argmax",
         "reducemax",
         "fused-reducemax",
-    )  # vision.argmax_fusion.MODES (imports onnx)
+    )  # modelops.argmax_fusion.MODES (imports onnx)
 
     parser.add_argument("input", help="segmentation ONNX with logits [N, C, h, w]")
     parser.add_argument("output", help="where to write the rewritten ONNX")
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..vision.argmax_fusion import FusionConfig, fuse_argmax_file, parse_divisor, parse_size
+    from ..modelops.argmax_fusion import FusionConfig, fuse_argmax_file, parse_divisor, parse_size
 
     try:
         cfg = FusionConfig(

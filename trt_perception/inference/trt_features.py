@@ -32,7 +32,7 @@ ONNX limits of TensorRT's parser that shape the graphs this package writes
 * **UINT8 tensors only at network inputs/outputs** (8.6+ parser; RTX 1.7 the same): a node writing a
   UINT8 tensor that is not a graph output fails with ``UNSUPPORTED_NODE ... TensorRT does not support
   UINT8 types for intermediate tensors``. 8.5's Cast casts to/from UINT8 only from/to FP32/FP16.
-  ``vision.argmax_fusion`` (target ``tensorrt``) therefore carries the class index as float32 and casts
+  ``modelops.argmax_fusion`` (target ``tensorrt``) therefore carries the class index as float32 and casts
   to uint8 only in the node writing ``mask``. Sources: onnx-tensorrt ``ModelImporter.cpp`` (8.6-GA,
   10.1-GA: "UINT8 is only allowed as network inputs and outputs"), ``builtin_op_importers.cpp`` Cast
   (8.5-GA), docs/operators.md (10.x: "UINT8 is only supported as network input or output tensor

@@ -17,13 +17,13 @@ from sensor_msgs.msg import Image
 from ..inference.engine import EngineError
 from ..io.images import numpy_to_image
 from ..metrics.latency import END_TO_END
+from ..modelops.argmax_fusion import parse_divisor
 from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
 from ..stages.segmenter import Segmenter, SegmenterConfig
-from ..vision.argmax_fusion import parse_divisor
 
 MESSAGE = "message"
 

@@ -5,11 +5,11 @@ goes (see the seed's Fast-SCNN table). Three ways, chosen by ``argmax``:
 
 ``cpu``    bilinear-upsample the logits to the output size and take the argmax on the host: the exact
            result (OpenCV per-plane resize + SIMD running maximum, identical to ``numpy.argmax``).
-``fused``  the model is rewritten once at load time (``vision.argmax_fusion``: resize -> argmax ->
+``fused``  the model is rewritten once at load time (``modelops.argmax_fusion``: resize -> argmax ->
            resize nearest, or the reducemax variants) so the runtime returns the uint8 mask itself.
            Defaults: argmax on rows-only interpolated logits (divisor 1x4) with the ``delta`` chain.
            A model or TensorRT engine that already ends in a uint8 mask is used as it is.
-``gpu``    TensorRT only: the logits stay on the GPU and ``vision.cuda_argmax`` upsamples and takes the
+``gpu``    TensorRT only: the logits stay on the GPU and ``inference.cuda_argmax`` upsamples and takes the
            argmax in one kernel on the engine's stream; only the mask is copied back.
 
 ``output_resolution`` is ``input`` (the camera frame's size) or ``network`` (the network input size).
@@ -81,7 +81,7 @@ class SegmenterConfig:
             v = getattr(self, name)
             if v < 0 or v % _STRIDE:
                 raise ValueError(f"{name} must be 0 or a positive multiple of {_STRIDE}, got {v}")
-        from ..vision.argmax_fusion import FusionConfig
+        from ..modelops.argmax_fusion import FusionConfig
 
         FusionConfig(mode=self.fusion_mode, divisor=self.fusion_divisor, argmax_impl=self.fusion_argmax_impl)
         if not 0.0 <= self.overlay_alpha <= 1.0:
@@ -290,7 +290,7 @@ def _model_for(cfg: SegmenterConfig) -> str:
         return cfg.model
     import onnx
 
-    from ..vision.argmax_fusion import FusionConfig, fuse_argmax, fusion_info
+    from ..modelops.argmax_fusion import FusionConfig, fuse_argmax, fusion_info
 
     if not path.is_file():
         raise EngineError(f"model file not found: {path}")
@@ -353,7 +353,7 @@ def _class_count(engine: Engine, logits: str | None) -> int:
         c = engine.output(logits).shape[1]
         if isinstance(c, int) and c > 0:
             return c
-    from ..vision.argmax_fusion import METADATA_KEY
+    from ..modelops.argmax_fusion import METADATA_KEY
 
     fused = engine.metadata.get(METADATA_KEY)
     if fused:
@@ -392,7 +392,7 @@ class _GpuArgmax:
                 f"logits; this is {engine.backend}. Use argmax 'fused' or 'cpu' here."
             )
         from ..inference import cuda_memory as cm
-        from ..vision.cuda_argmax import CudaArgmax
+        from ..inference.cuda_argmax import CudaArgmax
 
         self.engine = engine
         self.logits = logits

@@ -314,7 +314,7 @@ class CudaArgmax:
 
     def __call__(self, logits: np.ndarray, out_size: tuple[int, int] | None = None) -> np.ndarray:
         """Host convenience (tests, tools): copy ``[N, C, h, w]`` in, run, copy the uint8 mask out."""
-        from ..inference import cuda_memory as cm
+        from . import cuda_memory as cm
 
         if logits.ndim != 4 or logits.shape[1] != self.num_classes:
             raise CudaArgmaxError(f"logits must be [N, {self.num_classes}, h, w], got {logits.shape}")
