@@ -269,11 +269,25 @@ def tasks(selected: Sequence[str], quick: bool, models: Path = MODELS) -> tuple[
 # -- measuring --------------------------------------------------------------------------------------
 
 
+def open_timed(path: Path, backend: str, threads: int) -> Engine:
+    """``path`` on ``backend`` with ``threads`` compute threads (the same budget for every backend)."""
+    from trt_perception.inference.factory import open_engine
+
+    if backend == "openvino":
+        return open_engine(path, "openvino", threads=threads)
+    return OnnxRuntimeEngine(path, intra_op_threads=threads)
+
+
 def time_engine(
-    path: Path, feeds: dict[str, np.ndarray], min_iters: int, max_s: float, threads: int
+    path: Path,
+    feeds: dict[str, np.ndarray],
+    min_iters: int,
+    max_s: float,
+    threads: int,
+    backend: str = "onnxruntime",
 ) -> list[float]:
     """Per-call latencies (ms) of ``Engine.infer`` after a warm-up."""
-    engine = OnnxRuntimeEngine(path, intra_op_threads=threads)
+    engine = open_timed(path, backend, threads)
     for _ in range(5):
         engine.infer(feeds)
     samples: list[float] = []
@@ -299,13 +313,15 @@ def interleaved_latency(
     min_iters: int,
     max_s: float,
     threads: int,
+    backends: dict[str, str] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Short rounds per recipe, interleaved, so a noisy neighbour hits every recipe alike; the samples
-    of all rounds are pooled."""
+    of all rounds are pooled. ``backends``: recipe -> backend (default ONNX Runtime)."""
     per: dict[str, list[float]] = {k: [] for k in paths}
     for _ in range(rounds):
         for k, p in paths.items():
-            per[k] += time_engine(p, feeds, min_iters, max_s / rounds, threads)
+            backend = (backends or {}).get(k, "onnxruntime")
+            per[k] += time_engine(p, feeds, min_iters, max_s / rounds, threads, backend)
     return {k: stats(v) for k, v in per.items()}
 
 
@@ -348,7 +364,6 @@ def bench_task(task: Task, work: Path, args: argparse.Namespace) -> dict[str, An
         max_drop=MAX_REL_LOSS,
         relative=True,
         higher_is_better=task.higher_is_better,
-        ranking_feeds=calib[:8],
         max_steps=args.max_steps,
         target="cpu",
         on_step=lambda s: print(
@@ -483,7 +498,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "x",
             ),
             target(
-                "detector INT8 accuracy-aware relative mAP loss", round(aa["relative_loss"], 5), "<=", MAX_REL_LOSS
+                "detector INT8 accuracy-aware relative mAP loss",
+                round(aa["relative_loss"], 5),
+                "<=",
+                MAX_REL_LOSS,
             ),
         ]
     doc = {
