@@ -26,9 +26,9 @@ from ..io.stamps import stamp_ns
 from ..metrics.latency import LatencyRecorder
 from .diagnostics import ERROR, WARN, DiagnosticsPublisher
 from .files import package_file
+from .image_subscription import AdaptiveSubscription
 from .params import Param, declare_all
 from .problem_log import ProblemLog
-from .qos import sensor_qos
 
 COMMON_PARAMETERS: tuple[Param, ...] = (
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 disables them)."),
@@ -74,6 +74,7 @@ class PerceptionNode(Node):
         if param_errors:
             self.startup_error("parameters", "; ".join(param_errors))
         self._image_watch: dict[str, float] = {}
+        self._image_subs: list[AdaptiveSubscription] = []
         timeout = float(self.params["no_data_timeout"])
         if timeout > 0:
             self.create_timer(timeout, self._check_image_flow)
@@ -125,9 +126,10 @@ class PerceptionNode(Node):
             self.warn_input("input", str(exc), problem=f"{msg.encoding}:{msg.width}x{msg.height}")
             return None
 
-    def subscribe_images(self, topic: str, callback: Callable[[Image], None], depth: int = 5) -> Any:
-        """Sensor-data QoS subscription (matches best-effort and reliable publishers), with a watchdog
-        that warns when a publisher exists but nothing arrives (QoS or transport mismatch)."""
+    def subscribe_images(self, topic: str, callback: Callable[[Image], None], depth: int = 1) -> Any:
+        """An image subscription with the reliability of its publishers (``AdaptiveSubscription``:
+        reliable publishers on Fast DDS defaults lose nothing), DDS-lost messages counted on
+        /diagnostics, and a watchdog that warns when a publisher exists but nothing arrives."""
         resolved = self.resolve_topic_name(topic)
         self._image_watch[resolved] = time.monotonic()
 
@@ -135,14 +137,31 @@ class PerceptionNode(Node):
             self._image_watch[resolved] = time.monotonic()
             callback(msg)
 
-        return self.create_subscription(Image, topic, self.guarded("image", on_image), sensor_qos(depth))
+        sub = AdaptiveSubscription(
+            self, Image, topic, self.guarded("image", on_image), depth, report=self.warn_input
+        )
+        self._image_subs.append(sub)
+        return sub
 
     def _check_image_flow(self) -> None:
         timeout = float(self.params["no_data_timeout"])
         now = time.monotonic()
+        for sub in self._image_subs:
+            self.diagnostics.set_value(f"{sub.topic}.reliability", sub.reliability.name)
+            self.diagnostics.set_value(f"{sub.topic}.lost", sub.lost)
         for topic, last in self._image_watch.items():
             infos = self.get_publishers_info_by_topic(topic)
-            if infos and now - last > timeout:
+            if not infos and now - last > timeout:
+                # Also what a publisher on a transport this participant lacks looks like: Fast DDS
+                # LARGE_DATA participants are not even discovered by default or profile ones.
+                self.warn_input(
+                    "no_publisher",
+                    f"no publisher discovered on {topic} for {now - last:.0f} s: is the camera running, in "
+                    "this ROS_DOMAIN_ID, and on a shared transport (a publisher with "
+                    f"FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA is invisible here; export {FASTDDS_PROFILE_NAME} "
+                    "for it)?",
+                )
+            elif infos and now - last > timeout:
                 qos = ", ".join(f"{i.node_name}:{i.qos_profile.reliability.name}" for i in infos)
                 self.warn_input(
                     "no_data",

@@ -1,0 +1,154 @@
+"""A subscription whose reliability follows its publishers, with lost messages and unmatched publishers
+reported instead of silently missing.
+
+A BEST_EFFORT subscription to a RELIABLE 720p publisher running Fast DDS defaults loses most frames (a
+lost fragment is never resent: the detector answered 26 of 300 frames while a RELIABLE subscriber got
+all 300). rosbag2's recorder meets the same problem by subscribing with the reliability of the
+publishers it finds: RELIABLE when every publisher is reliable, else BEST_EFFORT (which matches both).
+This does the same: it subscribes once the first publisher is discovered (nothing can be lost before),
+and when the publishers change it makes the new subscription before it breaks the old one, dropping
+the duplicates the two deliver meanwhile. It also counts DDS message-lost events
+and names publishers that the graph shows but the subscription never matched (an incompatible QoS, or
+a transport the two participants do not share, e.g. a publisher with FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+try:  # rclpy >= 7 (Jazzy, Kilted)
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
+
+from .diagnostics import WARN
+
+#: ``report(key, level, message)``: where problems go (a node's ``warn_input``).
+Report = Callable[[str, int, str], None]
+
+
+def choose_reliability(publishers: Iterable[ReliabilityPolicy]) -> ReliabilityPolicy:
+    """RELIABLE when there are publishers and all are reliable; BEST_EFFORT (matches any) otherwise."""
+    policies = list(publishers)
+    if policies and all(p == ReliabilityPolicy.RELIABLE for p in policies):
+        return ReliabilityPolicy.RELIABLE
+    return ReliabilityPolicy.BEST_EFFORT
+
+
+class AdaptiveSubscription:
+    """``create_subscription`` with the reliability of the topic's publishers (checked every
+    ``period_s``), KEEP_LAST ``depth`` and VOLATILE, plus ``lost`` (messages DDS reported lost) and a
+    report of publishers still unmatched ``unmatched_after_s`` after they appeared."""
+
+    def __init__(
+        self,
+        node: Node,
+        msg_type: Any,
+        topic: str,
+        callback: Callable[[Any], None],
+        depth: int = 1,
+        report: Report | None = None,
+        period_s: float = 0.5,
+        unmatched_after_s: float = 1.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._node = node
+        self._type = msg_type
+        self.topic = node.resolve_topic_name(topic)
+        self._callback = callback
+        self._depth = max(1, int(depth))
+        self._report = report
+        self._unmatched_after_s = unmatched_after_s
+        self._clock = clock
+        self.lost = 0
+        self.matched: int | None = None  # None where rclpy has no matched event (Humble)
+        self._publishers_since: dict[str, float] = {}
+        self.reliability = ReliabilityPolicy.BEST_EFFORT
+        self._sub: Any = None
+        self._retiring: Any = None  # the previous subscription, kept one period while the new one matches
+        self._recent: deque[tuple[int, int, str]] = deque(maxlen=16)
+        self.check()
+        node.create_timer(period_s, self.check)
+
+    @property
+    def qos(self) -> QoSProfile:
+        return QoSProfile(
+            reliability=self.reliability,
+            durability=DurabilityPolicy.VOLATILE,
+            history=HistoryPolicy.KEEP_LAST,
+            depth=self._depth,
+        )
+
+    def _subscribe(self, reliability: ReliabilityPolicy) -> Any:
+        self.reliability = reliability
+        events = {"message_lost": self._on_lost}
+        self.matched = None
+        if "matched" in inspect.signature(SubscriptionEventCallbacks).parameters:  # rclpy >= Iron
+            events["matched"] = self._on_matched
+            self.matched = 0
+        return self._node.create_subscription(
+            self._type,
+            self.topic,
+            self._deliver,
+            self.qos,
+            event_callbacks=SubscriptionEventCallbacks(**events),
+        )
+
+    def _deliver(self, msg: Any) -> None:
+        if self._retiring is not None:  # two subscriptions overlap: each message once
+            header = getattr(msg, "header", None)
+            if header is not None:
+                key = (header.stamp.sec, header.stamp.nanosec, header.frame_id)
+                if key in self._recent:
+                    return
+                self._recent.append(key)
+        self._callback(msg)
+
+    def _on_lost(self, info: Any) -> None:
+        self.lost += int(info.total_count_change)
+
+    def _on_matched(self, info: Any) -> None:
+        self.matched = int(info.current_count)
+
+    def check(self) -> None:
+        """Follow the publishers' reliability; report publishers that stay unmatched."""
+        if self._retiring is not None:
+            self._node.destroy_subscription(self._retiring)
+            self._retiring = None
+        infos = self._node.get_publishers_info_by_topic(self.topic)
+        if not infos and self._sub is None:
+            return  # nothing to match yet: subscribe with the first publisher's reliability
+        wanted = choose_reliability(i.qos_profile.reliability for i in infos)
+        if self._sub is None:
+            self._sub = self._subscribe(wanted)
+        elif wanted != self.reliability and infos:
+            self._retiring, self._sub = self._sub, self._subscribe(wanted)
+        now = self._clock()
+        names = {f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos}
+        self._publishers_since = {n: self._publishers_since.get(n, now) for n in names}
+        self._report_unmatched(infos, now)
+
+    def _report_unmatched(self, infos: list[Any], now: float) -> None:
+        if self._report is None or self.matched is None or self.matched >= len(infos):
+            return
+        old = [n for n, since in self._publishers_since.items() if now - since >= self._unmatched_after_s]
+        if len(old) > self.matched:
+            who = ", ".join(
+                f"{i.node_namespace.rstrip('/')}/{i.node_name} ({i.qos_profile.reliability.name}, "
+                f"{i.qos_profile.durability.name})"
+                for i in infos
+            )
+            self._report(
+                "unmatched",
+                WARN,
+                f"{len(infos)} publisher(s) on {self.topic} but {self.matched} matched: {who}; an "
+                "incompatible QoS or a transport the two sides do not share (e.g. the publisher runs "
+                "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA): export the shipped Fast DDS profile there too",
+            )
