@@ -30,7 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--detector", default="models/detector.onnx", help="detector ONNX model or TensorRT engine"
     )
     p.add_argument("--reader", default="models/plate_reader_ctc.onnx", help="plate reader model or engine")
-    p.add_argument("--reader-decoder", default="ctc", choices=("ctc", "heads"))
+    p.add_argument(
+        "--reader-decoder", default="", choices=("", "ctc", "heads"), help="default: from the model's metadata"
+    )
     p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
     p.add_argument(
@@ -353,7 +355,7 @@ def _run_ros(args: argparse.Namespace) -> int:
         f"detector.backend:={args.backend}",
         f"detector.conf_threshold:={args.conf}",
         f"plate_reader.model:={_path(args.reader)}",
-        f"plate_reader.decoder:={args.reader_decoder}",
+        f"plate_reader.decoder:={args.reader_decoder or chr(39) * 2}",
         f"plate_reader.charset:={_charset(args.reader) or chr(39) * 2}",
         f"tracking.enabled:={'false' if args.no_tracking else 'true'}",
     ]

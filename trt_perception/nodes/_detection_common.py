@@ -24,10 +24,16 @@ DETECTOR_PARAMETERS: tuple[Param, ...] = (
     ),
     Param(
         "decoder",
-        "yolov8",
-        "Output format: yolov8 | yolov11 | yolov5 | yolox | yolo_end2end | ssd_tf | trt_nms | efficient_nms.",
+        "",
+        "Output format: yolov8 | yolov11 | yolov5 | yolox | yolo_end2end | ssd_tf | trt_nms | efficient_nms; "
+        "empty takes it from the model's metadata (else yolov8).",
     ),
-    Param("preprocess", "yolo", "Pre-processing preset: yolo | yolox | ssd_tf | imagenet | pilotnet."),
+    Param(
+        "preprocess",
+        "",
+        "Pre-processing preset: yolo | yolox | ssd_tf | imagenet | pilotnet; empty takes it from the model "
+        "(else the decoder's usual one).",
+    ),
     Param("input_width", 0, "Network input width; 0 takes it from the model."),
     Param("input_height", 0, "Network input height; 0 takes it from the model."),
     Param("conf_threshold", 0.25, "Minimum detection score."),
@@ -44,8 +50,9 @@ READER_PARAMETERS: tuple[Param, ...] = (
     Param("backend", "auto", "auto | onnxruntime | openvino | tensorrt."),
     Param(
         "decoder",
-        "ctc",
-        "ctc (probs [N,T,C], CTC greedy) | heads (probs [N,K,C], one softmax per character).",
+        "",
+        "ctc (probs [N,T,C], CTC greedy) | heads (probs [N,K,C], one softmax per character); empty takes it "
+        "from the model's metadata (else ctc).",
     ),
     Param("charset", "", "Character file; empty reads the model metadata key 'character'."),
     Param("blank_index", 0, "CTC blank class (heads: the 'no character' class)."),
