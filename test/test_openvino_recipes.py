@@ -115,3 +115,29 @@ def test_quantize_refuses_calibration_as_validation(
     argv += ["--calib-images", str(DATA / "val" / "images"), "--val", str(DATA / "val"), "--accuracy-aware"]
     assert main(argv) == 2
     assert "held-out" in capsys.readouterr().err
+
+
+def test_evaluate_openvino_precisions_are_nncf_irs(tmp_path: Path) -> None:
+    argv = [
+        "evaluate",
+        "--dataset",
+        str(DATA / "val"),
+        "--limit",
+        "6",
+        "--model",
+        str(MODELS / "detector.onnx"),
+    ]
+    argv += [
+        "--backend",
+        "openvino",
+        "--precisions",
+        "fp32,fp16,int8",
+        "--calibration",
+        str(DATA / "traffic" / "images"),
+    ]
+    argv += ["--calibration-frames", "8", "--out", str(tmp_path), "--no-plots", "--quiet"]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    got = [(Path(c["model"]).suffix, c["backend"], c["precision"]) for c in report["configurations"]]
+    assert got == [(".onnx", "openvino", "fp32"), (".xml", "openvino", "fp16"), (".xml", "openvino", "int8")]
+    assert report["machine"]["openvino"] and all(not c["error"] for c in report["configurations"])

@@ -100,7 +100,8 @@ def derive_precisions(
     calibration: Callable[[], list[dict[str, np.ndarray]]],
     int8_target: str = "tensorrt",
 ) -> list[EvalConfig]:
-    """``base`` (an FP32 ONNX) plus its FP16 / INT8 Q/DQ copies, made once into ``out_dir``.
+    """``base`` (an FP32 ONNX) plus its FP16 / INT8 copies, made once into ``out_dir``: ONNX (FP16,
+    Q/DQ) for ONNX Runtime and TensorRT, OpenVINO IRs through NNCF when ``base.backend`` is openvino.
 
     ``calibration`` is called only when an INT8 copy must be made (it runs the stage's own
     pre-processing on sample frames). Engines (.engine/.plan) are taken as they are.
@@ -110,8 +111,6 @@ def derive_precisions(
         raise ValueError(f"unknown precision(s) {unknown}; choose from {', '.join(PRECISIONS)}")
     if base.model.suffix != ".onnx":
         return [base]
-    from ..modelops.precision import quantize_int8, to_fp16
-
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = base.model.stem
     label = base.name.rsplit(" fp32", 1)[0]
@@ -120,23 +119,42 @@ def derive_precisions(
         if p == "fp32":
             configs.append(dataclasses.replace(base, name=f"{label} fp32", precision="fp32"))
             continue
-        path = out_dir / f"{stem}_{p}.onnx"
+        path = out_dir / f"{stem}_{p}{'.xml' if base.backend == 'openvino' else '.onnx'}"
         if not path.is_file() or path.stat().st_mtime < base.model.stat().st_mtime or _unstamped(path):
             with warnings.catch_warnings():  # onnxconverter-common warns once per clamped tiny weight
                 warnings.simplefilter("ignore", UserWarning)
-                if p == "fp16":
-                    to_fp16(base.model, path)
-                else:
-                    quantize_int8(base.model, path, calibration(), target=int8_target)
+                _make_copy(base.model, path, p, calibration, int8_target)
         configs.append(dataclasses.replace(base, name=f"{label} {p}", model=path, precision=p))
     return configs
+
+
+def _make_copy(
+    model: Path,
+    path: Path,
+    precision: str,
+    calibration: Callable[[], list[dict[str, np.ndarray]]],
+    int8_target: str,
+) -> None:
+    from ..modelops import nncf_recipes
+    from ..modelops.precision import quantize_int8, to_fp16
+
+    if path.suffix == ".xml":
+        if precision == "fp16":
+            nncf_recipes.openvino_fp16(model, path)
+        else:
+            nncf_recipes.openvino_int8(model, path, calibration())
+    elif precision == "fp16":
+        to_fp16(model, path)
+    else:
+        quantize_int8(model, path, calibration(), target=int8_target)
 
 
 def _unstamped(copy: Path) -> bool:
     """A copy made before copies carried their ``ModelInfo`` (labels, charset): made again."""
     from ..inference.model_info import METADATA_KEY, onnx_metadata
+    from ..inference.openvino_backend import ir_metadata
 
-    return METADATA_KEY not in onnx_metadata(copy)
+    return METADATA_KEY not in (ir_metadata(copy) if copy.suffix == ".xml" else onnx_metadata(copy))
 
 
 def tensorrt_config(cfg: EvalConfig, fp32_onnx: Path, cache_dir: Path) -> EvalConfig:

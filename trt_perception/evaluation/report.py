@@ -218,7 +218,7 @@ def to_markdown(report: dict[str, Any], ev: EvalResult) -> str:
     m = report["machine"]
     lines.append(
         f"Machine: {m['processor']}, {m['platform']}, Python {m['python']}, ONNX Runtime "
-        f"{m['onnxruntime']}, TensorRT {m['tensorrt'] or 'absent'}."
+        f"{m['onnxruntime']}, OpenVINO {m.get('openvino') or 'absent'}, TensorRT {m['tensorrt'] or 'absent'}."
     )
     return "\n".join(lines) + "\n"
 

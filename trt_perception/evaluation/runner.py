@@ -99,6 +99,12 @@ def machine_info() -> dict[str, Any]:
         "onnxruntime_providers": onnxruntime.get_available_providers(),
     }
     try:
+        import openvino
+
+        info["openvino"] = openvino.__version__
+    except ImportError:
+        info["openvino"] = None
+    try:
         import tensorrt  # type: ignore[import-not-found]
 
         info["tensorrt"] = tensorrt.__version__
