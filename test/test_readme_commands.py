@@ -35,6 +35,10 @@ EXERCISES: dict[str, str] = {
     r"(\.venv/bin/)?trt-perception evaluate --dataset data/val .*": "test_evaluate_dataset",
     r"(\.venv/bin/)?trt-perception evaluate --bag data/sample_bag .*": "test_evaluate_bag",
     r"(\.venv/bin/)?trt-perception behavior --bag .*": "test_behavior",
+    r"(\.venv/bin/)?trt-perception evaluate --task tracking --dataset data/traffic .*": (
+        "test_tracking_outputs.py::test_evaluate_tracking_on_the_sample_sequence"
+    ),
+    r"\.venv/bin/python -m bench\.bench_tracking$": "test_bench_tracking_short_run",
     r"(\.venv/bin/)?trt-perception quantize( .*)?": "test_quantize_compare_fuse",
     r"(\.venv/bin/)?trt-perception compare( .*)?": "test_quantize_compare_fuse",
     r"(\.venv/bin/)?trt-perception fuse-argmax( .*)?": "test_quantize_compare_fuse",
@@ -222,6 +226,16 @@ def test_bench_run_all_lists_runnable_benchmarks() -> None:
     for name in names:  # each one importable with a main(); running them all is a quiet-machine job
         mod = run([sys.executable, "-c", f"import bench.bench_{name} as m; assert callable(m.main)"])
         assert mod.returncode == 0, (name, mod.stderr[-1500:])
+
+
+def test_bench_tracking_short_run(tmp_path: Path) -> None:
+    """The 3-minute benchmark on 8 s of traffic: it runs end to end and writes its target rows (a short
+    sequence need not meet the targets; the committed result is the full run)."""
+    out = tmp_path / "tracking.json"
+    res = run([sys.executable, "-m", "bench.bench_tracking", "--seconds", "8", "--out", str(out)], timeout=600)
+    assert res.returncode in (0, 1), res.stderr[-2000:]
+    rows = {t["name"]: t for t in json.loads(out.read_text())["targets"]}
+    assert rows["IDF1"]["value"] > 0.5 and rows["tracker median ms per frame at 50 objects"]["value"] > 0
 
 
 def test_bench_summarize() -> None:
