@@ -11,5 +11,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="${TRT_PERCEPTION_VENV:-$ROOT/.venv}"
-export OPENVINO_TELEMETRY_OPT_OUT=1
 exec "$VENV/bin/python" -m bench.jetson_check "$@"

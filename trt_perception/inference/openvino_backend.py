@@ -13,7 +13,6 @@ INT8 whatever the hint (their FakeQuantize / Q-DQ nodes decide).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,8 +41,6 @@ class OpenVinoEngine(Engine):
         max_cached_shapes: int = 8,
     ) -> None:
         super().__init__(path)
-        # No telemetry from this process (the runtime has none, but tools importing it may).
-        os.environ.setdefault("OPENVINO_TELEMETRY_OPT_OUT", "1")
         import openvino as ov
 
         if not self.path.is_file():

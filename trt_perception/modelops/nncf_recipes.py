@@ -16,7 +16,6 @@ an ONNX copy would say.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +35,8 @@ Validate = Callable[[Any, Sequence[Any]], float]
 
 
 def _nncf() -> Any:
-    os.environ.setdefault("OPENVINO_TELEMETRY_OPT_OUT", "1")  # no usage reports from this process
+    """NNCF, imported on first use (seconds). It reports usage through openvino-telemetry unless
+    opted out once per machine: ``.venv/bin/opt_in_out --opt_out``."""
     import nncf
 
     return nncf
