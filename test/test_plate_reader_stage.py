@@ -68,11 +68,11 @@ def test_frame_crops_follow_class_and_size_limits() -> None:
     assert len(readings) == 3, "the car box is not read"
     assert readings[0].text == "AB12CDE"
     np.testing.assert_allclose(readings[0].box, dets.boxes[0])
-    reader.cfg.max_size = (250, 0)  # the 7-character plate (276 px) is now too wide
+    reader.cfg.max_width = 250  # the 7-character plate (276 px) is now too wide
     assert [r.text for r in reader(frame, dets)] == ["XK4821", "MZ 704"]
-    reader.cfg.max_size, reader.cfg.min_size = (0, 0), (1000, 0)
+    reader.cfg.max_width, reader.cfg.min_width, reader.cfg.min_height = 0, 1000, 0
     assert reader(frame, dets) == []
-    reader.cfg.min_size, reader.cfg.plate_class = (0, 0), "licence"
+    reader.cfg.min_width, reader.cfg.plate_class = 0, "licence"
     assert reader(frame, dets) == []
 
 

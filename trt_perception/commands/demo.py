@@ -19,7 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import cv2
+
 from ..inference.factory import BACKENDS
+from ..metrics.latency import LatencyRecorder
+from ..pipeline.perception import PerceptionPipeline, PipelineResult
+from ..pipeline.runner import PipelineRunner
+from ..stages.camera import CameraConfig, CameraError, Frame
+from ..stages.detector import DetectorConfig
+from ..stages.plate_reader import PlateReaderConfig
+from ..stages.tracker import TrackerConfig
+from ..vision.draw import draw_result
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--reader", default="models/plate_reader_ctc.onnx", help="plate reader model or engine")
     p.add_argument(
-        "--reader-decoder", default="", choices=("", "ctc", "heads"), help="default: from the model's metadata"
+        "--reader-decoder",
+        default="",
+        choices=("", "ctc", "heads"),
+        help="default: from the model's metadata",
     )
     p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
@@ -216,13 +229,6 @@ class View:
 def run(args: argparse.Namespace) -> int:
     if args.ros:
         return _run_ros(args)
-    from ..metrics.latency import LatencyRecorder
-    from ..pipeline.perception import PerceptionPipeline
-    from ..stages.camera import CameraConfig, CameraError, CameraSource
-    from ..stages.detector import DetectorConfig
-    from ..stages.plate_reader import PlateReaderConfig
-    from ..stages.tracker import TrackerConfig
-
     latency = LatencyRecorder(window=1000)
     try:
         pipeline = PerceptionPipeline.build(
@@ -237,39 +243,64 @@ def run(args: argparse.Namespace) -> int:
             tracker=None if args.no_tracking else TrackerConfig(),
         )
         pipeline.warmup()
-        camera = CameraSource(
-            CameraConfig(
-                source=_path(args.video),
-                loop=args.loop or args.duration > 0,
-                rate_hz=0.0 if args.realtime else 1000.0,
-            )
-        ).start()
-    except (CameraError, OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
     state = DemoState(total=_frame_count(_path(args.video)), backend=pipeline.detector.engine.backend)
     view = View(sys.stdout, args.plain)
-    writer = None
+    saver = _Saver(args.save)
+
+    def on_result(frame: Frame, result: PipelineResult) -> None:
+        state.tick(result)
+        saver.write(frame.image, result)
+        view.update(state, latency)
+
+    camera = CameraConfig(
+        source=_path(args.video),
+        loop=args.loop or args.duration > 0,
+        rate_hz=0.0 if args.realtime else 1000.0,
+    )
+    runner = PipelineRunner(pipeline, camera, on_result, on_end=lambda _state, events: state.events(events))
     try:
-        while (not args.max_frames or state.frames < args.max_frames) and not state.expired(args.duration):
-            frame = camera.read(timeout_s=5.0)
-            if frame is None:
-                break
-            result = pipeline(frame.image, frame.stamp_ns)
-            state.tick(result)
-            if args.save:
-                writer = _write(writer, args.save, frame.image, result)
-            view.update(state, latency)
+        runner.start()
+    except (CameraError, OSError, ValueError) as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+
+    def more() -> bool:
+        return (not args.max_frames or state.frames < args.max_frames) and not state.expired(args.duration)
+
+    try:
+        runner.run(keep_going=more, timeout_s=5.0)
     except KeyboardInterrupt:
         pass
     finally:
-        camera.stop()
-        if writer is not None:
-            writer.release()
-    state.events(pipeline.flush())
+        runner.stop()
+        saver.close()
+    runner.finish()  # the vehicles still in view end with the run
     view.update(state, latency, force=True)
     _summary(state, latency)
     return 0 if state.frames else 1
+
+
+class _Saver:
+    """The annotated video (``--save``), opened at the first frame; nothing without a path."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.writer: Any = None
+
+    def write(self, bgr: Any, result: PipelineResult) -> None:
+        if not self.path:
+            return
+        if self.writer is None:
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
+            self.writer = cv2.VideoWriter(self.path, fourcc, 30.0, (bgr.shape[1], bgr.shape[0]))
+        self.writer.write(draw_result(bgr, result))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
 
 
 def _charset(reader: str) -> str:
@@ -279,23 +310,10 @@ def _charset(reader: str) -> str:
 
 
 def _frame_count(video: str) -> int:
-    import cv2
-
     cap = cv2.VideoCapture(video)
     n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
     cap.release()
     return max(n, 0)
-
-
-def _write(writer: Any, path: str, bgr: Any, result: Any) -> Any:
-    import cv2
-
-    from ..vision.draw import draw_result
-
-    if writer is None:
-        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (bgr.shape[1], bgr.shape[0]))
-    writer.write(draw_result(bgr, result))
-    return writer
 
 
 def _summary(state: DemoState, latency: Any) -> None:
@@ -341,6 +359,7 @@ def _vehicle_summary(state: DemoState) -> None:
 
 def _run_ros(args: argparse.Namespace) -> int:
     """The perception_pipeline node in this process; the view shows what it publishes."""
+    # Deliberately lazy: ROS 2 is only needed with --ros (the plain demo runs without it).
     import rclpy
 
     from ..nodes import perception_pipeline as node_mod
@@ -370,6 +389,7 @@ def _run_ros(args: argparse.Namespace) -> int:
         return 2
     state.backend = node.pipeline.detector.engine.backend + " + ROS 2 topics"
     node.result_hook = state.tick
+    node.end_hook = state.events
     try:
         while rclpy.ok() and node.running:
             rclpy.spin_once(node, timeout_sec=0.05)
@@ -380,8 +400,8 @@ def _run_ros(args: argparse.Namespace) -> int:
         pass
     finally:
         node.on_shutdown()
-        if node.pipeline is not None:  # the vehicles still in view end with the run
-            state.events(node.pipeline.flush())
+        if node.runner is not None:  # the vehicles still in view end with the run
+            node.runner.finish()
         view.update(state, node.latency, force=True)
         _summary(state, node.latency)
         node.destroy_node()

@@ -21,48 +21,22 @@ from std_msgs.msg import Header
 from ..io.images import ImageEncodingError, bgr_to_encoding, numpy_to_image
 from ..io.stamps import set_time
 from ..metrics.latency import END_TO_END
-from ..ros.diagnostics import ERROR, WARN
+from ..pipeline.runner import OK, camera_status
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import sensor_qos
-from ..stages.camera import (
-    CONNECTED,
-    CONNECTING,
-    FAILED,
-    FINISHED,
-    RECONNECTING,
-    CameraConfig,
-    CameraError,
-    CameraSource,
-    Frame,
-)
+from ..stages.camera import CameraError, CameraSource, Frame
 from ..vision.calibration import CalibrationError, CameraCalibration, load_calibration
+from ._stages import CAMERA
 
 #: Output encodings the bridge converts BGR frames into.
 OUTPUT_ENCODINGS = ("bgr8", "rgb8", "bgra8", "rgba8", "mono8", "8UC3", "8UC1", "yuv422", "yuv422_yuy2")
 CONVERT, PUBLISH = "convert", "publish"
 
 PARAMETERS: tuple[Param, ...] = (
-    Param(
-        "source",
-        "0",
-        "Camera: V4L2 index ('0') or device path ('/dev/video0'); or a video file, an image folder or "
-        "glob (sorted), a stream URL (rtsp://, http://), or a GStreamer pipeline ending in appsink.",
-    ),
-    Param(
-        "source_kind", "auto", "auto | device | file | folder | url | gstreamer ('auto' guesses from source)."
-    ),
+    *CAMERA.params(),
     Param("frame_id", "camera", "header.frame_id of the images and camera info."),
-    Param(
-        "rate_hz",
-        0.0,
-        "Most frames per second published; 0 = the source's rate (a video file plays at its fps, a "
-        "folder as fast as frames are published, a camera as it delivers).",
-    ),
-    Param("width", 0, "Output width in pixels; 0 keeps the source's (with height set: keeps the aspect)."),
-    Param("height", 0, "Output height in pixels; 0 keeps the source's (with width set: keeps the aspect)."),
     Param("encoding", "bgr8", f"Output encoding: {', '.join(OUTPUT_ENCODINGS)}."),
-    Param("loop", False, "Start a video file or image folder again at its end."),
     Param("qos_depth", 5, "Image publisher queue depth (sensor-data QoS)."),
     Param(
         "reliability",
@@ -76,18 +50,6 @@ PARAMETERS: tuple[Param, ...] = (
         "",
         "camera_calibration_parsers YAML (cameracalibrator's output); scaled to the output size. Empty: no camera info.",
     ),
-    Param("reconnect_delay", 0.5, "Seconds before the first reconnect attempt; doubled after each failure."),
-    Param("reconnect_max_delay", 10.0, "Longest wait between reconnect attempts, in seconds."),
-    Param(
-        "reconnect_attempts",
-        0,
-        "Failed attempts in a row before giving up (ERROR status); 0 retries forever.",
-    ),
-    Param("read_timeout", 5.0, "Seconds a network stream may stall before it counts as lost."),
-    Param("capture_width", 0, "V4L2: frame width requested from the driver; 0 = driver default."),
-    Param("capture_height", 0, "V4L2: frame height requested from the driver; 0 = driver default."),
-    Param("capture_fps", 0.0, "V4L2: frame rate requested from the driver; 0 = driver default."),
-    Param("fourcc", "", "V4L2: pixel format requested from the driver, e.g. MJPG or YUYV; empty = default."),
     Param(
         "wait_for_subscriber",
         False,
@@ -149,22 +111,7 @@ class CameraBridge(PerceptionNode):
             raise ValueError(f"qos_depth must be >= 1, got {p['qos_depth']}")
         if p["calibration_file"]:
             self.calibration = load_calibration(str(p["calibration_file"]))
-        cfg = CameraConfig(
-            source=str(p["source"]),
-            kind=str(p["source_kind"]),
-            rate_hz=float(p["rate_hz"]),
-            width=int(p["width"]),
-            height=int(p["height"]),
-            loop=bool(p["loop"]),
-            reconnect_delay_s=float(p["reconnect_delay"]),
-            reconnect_max_delay_s=float(p["reconnect_max_delay"]),
-            reconnect_attempts=int(p["reconnect_attempts"]),
-            read_timeout_s=float(p["read_timeout"]),
-            capture_width=int(p["capture_width"]),
-            capture_height=int(p["capture_height"]),
-            capture_fps=float(p["capture_fps"]),
-            fourcc=str(p["fourcc"]),
-        )
+        cfg = CAMERA.config(p)
         if self.encoding.startswith("yuv422"):
             bgr_to_encoding(np.zeros((2, 2, 3), np.uint8), self.encoding)  # fails early on a bad encoding
         source = CameraSource(cfg, on_frame=self._on_frame)
@@ -245,13 +192,11 @@ class CameraBridge(PerceptionNode):
         d.set_value("frames_skipped_by_rate_cap", st.skipped)
         d.set_value("reconnects", st.reconnects)
         d.set_value("source_fps", st.source_fps)
-        if st.status == CONNECTED or (st.status == FINISHED and st.ever_connected):
+        status = camera_status(st)
+        if status is not None and status[0] == OK:
             d.clear("source")
-        elif st.status == RECONNECTING:
-            self.warn_input("source", st.message, level=WARN)
-        elif st.status == FAILED or (st.status == CONNECTING and st.message):
-            # Never opened (after its first attempt) or gave up: the camera is not there.
-            self.warn_input("source", st.message, level=ERROR)
+        elif status is not None:
+            self.warn_input("source", status[1], level=status[0])
 
     def _print_stats(self) -> None:
         s = self.latency.stats(END_TO_END)

@@ -16,22 +16,22 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
 from ..inference.engine import EngineError
+from ..io.images import numpy_to_image
 from ..metrics.latency import END_TO_END
 from ..ros.detection_msgs import DetectionMsgBuilder, tracks_to_msg
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
-from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
 from ..stages.detector import Detector
-from ..stages.tracker import Tracker, TrackerConfig
+from ..stages.tracker import Tracker
 from ..vision.draw import draw_detections, draw_tracks
-from ._detection_common import DETECTOR_PARAMETERS, config_from_params, config_params, detector_config
+from ._stages import DETECTOR, TRACKER
 
 MESSAGE = "message"
 
 PARAMETERS: tuple[Param, ...] = (
-    *DETECTOR_PARAMETERS,
+    *DETECTOR.params(),
     *ENGINE_PARAMETERS,
     Param(
         "image_topic",
@@ -44,7 +44,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("qos_depth", 5, "Image subscription queue depth."),
     Param("tracking", False, "Track the detections and publish them with track IDs on tracks_topic."),
     Param("tracks_topic", "tracks", "Tracked objects (Detection2DArray, id = track ID) when tracking."),
-    *config_params(TrackerConfig, "tracker."),
+    *TRACKER.params("tracker."),
 )
 
 
@@ -58,7 +58,7 @@ class DetectorNode(PerceptionNode):
         self.detector: Detector | None = None
         try:
             model = params_model_file(self, p)
-            self.detector = Detector(detector_config(p, model=model), self.latency)
+            self.detector = Detector(DETECTOR.config(p, model=model), self.latency)
             self.detector.warmup()
             self.diagnostics.set_value("model", model)
             self.diagnostics.set_value("backend", self.detector.engine.backend)
@@ -72,7 +72,7 @@ class DetectorNode(PerceptionNode):
         self.tracker: Tracker | None = None
         self.tracks_pub = None
         if p["tracking"]:
-            self.tracker = Tracker(config_from_params(TrackerConfig, p, "tracker."), self.latency)
+            self.tracker = Tracker(TRACKER.config(p, "tracker."), self.latency)
             self.tracks_pub = self.create_publisher(
                 Detection2DArray, str(p["tracks_topic"]), reliable_qos(10)
             )

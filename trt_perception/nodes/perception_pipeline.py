@@ -24,52 +24,30 @@ newest frame instead, so a pipeline slower than the camera never holds up a live
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 from vision_msgs.msg import Detection2DArray
 
 from ..inference.engine import EngineError
+from ..io.images import numpy_to_image
+from ..io.stamps import set_time
 from ..pipeline.perception import PerceptionPipeline, PipelineResult
+from ..pipeline.runner import ENDED, OK, PipelineRunner, camera_status
 from ..ros.detection_msgs import DetectionMsgBuilder, readings_to_msg, tracks_to_msg
 from ..ros.diagnostics import WARN
 from ..ros.files import params_model_file, resolve_file
-from ..ros.image_conversion import numpy_to_image
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import latched_qos, reliable_qos
-from ..stages.camera import FAILED, FINISHED, STOPPED, CameraConfig, CameraError, CameraSource, Frame
-from ..stages.plate_consensus import PlateConsensusConfig
-from ..stages.tracker import TrackerConfig
+from ..stages.camera import CameraConfig, CameraError, CameraState, Frame
 from ..vision.draw import draw_result
-from ._detection_common import (
-    DETECTOR_PARAMETERS,
-    READER_PARAMETERS,
-    config_from_params,
-    config_params,
-    detector_config,
-    prefixed,
-    reader_config,
-)
-
-#: Camera states after which no frame will come.
-ENDED = (FINISHED, STOPPED, FAILED)
+from ._stages import CAMERA, DETECTOR, PLATE_CONSENSUS, PLATE_READER, SEGMENTER, TRACKER
 
 PARAMETERS: tuple[Param, ...] = (
-    Param(
-        "camera.source",
-        "0",
-        "Camera: device index or /dev/videoN, video file, image folder, URL or GStreamer pipeline.",
-    ),
-    Param("camera.rate_hz", 0.0, "Most frames per second; 0 = the source's rate."),
-    Param("camera.loop", False, "Restart a file or folder at its end."),
-    Param("camera.width", 0, "Resize frames to this width (0 keeps the source size)."),
-    Param("camera.height", 0, "Resize frames to this height (0 keeps the source size)."),
+    *CAMERA.params("camera."),
     Param(
         "camera.process_in_capture_thread",
         True,
@@ -112,28 +90,12 @@ PARAMETERS: tuple[Param, ...] = (
     ),
     Param("plate_reader.enabled", True, "Run the plate reader on the detector's plate boxes."),
     Param("segmentation.enabled", False, "Run the segmenter too (needs stages/segmenter.py)."),
-    Param("segmentation.model", "models/segmenter.onnx", "Segmentation model."),
-    Param("segmentation.backend", "auto", "Segmentation backend."),
-    Param(
-        "segmentation.argmax",
-        "cpu",
-        "Where the per-pixel argmax runs: cpu | fused (in the ONNX graph) | gpu.",
-    ),
-    Param(
-        "segmentation.input_width",
-        640,
-        "Segmenter network input width (multiple of 32); 0 = model's, else the image's rounded.",
-    ),
-    Param(
-        "segmentation.input_height",
-        352,
-        "Segmenter network input height (multiple of 32); 0 = model's, else the image's rounded.",
-    ),
+    *SEGMENTER.params("segmentation."),
     Param("segmentation.mask_topic", "segmentation/mask", "mono8 class-index mask topic."),
-    *prefixed(DETECTOR_PARAMETERS, "detector."),
-    *prefixed(READER_PARAMETERS, "plate_reader."),
-    *config_params(TrackerConfig, "tracker."),
-    *config_params(PlateConsensusConfig, "plate_consensus."),
+    *DETECTOR.params("detector."),
+    *PLATE_READER.params("plate_reader."),
+    *TRACKER.params("tracker."),
+    *PLATE_CONSENSUS.params("plate_consensus."),
 )
 
 
@@ -145,47 +107,34 @@ class PerceptionPipelineNode(PerceptionNode):
         super().__init__("perception_pipeline")
         p = self.params
         self.pipeline: PerceptionPipeline | None = None
-        self.camera: CameraSource | None = None
-        self.frames = 0
+        self.runner: PipelineRunner | None = None
         #: Called with each PipelineResult after publishing (the demo's terminal view).
         self.result_hook: Callable[[PipelineResult], None] | None = None
-        self._stop = threading.Event()
+        #: Called with the events of the final flush when the camera has ended (the demo's summary).
+        self.end_hook: Callable[[list[Any]], None] | None = None
         self._frame_id = str(p["frame_id"])
         self._det_msg = DetectionMsgBuilder()
-        self._camera_status = ""
         camera_cfg = None
         try:
             engine = lambda key: params_model_file(self, p, key)  # noqa: E731
-            seg_cfg = None
-            if p["segmentation.enabled"]:
-                from ..stages.segmenter import SegmenterConfig
-
-                seg_cfg = SegmenterConfig(
-                    model=engine("segmentation.model"),
-                    backend=str(p["segmentation.backend"]),
-                    argmax=str(p["segmentation.argmax"]),
-                    input_width=int(p["segmentation.input_width"]),
-                    input_height=int(p["segmentation.input_height"]),
-                )
+            seg_cfg = (
+                SEGMENTER.config(p, "segmentation.", model=engine("segmentation.model"))
+                if p["segmentation.enabled"]
+                else None
+            )
             tracking = bool(p["tracking.enabled"])
             self.pipeline = PerceptionPipeline.build(
-                detector_config(p, "detector.", model=engine("detector.model")),
-                reader_config(p, "plate_reader.", model=engine("plate_reader.model"))
+                DETECTOR.config(p, "detector.", model=engine("detector.model")),
+                PLATE_READER.config(p, "plate_reader.", model=engine("plate_reader.model"))
                 if p["plate_reader.enabled"]
                 else None,
                 seg_cfg,
                 self.latency,
-                tracker=config_from_params(TrackerConfig, p, "tracker.") if tracking else None,
-                consensus=config_from_params(PlateConsensusConfig, p, "plate_consensus."),
+                tracker=TRACKER.config(p, "tracker.") if tracking else None,
+                consensus=PLATE_CONSENSUS.config(p, "plate_consensus."),
             )
             self.pipeline.warmup()
-            camera_cfg = CameraConfig(
-                source=resolve_file(str(p["camera.source"])),
-                rate_hz=float(p["camera.rate_hz"]),
-                loop=bool(p["camera.loop"]),
-                width=int(p["camera.width"]),
-                height=int(p["camera.height"]),
-            )
+            camera_cfg = CAMERA.config(p, "camera.", source=resolve_file(str(p["camera.source"])))
         except (EngineError, CameraError, ValueError, OSError, ImportError) as exc:
             self.startup_error("startup", f"cannot start the pipeline: {exc}")
         qos = reliable_qos(10)
@@ -201,77 +150,58 @@ class PerceptionPipelineNode(PerceptionNode):
             if p["segmentation.enabled"]
             else None
         )
-        self._worker: threading.Thread | None = None
         if self.pipeline is not None and camera_cfg is not None:
-            self._start_camera(camera_cfg, bool(p["camera.process_in_capture_thread"]))
+            self._start_camera(self.pipeline, camera_cfg, bool(p["camera.process_in_capture_thread"]))
 
-    def _start_camera(self, cfg: CameraConfig, inline: bool) -> None:
-        """Started once the publishers exist: an inline camera calls ``_process`` from its first frame."""
+    def _start_camera(self, pipeline: PerceptionPipeline, cfg: CameraConfig, inline: bool) -> None:
+        """Started once the publishers exist: an inline camera runs the stages from its first frame."""
+        runner = PipelineRunner(pipeline, cfg, self._on_result, self._on_error, self._on_camera_end)
         try:
-            self.camera = CameraSource(cfg, on_frame=self._on_frame if inline else None).start()
+            self.runner = runner.start(inline=inline, worker=not inline)
         except CameraError as exc:
             self.startup_error("startup", f"cannot start the pipeline: {exc}")
             return
-        if inline:  # the capture thread does the work; a timer watches the source's state
-            self.create_timer(0.5, self._watch_camera)
-        else:
-            self._worker = threading.Thread(target=self._run, name="perception-pipeline", daemon=True)
-            self._worker.start()
+        self.create_timer(0.5, self._watch_camera)  # the source's state on /diagnostics, its end
 
     @property
     def running(self) -> bool:
-        """True while frames still come: the worker lives, or the inline camera has not ended."""
-        if self._worker is not None:
-            return self._worker.is_alive()
-        return self.camera is not None and self.camera.state.status not in ENDED
+        """True while frames still come."""
+        return self.runner is not None and self.runner.running
 
-    def _on_frame(self, frame: Frame) -> None:
-        if not self._stop.is_set():
-            self._process(frame)
+    @property
+    def frames(self) -> int:
+        return self.runner.frames if self.runner is not None else 0
 
-    def _run(self) -> None:
-        assert self.camera is not None
-        while not self._stop.is_set():
-            frame = self.camera.read(timeout_s=0.5)
-            if frame is not None:
-                self._process(frame)
-            elif not self._watch_camera():
-                return
+    def _watch_camera(self) -> None:
+        """Report a source that is reconnecting or failed; flush the pipeline once it has ended."""
+        if self.runner is None or self.runner.camera is None:
+            return
+        state = self.runner.camera.state
+        status = camera_status(state)
+        if state.status not in ENDED and status is not None and status[0] != OK:
+            self.warn_input("camera", f"{state.status}: {status[1]}", level=status[0])
+        self.runner.poll()
 
-    def _watch_camera(self) -> bool:
-        """Report a source that finished, stopped or is reconnecting; False once it is over."""
-        if self.camera is None:
-            return False
-        state = self.camera.state
-        if state.status in ENDED:
-            if self._camera_status != state.status:
-                self._camera_status = state.status
-                self._publish_events(self.pipeline.flush() if self.pipeline is not None else [])
-                self.diagnostics.report("camera", WARN, f"source {state.status}: {state.message}", ttl_s=None)
-                self.get_logger().info(f"camera source {state.status} after {self.frames} frames")
-            return False
-        if state.status != "connected":
-            self.warn_input("camera", f"{state.status}: {state.message}")
-        return True
+    def _on_camera_end(self, state: CameraState, events: list[Any]) -> None:
+        self._publish_events(events)
+        if self.end_hook is not None:
+            self.end_hook(events)
+        self.diagnostics.report("camera", WARN, f"source {state.status}: {state.message}", ttl_s=None)
+        self.get_logger().info(f"camera source {state.status} after {self.frames} frames")
 
-    def _process(self, frame: Frame) -> None:
-        # Capture -> the thread that runs the stages (the camera hand-over; ~0 when inline).
-        self.latency.record_frame_age(frame.stamp_ns, time.time_ns())
-        assert self.pipeline is not None
-        try:
-            result = self.pipeline(frame.image, frame.stamp_ns)
-            self._publish(frame.image, result, self._frame_id)
-            if self.result_hook is not None:
-                self.result_hook(result)
-        except Exception as exc:  # a bad frame must not end the capture or the worker thread
-            self.warn_input("pipeline", f"{type(exc).__name__}: {exc}")
-        self.frames += 1
-        self.diagnostics.set_value("frames", self.frames)
+    def _on_result(self, frame: Frame, result: PipelineResult) -> None:
+        self._publish(frame.image, result, self._frame_id)
+        if self.result_hook is not None:
+            self.result_hook(result)
+        self.diagnostics.set_value("frames", self.frames + 1)
         self.diagnostics.set_value("camera_dropped", frame.dropped)
+
+    def _on_error(self, exc: Exception) -> None:
+        self.warn_input("pipeline", f"{type(exc).__name__}: {exc}")
 
     def _publish(self, bgr: Any, result: PipelineResult, frame_id: str) -> None:
         header = Header(frame_id=frame_id)
-        header.stamp = Time(sec=result.stamp_ns // 1_000_000_000, nanosec=result.stamp_ns % 1_000_000_000)
+        set_time(header.stamp, result.stamp_ns)
         self.det_pub.publish(self._det_msg(result.detections, header))
         if self.pipeline is not None and self.pipeline.plate_reader is not None:
             self.plate_pub.publish(readings_to_msg(result.plates, header))
@@ -290,11 +220,8 @@ class PerceptionPipelineNode(PerceptionNode):
             self.events_pub.publish(String(data=event.to_json(self._frame_id)))
 
     def on_shutdown(self) -> None:
-        self._stop.set()
-        if self._worker is not None and self._worker.is_alive():
-            self._worker.join(5.0)
-        if self.camera is not None:
-            self.camera.stop()  # joins the capture thread, which may be finishing a frame
+        if self.runner is not None:
+            self.runner.stop()
 
 
 def main(args: list[str] | None = None) -> int:

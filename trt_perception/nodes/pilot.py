@@ -26,26 +26,12 @@ from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
-from ..stages.pilot import Pilot, PilotConfig
+from ..stages.pilot import Pilot
+from ._stages import PILOT
 
 PARAMETERS: tuple[Param, ...] = (
-    Param(
-        "model",
-        "models/pilotnet.onnx",
-        "PilotNet ONNX model or TensorRT engine (relative: cwd, then package share).",
-    ),
-    Param(
-        "backend",
-        "auto",
-        "auto | onnxruntime | openvino | tensorrt (auto: .onnx -> ONNX Runtime, .xml -> OpenVINO, .engine/.plan -> TensorRT).",
-    ),
+    *PILOT.params(),
     *ENGINE_PARAMETERS,
-    Param("crop_top", 240, "First image row kept (BehaviorMetrics: 240 of a 640x480 frame)."),
-    Param("crop_bottom", 480, "Row after the last one kept; 0 or less keeps rows to the bottom."),
-    Param("v_min", 2.0, "Linear speed (m/s) for a network output of -1."),
-    Param("v_max", 12.0, "Linear speed (m/s) for a network output of +1."),
-    Param("w_min", -2.0, "Angular speed (rad/s) for a network output of -1."),
-    Param("w_max", 2.0, "Angular speed (rad/s) for a network output of +1."),
     Param("image_topic", "camera/image_raw", "Input camera topic (sensor-data QoS)."),
     Param("cmd_vel_topic", "cmd_vel", "Output geometry_msgs/Twist topic."),
     Param("stop_on_shutdown", True, "Publish a zero Twist when the node stops."),
@@ -66,16 +52,7 @@ class PilotNode(PerceptionNode):
         try:
             model = params_model_file(self, p)
             self.pilot = Pilot(
-                PilotConfig(
-                    model=model,
-                    backend=str(p["backend"]),
-                    crop_top=int(p["crop_top"]),
-                    crop_bottom=int(p["crop_bottom"]),
-                    v_min=float(p["v_min"]),
-                    v_max=float(p["v_max"]),
-                    w_min=float(p["w_min"]),
-                    w_max=float(p["w_max"]),
-                ),
+                PILOT.config(p, model=model),
                 self.latency,
             )
             self.pilot.warmup()

@@ -26,10 +26,10 @@ from ..ros.params import Param
 from ..ros.qos import reliable_qos, sensor_qos
 from ..stages.plate_reader import PlateReader
 from ..vision.draw import draw_readings
-from ._detection_common import READER_PARAMETERS, reader_config
+from ._stages import PLATE_READER
 
 PARAMETERS: tuple[Param, ...] = (
-    *READER_PARAMETERS,
+    *PLATE_READER.params(),
     *ENGINE_PARAMETERS,
     Param("image_topic", "camera/image_raw", "Input image topic (sensor-data QoS)."),
     Param("detections_topic", "detections", "Detector output (vision_msgs/Detection2DArray)."),
@@ -53,7 +53,7 @@ class PlateReaderNode(PerceptionNode):
         self.reader: PlateReader | None = None
         try:
             model = params_model_file(self, p)
-            self.reader = PlateReader(reader_config(p, model=model), self.latency)
+            self.reader = PlateReader(PLATE_READER.config(p, model=model), self.latency)
             self.reader.warmup()
             self.latency.reset()  # the warm-up pass is not a camera frame
             for warning in self.reader.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence

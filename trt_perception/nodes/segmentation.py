@@ -10,69 +10,25 @@ stage (preprocess, inference, postprocess, message, end_to_end, frame_age) and i
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from sensor_msgs.msg import Image
 
 from ..inference.engine import EngineError
 from ..io.images import numpy_to_image
 from ..metrics.latency import END_TO_END
-from ..modelops.argmax_fusion import parse_divisor
 from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.node_base import PerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
-from ..stages.segmenter import Segmenter, SegmenterConfig
+from ..stages.segmenter import Segmenter
+from ._stages import SEGMENTER
 
 MESSAGE = "message"
 
 PARAMETERS: tuple[Param, ...] = (
-    Param(
-        "model",
-        "models/segmenter.onnx",
-        "ONNX model or TensorRT engine (relative paths: cwd, then the package share).",
-    ),
-    Param(
-        "backend", "auto", "auto | onnxruntime | openvino | tensorrt (auto: .onnx -> ONNX Runtime, .xml -> OpenVINO, .engine -> TensorRT)."
-    ),
+    *SEGMENTER.params(),
     *ENGINE_PARAMETERS,
-    Param(
-        "argmax",
-        "cpu",
-        "cpu (OpenCV per-plane upsample + running max, exact; ~5x faster than upsample + numpy argmax) | "
-        "fused (argmax inside the graph, uint8 mask out: ~5x faster than upsample + numpy argmax for ~0.45 mIoU "
-        "points with the default fusion_divisor 1x4; as fast as cpu on ORT CPU; for engines "
-        "built with the mask in the graph) | gpu (TensorRT: exact NVRTC upsample+argmax kernel on the device logits).",
-    ),
-    Param(
-        "fusion_mode",
-        "fused-argmax",
-        "argmax=fused graph: fused-argmax | argmax | reducemax | fused-reducemax.",
-    ),
-    Param(
-        "fusion_divisor",
-        "1x4",
-        "Fused modes take the argmax at network size / divisor, then resize nearest: ROWSxCOLS or one int "
-        "for both (1x4 keeps thin near-horizontal road markings that 2 loses).",
-    ),
-    Param(
-        "fusion_argmax_impl",
-        "delta",
-        "argmax=fused graph's argmax: delta (class-0 difference planes, fastest on ORT CPU) | compare | op.",
-    ),
-    Param(
-        "output_resolution", "input", "Mask size: input (the camera image's) | network (the network input's)."
-    ),
-    Param("input_width", 640, "Network input width (multiple of 32); 0 = model's, else the image's rounded."),
-    Param(
-        "input_height", 352, "Network input height (multiple of 32); 0 = model's, else the image's rounded."
-    ),
-    Param(
-        "class_names", [], "Class names by index; empty reads the model metadata, then the sample classes."
-    ),
-    Param("palette", [], "Overlay colours per class as 'B,G,R' strings; empty uses the built-in palette."),
-    Param("overlay_alpha", 0.5, "Overlay opacity of the class colours (0..1)."),
     Param("image_topic", "camera/image_raw", "Input image topic (sensor-data QoS)."),
     Param("mask_topic", "segmentation/mask", "Output mono8 class-index mask, header copied from the input."),
     Param("overlay_topic", "segmentation/overlay", "Colour overlay (bgr8), drawn only while subscribed."),
@@ -81,33 +37,6 @@ PARAMETERS: tuple[Param, ...] = (
         "qos_depth", 2, "Image subscription queue depth (small: a late mask is worth less than a fresh one)."
     ),
 )
-
-
-def segmenter_config(p: dict[str, Any], model: str) -> SegmenterConfig:
-    return SegmenterConfig(
-        model=model,
-        backend=str(p["backend"]),
-        argmax=str(p["argmax"]),
-        output_resolution=str(p["output_resolution"]),
-        input_width=int(p["input_width"]),
-        input_height=int(p["input_height"]),
-        fusion_mode=str(p["fusion_mode"]),
-        fusion_divisor=parse_divisor(str(p["fusion_divisor"])),
-        fusion_argmax_impl=str(p["fusion_argmax_impl"]),
-        class_names=[str(c) for c in p["class_names"] if str(c)],
-        palette=[parse_color(c) for c in p["palette"] if str(c)],
-        overlay_alpha=float(p["overlay_alpha"]),
-    )
-
-
-def parse_color(text: str) -> tuple[int, int, int]:
-    try:
-        b, g, r = (int(v) for v in str(text).split(","))
-    except ValueError:
-        raise ValueError(f"palette entry '{text}' is not 'B,G,R' (three ints 0..255)") from None
-    if not all(0 <= v <= 255 for v in (b, g, r)):
-        raise ValueError(f"palette entry '{text}' has values outside 0..255")
-    return b, g, r
 
 
 class SegmentationNode(PerceptionNode):
@@ -120,7 +49,7 @@ class SegmentationNode(PerceptionNode):
         self.segmenter: Segmenter | None = None
         try:
             model = params_model_file(self, p)
-            self.segmenter = Segmenter(segmenter_config(p, model), self.latency)
+            self.segmenter = Segmenter(SEGMENTER.config(p, model=model), self.latency)
             self.segmenter.warmup()
             for warning in self.segmenter.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence
                 self.get_logger().warning(warning)

@@ -1,7 +1,9 @@
 """Parameter declarations: every node lists its parameters once, with a description and default.
 
-Each node module exposes ``PARAMETERS`` (a tuple of ``Param``); the node declares them from there,
-``config/<node>.yaml`` holds the same defaults, and the launch-file test checks the YAML against it.
+Each node module exposes ``PARAMETERS`` (a tuple of ``Param``): its stages' parameters derived from
+their config dataclasses (``ros/stage_params.py``) plus its own (topics, frame_id...). The node
+declares them from there; ``tools/gen_param_table.py`` writes ``config/<node>.yaml`` and the README
+tables from the same tuple.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ class Param:
     default: Any
     description: str
     read_only: bool = False
+    #: Inclusive (low, high) bounds of a number; a value outside keeps the default and is reported.
+    range: tuple[float, float] | None = None
 
 
 def declare_all(
@@ -42,12 +46,18 @@ def declare_all(
             values[p.name] = list(param.value) if param.type_ != Parameter.Type.NOT_SET else []
             continue
         scalar = isinstance(p.default, (bool, int, float, str))
-        desc = ParameterDescriptor(description=p.description, read_only=p.read_only, dynamic_typing=scalar)
+        desc = ParameterDescriptor(
+            description=p.description,
+            read_only=p.read_only,
+            dynamic_typing=scalar,
+            # Shown by `ros2 param describe`; enforced below (a bad value keeps the default, reported).
+            additional_constraints=f"range [{p.range[0]}, {p.range[1]}]" if p.range else "",
+        )
         node.declare_parameter(p.name, p.default, desc)
         value = node.get_parameter(p.name).value
         if scalar:
             try:
-                value = coerce(value, p.default)
+                value = check_range(coerce(value, p.default), p.range)
             except ValueError as exc:
                 if errors is None:
                     raise
@@ -69,6 +79,13 @@ def coerce(value: Any, default: Any) -> Any:
     if kind is int and isinstance(value, float) and value.is_integer():
         return int(value)
     raise ValueError(f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
+
+
+def check_range(value: Any, bounds: tuple[float, float] | None) -> Any:
+    """``value`` when inside the inclusive ``bounds`` (or there are none); ValueError otherwise."""
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise ValueError(f"{value!r} is outside [{bounds[0]}, {bounds[1]}]")
+    return value
 
 
 def defaults(params: tuple[Param, ...] | list[Param]) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .fields import setting
+
 # Source kinds.
 DEVICE, FILE, FOLDER, URL, GSTREAMER = "device", "file", "folder", "url", "gstreamer"
 KINDS = ("auto", DEVICE, FILE, FOLDER, URL, GSTREAMER)
@@ -46,37 +48,70 @@ class CameraError(RuntimeError):
     """A source that cannot work as configured (missing file, empty folder, bad setting)."""
 
 
+def _lossless_text(value: bool | None) -> str:
+    return "auto" if value is None else str(value).lower()
+
+
+def _lossless_value(text: str) -> bool | None:
+    values = {"auto": None, "true": True, "false": False}
+    if str(text).lower() not in values:
+        raise CameraError(f"lossless must be auto, true or false, got '{text}'")
+    return values[str(text).lower()]
+
+
 @dataclass
 class CameraConfig:
-    """Where frames come from and how they are delivered. Field docs double as the node's parameters."""
+    """Where frames come from and how they are delivered. The fields are the nodes' camera parameters."""
 
-    #: Device index ("0") or path ("/dev/video0"), video file, image folder or glob, stream URL
-    #: (rtsp://, http://...) or GStreamer pipeline (contains "!", ends in appsink).
-    source: str = "0"
-    #: auto | device | file | folder | url | gstreamer ("auto" guesses from ``source``).
-    kind: str = "auto"
-    #: Most frames per second delivered; 0 = the source's own rate (a video file plays at its fps, a
-    #: folder as fast as the consumer reads, a camera as fast as it delivers).
-    rate_hz: float = 0.0
-    #: Output size; 0 keeps the source's size, one of them 0 keeps the aspect ratio.
-    width: int = 0
-    height: int = 0
-    #: Start a file or folder again at its end instead of finishing.
-    loop: bool = False
-    #: Reconnect backoff: first delay, doubled after each failed attempt up to the maximum.
-    reconnect_delay_s: float = 0.5
-    reconnect_max_delay_s: float = 10.0
-    #: Failed reconnect attempts in a row before giving up (state "failed"); 0 retries forever.
-    reconnect_attempts: int = 0
-    #: A live source that delivers nothing for this long is treated as lost and reopened.
-    read_timeout_s: float = 5.0
-    #: V4L2 capture settings requested from the driver; 0 / "" leave the driver's default.
-    capture_width: int = 0
-    capture_height: int = 0
-    capture_fps: float = 0.0
-    fourcc: str = ""
-    #: None = automatic: finite sources (file, folder) hand over every frame, live ones keep the newest.
-    lossless: bool | None = None
+    source: str = setting(
+        "0",
+        help="Camera: V4L2 index ('0') or device path ('/dev/video0'); or a video file, an image folder or "
+        "glob (sorted), a stream URL (rtsp://, http://), or a GStreamer pipeline ending in appsink.",
+    )
+    kind: str = setting(
+        "auto",
+        help="auto | device | file | folder | url | gstreamer ('auto' guesses from source).",
+        param="source_kind",
+    )
+    rate_hz: float = setting(
+        0.0,
+        help="Most frames per second delivered; 0 = the source's rate (a video file plays at its fps, a "
+        "folder as fast as frames are taken, a camera as it delivers).",
+    )
+    width: int = setting(
+        0, help="Output width in pixels; 0 keeps the source's (with height set: keeps the aspect)."
+    )
+    height: int = setting(
+        0, help="Output height in pixels; 0 keeps the source's (with width set: keeps the aspect)."
+    )
+    loop: bool = setting(False, help="Start a video file or image folder again at its end.")
+    reconnect_delay_s: float = setting(
+        0.5,
+        help="Seconds before the first reconnect attempt; doubled after each failure.",
+        param="reconnect_delay",
+    )
+    reconnect_max_delay_s: float = setting(
+        10.0, help="Longest wait between reconnect attempts, in seconds.", param="reconnect_max_delay"
+    )
+    reconnect_attempts: int = setting(
+        0, help="Failed attempts in a row before giving up (state failed); 0 retries forever."
+    )
+    read_timeout_s: float = setting(
+        5.0, help="Seconds a live source may deliver nothing before it counts as lost.", param="read_timeout"
+    )
+    capture_width: int = setting(0, help="V4L2: frame width requested from the driver; 0 = driver default.")
+    capture_height: int = setting(0, help="V4L2: frame height requested from the driver; 0 = driver default.")
+    capture_fps: float = setting(0.0, help="V4L2: frame rate requested from the driver; 0 = driver default.")
+    fourcc: str = setting(
+        "", help="V4L2: pixel format requested from the driver, e.g. MJPG or YUYV; empty = default."
+    )
+    lossless: bool | None = setting(
+        None,
+        help="auto | true | false: hand over every frame (true) or keep only the newest (false); auto: "
+        "finite sources (file, folder) every frame, live ones the newest.",
+        to_param=_lossless_text,
+        from_param=_lossless_value,
+    )
 
     def resolved_kind(self) -> str:
         """The source kind, guessed from ``source`` when ``kind`` is "auto"."""

@@ -20,37 +20,61 @@ from ..inference.engine import Encoded, Engine, EngineError, TensorSpec
 from ..inference.factory import open_engine
 from ..inference.model_info import DECODER_PRESETS, ModelInfo, engine_info
 from ..metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
-from ..vision.decoder import Decoder, make_decoder, static
+from ..vision.decoder import Decoder, static
+from ..vision.decoder_registry import make_decoder
 from ..vision.detections import Detections, class_id
 from ..vision.nms import nms
 from ..vision.preprocess import Letterbox, Preprocessor, preset
+from .fields import about, setting
 
 
 @dataclass
 class DetectorConfig:
-    model: str
-    backend: str = "auto"
-    #: yolov8 | yolov11 | yolov5 | yolox | yolo_end2end | ssd_tf | trt_nms | efficient_nms; empty: the
-    #: model's metadata ``decoder``, else yolov8.
-    decoder: str = ""
-    #: Pre-processing preset (yolo | yolox | ssd_tf | imagenet | pilotnet); empty: the model's metadata,
-    #: else the decoder's exporter (yolox -> yolox, ssd_tf -> ssd_tf), else yolo. Size from the model.
-    preprocess: str = ""
-    #: Network input size; 0 takes it from the model (a dynamic input: its metadata ``imgsz``, else the preset).
-    input_width: int = 0
-    input_height: int = 0
-    conf_threshold: float = 0.25
-    iou_threshold: float = 0.45
-    max_detections: int = 100
-    #: Labels file (one per line, line N = class id N); empty: the model's metadata (``names``), else
-    #: ``<model stem>_labels.txt``.
-    labels: str = ""
-    #: Output tensor the decoder reads (single-output formats); empty: the only output, else
-    #: ``output0`` (Ultralytics) or ``output`` (YOLOX).
-    output: str = ""
-    #: Classes to keep, by label or id; empty keeps all.
-    classes: list[str] = field(default_factory=list)
-    class_agnostic_nms: bool = False
+    model: str = setting(
+        help="ONNX model, OpenVINO IR or TensorRT engine (relative paths: cwd, then the package share)."
+    )
+    backend: str = setting(
+        "auto",
+        help="auto | onnxruntime | openvino | tensorrt (auto: .onnx -> ONNX Runtime, .xml -> OpenVINO, "
+        ".engine/.plan -> TensorRT).",
+    )
+    decoder: str = setting(
+        "",
+        help="Output format: yolov8 | yolov11 | yolov5 | yolox | yolo_end2end | ssd_tf | trt_nms | efficient_nms; "
+        "empty takes it from the model's metadata (else yolov8).",
+    )
+    preprocess: str = setting(
+        "",
+        help="Pre-processing preset: yolo | yolox | ssd_tf | imagenet | pilotnet; empty takes it from the model "
+        "(else the decoder's usual one).",
+    )
+    input_width: int = setting(
+        0,
+        help="Network input width; 0 takes it from the model (a dynamic input: its imgsz, else the preset's).",
+    )
+    input_height: int = setting(0, help="Network input height; 0 takes it from the model.")
+    conf_threshold: float = setting(0.25, help="Minimum detection score.", range=(0.0, 1.0))
+    iou_threshold: float = setting(
+        0.45, help="IoU above which NMS suppresses a box of the same class.", range=(0.0, 1.0)
+    )
+    max_detections: int = setting(100, help="Most detections per frame after NMS.")
+    labels: str = setting(
+        "",
+        help="Labels file (line N = class id N); empty: the model's metadata (names), else "
+        "<model>_labels.txt next to the model.",
+        path=True,
+    )
+    output: str = setting(
+        "",
+        help="Output tensor the decoder reads (single-output formats); empty: the only output, else output0 "
+        "(Ultralytics) or output (YOLOX).",
+    )
+    classes: list[str] = field(
+        default_factory=list, metadata=about(help="Classes to keep, by label or id; empty keeps all.")
+    )
+    class_agnostic_nms: bool = setting(
+        False, help="NMS across classes (a box suppresses overlapping boxes of any class)."
+    )
 
 
 class Detector:

@@ -18,23 +18,27 @@ from ..inference.factory import open_engine
 from ..inference.model_info import engine_info
 from ..metrics.latency import END_TO_END, INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
 from ..vision.preprocess import Preprocessor, preset
+from .fields import setting
 
 INPUT_HEIGHT, INPUT_WIDTH = 66, 200
 
 
 @dataclass(frozen=True)
 class PilotConfig:
-    model: str
-    backend: str = "auto"
-    input_name: str = "image"
-    output_name: str = "cmd"
-    #: rows kept before resizing; ``crop_bottom`` <= 0 means "to the last row".
-    crop_top: int = 240
-    crop_bottom: int = 480
-    v_min: float = 2.0
-    v_max: float = 12.0
-    w_min: float = -2.0
-    w_max: float = 2.0
+    model: str = setting(help="PilotNet ONNX model or TensorRT engine (relative: cwd, then package share).")
+    backend: str = setting(
+        "auto",
+        help="auto | onnxruntime | openvino | tensorrt (auto: .onnx -> ONNX Runtime, .xml -> OpenVINO, "
+        ".engine/.plan -> TensorRT).",
+    )
+    input_name: str = setting("image", help="The network's image input.")
+    output_name: str = setting("cmd", help="The network's (v, w) output, each in [-1, 1].")
+    crop_top: int = setting(240, help="First image row kept (BehaviorMetrics: 240 of a 640x480 frame).")
+    crop_bottom: int = setting(480, help="Row after the last one kept; 0 or less keeps rows to the bottom.")
+    v_min: float = setting(2.0, help="Linear speed (m/s) for a network output of -1.")
+    v_max: float = setting(12.0, help="Linear speed (m/s) for a network output of +1.")
+    w_min: float = setting(-2.0, help="Angular speed (rad/s) for a network output of -1.")
+    w_max: float = setting(2.0, help="Angular speed (rad/s) for a network output of +1.")
 
     def __post_init__(self) -> None:
         if self.v_max <= self.v_min or self.w_max <= self.w_min:

@@ -31,6 +31,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ..metrics.latency import LatencyRecorder
 from ..vision.detections import Detections
+from .fields import setting
 from .plate_reader import PlateReader
 from .tracker import Tracks
 
@@ -39,34 +40,26 @@ ASSOCIATE = "associate"
 FINAL, ENDED = "final", "ended"
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclass
 class PlateConsensusConfig:
-    min_inside: float = field(
-        default=0.8, metadata=_help("Share of a plate box inside a vehicle box for it to be that vehicle's.")
+    min_inside: float = setting(
+        0.8, help=("Share of a plate box inside a vehicle box for it to be that vehicle's.")
     )
-    reinfer_growth: float = field(
-        default=0.2,
-        metadata=_help(
-            "Read a vehicle's plate again once its box area grew by this fraction (DeepStream: 20%)."
-        ),
+    reinfer_growth: float = setting(
+        0.2,
+        help=("Read a vehicle's plate again once its box area grew by this fraction (DeepStream: 20%)."),
     )
-    reinfer_interval: int = field(
-        default=15, metadata=_help("Read a vehicle's plate again after this many frames; 0 never.")
+    reinfer_interval: int = setting(
+        15, help=("Read a vehicle's plate again after this many frames; 0 never.")
     )
-    min_confidence: float = field(
-        default=0.7,
-        metadata=_help("Consensus confidence from which a vehicle's text is published (and final)."),
+    min_confidence: float = setting(
+        0.7,
+        help=("Consensus confidence from which a vehicle's text is published (and final)."),
     )
-    min_agreeing: int = field(
-        default=3, metadata=_help("Identical readings a consensus needs before it is published (and final).")
+    min_agreeing: int = setting(
+        3, help=("Identical readings a consensus needs before it is published (and final).")
     )
-    max_readings: int = field(
-        default=40, metadata=_help("Most readings kept per vehicle (the oldest are dropped).")
-    )
+    max_readings: int = setting(40, help=("Most readings kept per vehicle (the oldest are dropped)."))
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Plate reader stage (ROS-free): the secondary inference of the plate pipeline.
 
 Like DeepStream's secondary ``nvinfer``: takes the detector's boxes of one class (``plate_class``,
-``operate-on-class-ids``), skips boxes outside ``min_size``/``max_size`` (``input-object-min/max-*``),
+``operate-on-class-ids``), skips boxes outside ``min_width``..``max_height`` (``input-object-min/max-*``),
 pads and crops them from the full-resolution frame, runs the reader on batches of up to
 ``max_batch`` crops and decodes CTC greedy or per-character heads with ``vision/text.py`` (with the format/country head
 when the model has one: each plate's format then restricts its heads to letters or digits).
@@ -27,6 +27,7 @@ from ..metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorde
 from ..vision.decoder import static
 from ..vision.detections import Detections
 from ..vision.text import charset_classes, ctc_greedy_decode, heads_decode, prepare_text_crops
+from .fields import setting
 
 DECODERS = ("ctc", "heads")
 #: Latency stage of box selection and cropping (``preprocess`` is the crops -> tensor part).
@@ -35,32 +36,42 @@ CROP = "crop"
 
 @dataclass
 class PlateReaderConfig:
-    model: str
-    backend: str = "auto"
-    #: ctc (probs [N, T, C], blank at ``blank_index``) | heads (probs [N, K, C], class 0 = no character);
-    #: empty: the model's metadata ``decoder``, else ctc.
-    decoder: str = ""
-    #: Character file; empty reads the model's metadata (key ``character``), else ``plate_charset.txt``.
-    charset: str = ""
-    #: CTC blank / heads "no character" class; 0 takes the model's metadata ``blank_index`` (else 0).
-    blank_index: int = 0
-    #: Probabilities output read by the decoder; empty: the only output, else ``probs`` (CTC) /
-    #: ``chars`` (heads).
-    output: str = ""
-    #: Detector label (or class id as text) whose boxes are read.
-    plate_class: str = "plate"
-    #: Box growth on every side, as a fraction of the box size, before cropping.
-    padding: float = 0.05
-    #: Boxes smaller / larger than this (w, h in source pixels) are not read; 0 disables a bound.
-    min_size: tuple[int, int] = (16, 8)
-    max_size: tuple[int, int] = (0, 0)
-    max_batch: int = 16
-    #: Reader input size; 0 takes it from the model (a dynamic one: its native size, else height 32 and
-    #: width 4 * height).
-    input_width: int = 0
-    input_height: int = 0
-    #: Readings below this confidence are dropped.
-    min_confidence: float = 0.0
+    model: str = setting(help="Reader ONNX model, OpenVINO IR or TensorRT engine.")
+    backend: str = setting("auto", help="auto | onnxruntime | openvino | tensorrt.")
+    decoder: str = setting(
+        "",
+        help="ctc (probs [N,T,C], CTC greedy) | heads (probs [N,K,C], one softmax per character); empty takes it "
+        "from the model's metadata (else ctc).",
+    )
+    charset: str = setting(
+        "",
+        help="Character file; empty reads the model metadata key 'character' (else plate_charset.txt).",
+        path=True,
+    )
+    blank_index: int = setting(
+        0, help="CTC blank class (heads: the 'no character' class); 0 takes the model's metadata (else 0)."
+    )
+    output: str = setting(
+        "",
+        help="Probabilities output read by the decoder; empty: the only output, else probs (CTC) / chars (heads).",
+    )
+    plate_class: str = setting("plate", help="Detector label (or id) whose boxes are read.")
+    padding: float = setting(0.05, help="Crop growth on each side, as a fraction of the box size.")
+    min_width: int = setting(
+        16, help="Boxes narrower than this (px) are not read (DeepStream input-object-min-width)."
+    )
+    min_height: int = setting(8, help="Boxes lower than this (px) are not read.")
+    max_width: int = setting(0, help="Boxes wider than this (px) are not read; 0 = no limit.")
+    max_height: int = setting(0, help="Boxes higher than this (px) are not read; 0 = no limit.")
+    max_batch: int = setting(16, help="Most crops per reader call.")
+    input_width: int = setting(
+        0,
+        help="Reader input width; 0 takes it from the model (a dynamic one: its native size, else 4 x height).",
+    )
+    input_height: int = setting(0, help="Reader input height; 0 takes it from the model (a dynamic one: 32).")
+    min_confidence: float = setting(
+        0.0, help="Readings below this confidence are not published.", range=(0.0, 1.0)
+    )
 
 
 @dataclass
@@ -151,7 +162,8 @@ class PlateReader:
             return Detections.empty(labels)
         wh = plates.boxes[:, 2:] - plates.boxes[:, :2]
         ok = np.ones(len(plates), bool)
-        (mnw, mnh), (mxw, mxh) = self.cfg.min_size, self.cfg.max_size
+        c = self.cfg
+        mnw, mnh, mxw, mxh = c.min_width, c.min_height, c.max_width, c.max_height
         ok &= (wh[:, 0] >= mnw) & (wh[:, 1] >= mnh)
         if mxw > 0:
             ok &= wh[:, 0] <= mxw

@@ -31,7 +31,9 @@ from ..inference.factory import open_engine
 from ..inference.model_info import engine_info
 from ..io.files import atomic_save
 from ..metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
+from ..modelops.argmax_fusion import FusionConfig, parse_divisor
 from ..vision.preprocess import Preprocessor, preset
+from .fields import about, setting
 
 ARGMAX_MODES = ("cpu", "fused", "gpu")
 RESOLUTIONS = ("input", "network")
@@ -42,33 +44,90 @@ DEFAULT_PALETTE = ((0, 0, 0), (128, 64, 128), (0, 220, 220), (142, 0, 0))
 _STRIDE = 32  # the contract: dynamic H and W are multiples of 32
 
 
+def format_divisor(divisor: int | tuple[int, int]) -> str:
+    """``fusion_divisor`` as its parameter text: ``2`` or ``1x4`` (rows x cols)."""
+    return str(divisor) if isinstance(divisor, int) else f"{divisor[0]}x{divisor[1]}"
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """A 'B,G,R' palette entry (three ints 0..255)."""
+    try:
+        b, g, r = (int(v) for v in str(text).split(","))
+    except ValueError:
+        raise ValueError(f"palette entry '{text}' is not 'B,G,R' (three ints 0..255)") from None
+    if not all(0 <= v <= 255 for v in (b, g, r)):
+        raise ValueError(f"palette entry '{text}' has values outside 0..255")
+    return b, g, r
+
+
+def _palette_texts(palette: list[tuple[int, int, int]]) -> list[str]:
+    return [",".join(str(v) for v in color) for color in palette]
+
+
+def _palette_colors(texts: list[str]) -> list[tuple[int, int, int]]:
+    return [parse_color(t) for t in texts if str(t)]
+
+
 @dataclass
 class SegmenterConfig:
-    model: str
-    backend: str = "auto"
-    #: cpu (exact) | fused (approximate, in-graph) | gpu (exact, TensorRT); see bench/results/segmentation.json
-    argmax: str = "cpu"
-    #: input (camera frame size) | network (network input size)
-    output_resolution: str = "input"
-    #: Network input size; 0 takes the model's static size, else the frame size rounded to 32.
-    input_width: int = 0
-    input_height: int = 0
-    #: Graph transform for ``argmax="fused"``: fused-argmax | argmax | reducemax | fused-reducemax.
-    fusion_mode: str = "fused-argmax"
-    #: Fused modes take the argmax at network size / divisor, then upsample the mask (nearest); one
-    #: int or (rows, cols). (1, 4): rows interpolated, columns at the logits' own resolution -- the
-    #: setting that meets issue 6's targets on the sample (bench/results/segmentation.json).
-    fusion_divisor: int | tuple[int, int] = (1, 4)
-    #: Fused graph's argmax: delta (fastest on ONNX Runtime CPU) | compare | op (ONNX ArgMax).
-    fusion_argmax_impl: str = "delta"
-    #: Logits output name; empty picks ``logits`` or the only output.
-    logits_output: str = ""
-    class_names: list[str] = field(default_factory=list)
-    #: Overlay colours, BGR per class; empty uses DEFAULT_PALETTE, then generated colours.
-    palette: list[tuple[int, int, int]] = field(default_factory=list)
-    overlay_alpha: float = 0.5
-    #: Where ``fused`` writes the rewritten ONNX; empty uses the system temp folder.
-    cache_dir: str = ""
+    model: str = setting(help="ONNX model or TensorRT engine (relative paths: cwd, then the package share).")
+    backend: str = setting(
+        "auto",
+        help="auto | onnxruntime | openvino | tensorrt (auto: .onnx -> ONNX Runtime, .xml -> OpenVINO, "
+        ".engine -> TensorRT).",
+    )
+    argmax: str = setting(
+        "cpu",
+        help="cpu (OpenCV per-plane upsample + running max, exact; ~5x faster than upsample + numpy argmax) | "
+        "fused (argmax inside the graph, uint8 mask out: ~5x faster than upsample + numpy argmax for ~0.45 mIoU "
+        "points with the default fusion_divisor 1x4; as fast as cpu on ORT CPU; for engines "
+        "built with the mask in the graph) | gpu (TensorRT: exact NVRTC upsample+argmax kernel on the device "
+        "logits). See bench/results/segmentation.json.",
+    )
+    output_resolution: str = setting(
+        "input", help="Mask size: input (the camera image's) | network (the network input's)."
+    )
+    input_width: int = setting(
+        0, help="Network input width (multiple of 32); 0 = model's, else the image's rounded."
+    )
+    input_height: int = setting(
+        0, help="Network input height (multiple of 32); 0 = model's, else the image's rounded."
+    )
+    fusion_mode: str = setting(
+        "fused-argmax", help="argmax=fused graph: fused-argmax | argmax | reducemax | fused-reducemax."
+    )
+    # (1, 4): rows interpolated, columns at the logits' own resolution -- the setting that meets issue
+    # 6's targets on the sample (bench/results/segmentation.json).
+    fusion_divisor: int | tuple[int, int] = setting(
+        (1, 4),
+        help="Fused modes take the argmax at network size / divisor, then resize nearest: ROWSxCOLS or one int "
+        "for both (1x4 keeps thin near-horizontal road markings that 2 loses).",
+        to_param=format_divisor,
+        from_param=parse_divisor,
+    )
+    fusion_argmax_impl: str = setting(
+        "delta",
+        help="argmax=fused graph's argmax: delta (class-0 difference planes, fastest on ORT CPU) | compare | op.",
+    )
+    logits_output: str = setting("", help="Logits output name; empty picks logits or the only output.")
+    class_names: list[str] = field(
+        default_factory=list,
+        metadata=about(
+            help="Class names by index; empty reads the model metadata, then the sample classes.",
+        ),
+    )
+    palette: list[tuple[int, int, int]] = field(
+        default_factory=list,
+        metadata=about(
+            help="Overlay colours per class as 'B,G,R' strings; empty uses the built-in palette.",
+            to_param=_palette_texts,
+            from_param=_palette_colors,
+        ),
+    )
+    overlay_alpha: float = setting(0.5, help="Overlay opacity of the class colours (0..1).", range=(0.0, 1.0))
+    cache_dir: str = setting(
+        "", help="Where argmax=fused writes the rewritten ONNX; empty uses the system temp folder."
+    )
 
     def __post_init__(self) -> None:
         if self.argmax not in ARGMAX_MODES:
@@ -81,8 +140,6 @@ class SegmenterConfig:
             v = getattr(self, name)
             if v < 0 or v % _STRIDE:
                 raise ValueError(f"{name} must be 0 or a positive multiple of {_STRIDE}, got {v}")
-        from ..modelops.argmax_fusion import FusionConfig
-
         FusionConfig(mode=self.fusion_mode, divisor=self.fusion_divisor, argmax_impl=self.fusion_argmax_impl)
         if not 0.0 <= self.overlay_alpha <= 1.0:
             raise ValueError(f"overlay_alpha must be in [0, 1], got {self.overlay_alpha}")

@@ -37,6 +37,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ..metrics.latency import LatencyRecorder
 from ..vision.detections import Detections, class_id
+from .fields import about, setting
 
 #: Latency stage name of one tracker update.
 TRACK = "track"
@@ -47,43 +48,35 @@ _STD_POS, _STD_VEL = 1.0 / 20.0, 1.0 / 160.0
 _FORBIDDEN = 1e6
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclass
 class TrackerConfig:
     """Track birth, confirmation and loss (ByteTrack's defaults where it has the parameter)."""
 
-    high_threshold: float = field(
-        default=0.5, metadata=_help("Detections at or above this score take part in the first association.")
+    high_threshold: float = setting(
+        0.5, help=("Detections at or above this score take part in the first association.")
     )
-    low_threshold: float = field(
-        default=0.1,
-        metadata=_help("Detections from this score up to high_threshold only extend existing tracks."),
+    low_threshold: float = setting(
+        0.1,
+        help=("Detections from this score up to high_threshold only extend existing tracks."),
     )
-    new_track_threshold: float = field(
-        default=0.6, metadata=_help("Least score of an unmatched detection that starts a track.")
+    new_track_threshold: float = setting(
+        0.6, help=("Least score of an unmatched detection that starts a track.")
     )
-    first_min_similarity: float = field(
-        default=0.2, metadata=_help("Least IoU x score of a pair in the first (high-score) association.")
+    first_min_similarity: float = setting(
+        0.2, help=("Least IoU x score of a pair in the first (high-score) association.")
     )
-    second_min_iou: float = field(
-        default=0.5, metadata=_help("Least IoU of a pair in the second (low-score) association.")
+    second_min_iou: float = setting(0.5, help=("Least IoU of a pair in the second (low-score) association."))
+    unconfirmed_min_similarity: float = setting(
+        0.3, help=("Least IoU x score that extends an unconfirmed track.")
     )
-    unconfirmed_min_similarity: float = field(
-        default=0.3, metadata=_help("Least IoU x score that extends an unconfirmed track.")
-    )
-    min_hits: int = field(
-        default=2, metadata=_help("Matched frames before a track is confirmed and gets an ID.")
-    )
-    max_lost_frames: int = field(
-        default=30, metadata=_help("Frames a confirmed track survives without a match before it ends.")
+    min_hits: int = setting(2, help=("Matched frames before a track is confirmed and gets an ID."))
+    max_lost_frames: int = setting(
+        30, help=("Frames a confirmed track survives without a match before it ends.")
     )
     classes: list[str] = field(
         default_factory=list,
-        metadata=_help(
-            "Classes to track, by label or id; empty: all (the plate pipeline: all but the plates)."
+        metadata=about(
+            help=("Classes to track, by label or id; empty: all (the plate pipeline: all but the plates)."),
         ),
     )
 
