@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from bench.common import machine, summary, target, timed
+from trt_perception.io.stamps import set_time, stamp_ns
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "detection.json"
@@ -322,7 +323,7 @@ def bench_cross_process(frames: list[np.ndarray], count: int, engine_ms: float) 
     sent: dict[int, int] = {}
 
     def on_dets(msg: Detection2DArray) -> None:
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns(msg.header)
         if stamp in sent:
             latencies[stamp] = (time.time_ns() - stamp) * 1e-6
 
@@ -339,7 +340,7 @@ def bench_cross_process(frames: list[np.ndarray], count: int, engine_ms: float) 
         for i in range(count):
             m = msgs[i % len(msgs)]
             now = time.time_ns()
-            m.header.stamp.sec, m.header.stamp.nanosec = divmod(now, 1_000_000_000)
+            set_time(m.header.stamp, now)
             sent[now] = i
             pub.publish(m)
             t_end = time.monotonic() + 2.0
@@ -386,7 +387,7 @@ def bench_cross_process(frames: list[np.ndarray], count: int, engine_ms: float) 
 def bench_nms(iters: int) -> dict[str, Any]:
     """YOLOv8 COCO head [1, 84, 8400]: 300 candidates above threshold among background noise."""
     from trt_perception.inference.engine import TensorSpec
-    from trt_perception.vision.decoder import make_decoder
+    from trt_perception.vision.decoder_registry import make_decoder
     from trt_perception.vision.nms import best_class, nms
 
     rng = np.random.default_rng(0)

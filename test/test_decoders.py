@@ -11,7 +11,8 @@ from detection_models import constant_model, yolov8_output
 
 from trt_perception.inference.engine import TensorSpec
 from trt_perception.stages.detector import Detector, DetectorConfig
-from trt_perception.vision.decoder import DecoderMismatchError, make_decoder
+from trt_perception.vision.decoder import DecoderMismatchError
+from trt_perception.vision.decoder_registry import make_decoder
 
 LABELS = ["car", "plate"]
 FRAME = np.zeros((720, 1280, 3), np.uint8)  # letterboxed into 640x640: scale 0.5, pad_y 140

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from trt_perception.modelops.engine_status import decide
 from trt_perception.ros import engine_wait
-from trt_perception.ros.engine_wait import STATUS_TOPIC, decide
+from trt_perception.ros.engine_wait import STATUS_TOPIC
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config"

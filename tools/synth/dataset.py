@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from tools.synth.scene import CATEGORIES, PLATE, SEGMENTATION_CLASSES, Frame, Scene
+from trt_perception.io.stamps import sec_nanosec
 
 STAMP0_NS = 1_700_000_000_000_000_000  # a fixed epoch keeps every output byte-identical run to run
 
@@ -130,10 +131,8 @@ def write_bag(path: Path, frames: list[tuple[int, Frame]], k: np.ndarray, vision
     names = {c["id"]: c["name"] for c in CATEGORIES}
 
     def header(stamp_ns: int) -> object:
-        return Header(
-            stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
-            frame_id="camera_optical",
-        )
+        sec, nanosec = sec_nanosec(stamp_ns)
+        return Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id="camera_optical")
 
     def detection(hdr: object, ann: object) -> object:
         x, y, w, h = ann.bbox  # type: ignore[attr-defined]

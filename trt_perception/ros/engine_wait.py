@@ -7,7 +7,7 @@ The ``engine_builder`` node publishes a latched (transient-local) ``std_msgs/Str
         {"model": "/abs/models/detector.onnx", "precision": "fp16", "engine": "/abs/engines/detector.fp16.engine",
          "state": "pending|building|ready|failed|unavailable", "message": "...", "elapsed_s": 12.3}]}
 
-``resolve_model`` returns the engine once its entry is ``ready``. It falls back to the ONNX (run
+``resolve_model`` returns the engine once its entry is ``ready`` (``modelops.engine_status.decide``). It falls back to the ONNX (run
 with ONNX Runtime) with one WARN when TensorRT is absent here or in the builder, the build failed,
 the builder does not list the model, or nothing arrives within ``timeout_s``.
 """
@@ -23,44 +23,12 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import String
 
+from ..inference import factory
+from ..modelops.engine_status import decide
 from .qos import latched_qos
 
 STATUS_TOPIC = "engine_builder/status"
 PLAN_SUFFIXES = (".engine", ".plan", ".trt")
-
-
-def find_entry(status: dict[str, Any], model: str, precision: str) -> dict[str, Any] | None:
-    """The status entry for ``model`` (same resolved path, else same file name) and ``precision``."""
-    engines = [e for e in status.get("engines", []) if e.get("precision") == precision]
-    wanted = Path(model).resolve()
-    for e in engines:
-        if Path(str(e.get("model", ""))).resolve() == wanted:
-            return e
-    same_name = [e for e in engines if Path(str(e.get("model", ""))).name == wanted.name]
-    return same_name[0] if len(same_name) == 1 else None
-
-
-def decide(status: dict[str, Any] | None, model: str, precision: str) -> tuple[str | None, str]:
-    """(file to load or None to keep waiting, why) for one status message (None: nothing yet)."""
-    if status is None:
-        return None, "no status from the engine builder yet"
-    if not status.get("tensorrt", False):
-        return model, f"engine builder reports TensorRT unavailable ({status.get('reason', '')})"
-    entry = find_entry(status, model, precision)
-    if entry is None:
-        listed = ", ".join(
-            f"{Path(str(e.get('model'))).name}:{e.get('precision')}" for e in status.get("engines", [])
-        )
-        return (
-            model,
-            f"engine builder does not list {Path(model).name}:{precision} (it has: {listed or 'none'})",
-        )
-    state = entry.get("state")
-    if state == "ready":
-        return str(entry["engine"]), "ready"
-    if state in ("failed", "unavailable"):
-        return model, f"engine build {state}: {entry.get('message', '')}"
-    return None, f"{state}: {entry.get('message', '')} ({float(entry.get('elapsed_s', 0.0)):.0f} s)"
 
 
 def resolve_model(node: Node, model: str, precision: str, use_builder: bool, timeout_s: float) -> str:
@@ -68,11 +36,9 @@ def resolve_model(node: Node, model: str, precision: str, use_builder: bool, tim
     log = node.get_logger()
     if not use_builder or Path(model).suffix in PLAN_SUFFIXES:
         return model
-    from ..inference.factory import tensorrt_available, tensorrt_unavailable_reason
-
-    if not tensorrt_available():
+    if not factory.tensorrt_available():
         log.warning(
-            f"{tensorrt_unavailable_reason()}: running {model} with ONNX Runtime instead of an engine"
+            f"{factory.tensorrt_unavailable_reason()}: running {model} with ONNX Runtime instead of an engine"
         )
         return model
     latest: dict[str, Any] = {}

@@ -1,4 +1,5 @@
-"""Detector output decoders: a common interface and the registry of formats by name.
+"""Detector output decoders: the common interface (the formats are in ``yolo.py``/``ssd.py``, the
+registry by name in ``decoder_registry.py``).
 
 A decoder is bound once to the model's output specs (``bind``), which is where a model that does not
 fit the decoder fails, naming the expected and the actual tensors; ``decode`` then turns one frame's
@@ -69,32 +70,3 @@ class Decoder(abc.ABC):
 def static(dim: object) -> int | None:
     """A static dimension as int, None when dynamic."""
     return dim if isinstance(dim, int) and dim >= 0 else None
-
-
-DECODERS = ("yolov8", "yolov11", "yolov5", "yolox", "yolo_end2end", "ssd_tf", "trt_nms", "efficient_nms")
-
-
-def make_decoder(name: str, **options: object) -> Decoder:
-    """A decoder by name: ``yolov8``/``yolov11`` ([1, 4+nc, N]), ``yolov5`` ([1, N, 5+nc]),
-    ``yolox`` (grid-encoded [1, N, 5+nc], strides 8/16/32), ``yolo_end2end`` (NMS in the graph,
-    [1, K, 6]), ``ssd_tf`` (TF Object Detection API:
-    boxes/scores/classes/num_detections), ``trt_nms`` (TensorRT NMS plugin, 7 floats per detection),
-    ``efficient_nms`` (EfficientNMS_TRT's four outputs)."""
-    from . import ssd, yolo
-
-    table: dict[str, type[Decoder]] = {
-        "yolov8": yolo.YoloV8Decoder,
-        "yolov11": yolo.YoloV8Decoder,
-        "yolo11": yolo.YoloV8Decoder,
-        "yolov5": yolo.YoloV5Decoder,
-        "yolox": yolo.YoloXDecoder,
-        "yolo_end2end": yolo.YoloEnd2EndDecoder,
-        "ssd_tf": ssd.TfSsdDecoder,
-        "trt_nms": ssd.TrtNmsDecoder,
-        "efficient_nms": ssd.EfficientNmsDecoder,
-    }
-    try:
-        cls = table[name]
-    except KeyError:
-        raise ValueError(f"unknown decoder '{name}'; choose one of {', '.join(DECODERS)}") from None
-    return cls(**options)  # type: ignore[arg-type]
