@@ -7,6 +7,7 @@ No fake rclpy anywhere: integration tests start the node's console script (the s
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -37,6 +38,17 @@ if not any(
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(_profile)  # Fast DDS 3 name (Kilted wheels)
     else:
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+
+
+def ppocr_rec_model() -> Path:
+    """The PP-OCRv4 recognition model shipped inside rapidocr-onnxruntime (skips without it)."""
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("rapidocr-onnxruntime is not installed (it carries the PP-OCRv4 rec model)")
+    models = sorted(Path(next(iter(spec.submodule_search_locations))).glob("models/*PP-OCRv4_rec*.onnx"))
+    if not models:
+        pytest.skip("no PP-OCRv4 rec .onnx inside rapidocr_onnxruntime/models")
+    return models[0]
 
 
 def executable(name: str) -> str:

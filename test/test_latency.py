@@ -45,7 +45,8 @@ def test_window_slides_and_total_keeps_counting() -> None:
     assert s.min_ms == 15.0 and s.max_ms == 24.0
 
 
-def test_rate_from_sample_times() -> None:
+def _thirty_hz() -> tuple[LatencyRecorder, FakeClock]:
+    """A recorder fed 31 samples at 30 Hz on a fake clock (its rate checked)."""
     clock = FakeClock()
     rec = LatencyRecorder(window=100, clock=clock)
     for _ in range(31):
@@ -53,6 +54,11 @@ def test_rate_from_sample_times() -> None:
         clock.t += 1 / 30
     s = rec.stats(END_TO_END)
     assert s is not None and s.rate_hz == pytest.approx(30.0)
+    return rec, clock
+
+
+def test_rate_from_sample_times() -> None:
+    _thirty_hz()
 
 
 def test_single_sample_has_no_rate_and_unknown_stage_is_none() -> None:
@@ -114,13 +120,7 @@ def test_window_must_hold_two_samples() -> None:
 
 
 def test_rate_decays_when_samples_stop() -> None:
-    clock = FakeClock()
-    rec = LatencyRecorder(window=100, clock=clock)
-    for _ in range(31):
-        rec.record(END_TO_END, 1.0)
-        clock.t += 1 / 30
-    s = rec.stats(END_TO_END)
-    assert s is not None and s.rate_hz == pytest.approx(30.0)
+    rec, clock = _thirty_hz()
     clock.t += 9.0  # the stream stopped
     s = rec.stats(END_TO_END)
     assert s is not None and s.rate_hz < 3.5

@@ -3,7 +3,6 @@ silently wrong result. One test per case the issue lists, on the real sample mod
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +11,7 @@ import cv2
 import numpy as np
 import onnx
 import pytest
+from conftest import ppocr_rec_model
 from detection_models import constant_model
 
 from trt_perception.inference.builder import BuildRecipe, EngineCache, Target, engine_metadata
@@ -240,16 +240,6 @@ def test_yolox_preset_is_byte_identical_to_the_reference(w: int, h: int) -> None
 # -- PP-OCRv4: dynamic H and W, read at its native 48 x 320 ----------------------------------------
 
 
-def _ppocr_rec_model() -> Path:
-    spec = importlib.util.find_spec("rapidocr_onnxruntime")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("rapidocr-onnxruntime is not installed (it carries the PP-OCRv4 rec model)")
-    models = sorted(Path(next(iter(spec.submodule_search_locations))).glob("models/*PP-OCRv4_rec*.onnx"))
-    if not models:
-        pytest.skip("no PP-OCRv4 rec .onnx inside rapidocr_onnxruntime/models")
-    return models[0]
-
-
 def _text_crop(text: str) -> np.ndarray:
     font = cv2.FONT_HERSHEY_SIMPLEX
     scale = cv2.getFontScaleFromHeight(font, 32)
@@ -262,7 +252,7 @@ def _text_crop(text: str) -> np.ndarray:
 def test_ppocr_reads_at_its_native_size_without_size_parameters() -> None:
     from tools.synth.plates import random_plate_text
 
-    reader = PlateReader(PlateReaderConfig(model=str(_ppocr_rec_model()), max_batch=4))
+    reader = PlateReader(PlateReaderConfig(model=str(ppocr_rec_model()), max_batch=4))
     assert (reader.width, reader.height) == (320, 48)
     assert reader.info.source("input_size").startswith("family PaddleOCR")
     rng = np.random.default_rng(3)

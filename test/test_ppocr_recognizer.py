@@ -9,26 +9,14 @@ class the space (PaddleOCR's ``use_space_char``). Reading rendered text exactly 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from conftest import ppocr_rec_model
 
 from tools.synth.plates import random_plate_text, render_plate
 from trt_perception.inference.factory import open_engine
 from trt_perception.vision.text import ctc_greedy_decode, load_charset, prepare_text_crops
-
-
-def _ppocr_rec_model() -> Path:
-    spec = importlib.util.find_spec("rapidocr_onnxruntime")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("rapidocr-onnxruntime is not installed (it carries the PP-OCRv4 rec model)")
-    models = sorted(Path(next(iter(spec.submodule_search_locations))).glob("models/*PP-OCRv4_rec*.onnx"))
-    if not models:
-        pytest.skip("no PP-OCRv4 rec .onnx inside rapidocr_onnxruntime/models")
-    return models[0]
 
 
 def _text_crop(text: str, font: int) -> np.ndarray:
@@ -51,7 +39,7 @@ def _read(engine, charset: list[str], crops: list[np.ndarray]) -> list[tuple[str
 
 @pytest.fixture(scope="module")
 def ppocr():
-    engine = open_engine(_ppocr_rec_model())
+    engine = open_engine(ppocr_rec_model())
     classes = engine.output().shape[2]
     assert classes == 6625
     charset = load_charset(None, engine.metadata, num_classes=classes)

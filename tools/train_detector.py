@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tools.training import add_common_arguments, train_then_evaluate
+
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["car", "plate"]
 WIDTH, HEIGHT = 512, 288  # 1280x720 scales by 0.4 exactly: plates stay >= 8 px tall
@@ -338,26 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", default="cpu")
     p.add_argument(
         "--activation", choices=ACTIVATIONS, default="relu6", help="activation of every conv block"
     )
-    p.add_argument("--workers", type=int, default=1, help="processes rendering the training set")
-    p.add_argument("--state", type=Path, help="start from these weights (with --epochs 0: just export)")
-    p.add_argument("--eval-only", action="store_true")
-    p.add_argument("--no-eval", action="store_true")
-    p.add_argument("--data", type=Path, default=ROOT / "data")
+    add_common_arguments(p)
     args = p.parse_args(argv)
-    if not args.eval_only:
-        train(args)
-    if args.no_eval:
-        return 0
-    from tools.make_samples import val_set
-
-    val = val_set(args.data)
-    print(json.dumps(evaluate(args.out, val / "annotations.json", val / "images"), indent=1))
-    return 0
+    return train_then_evaluate(
+        args, train, lambda val: evaluate(args.out, val / "annotations.json", val / "images")
+    )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tools.training import add_common_arguments, train_then_evaluate
+
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["background", "road", "lane_marking", "vehicle"]
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -207,23 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-3)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--workers", type=int, default=1, help="processes rendering the training set")
-    p.add_argument("--state", type=Path, help="start from these weights (with --epochs 0: just export)")
-    p.add_argument("--eval-only", action="store_true")
-    p.add_argument("--no-eval", action="store_true")
-    p.add_argument("--data", type=Path, default=ROOT / "data")
+    add_common_arguments(p)
     args = p.parse_args(argv)
-    if not args.eval_only:
-        train(args)
-    if args.no_eval:
-        return 0
-    from tools.make_samples import val_set
-
-    val = val_set(args.data)
-    print(json.dumps(evaluate(args.out, val / "annotations.json", val / "masks", val / "images"), indent=1))
-    return 0
+    return train_then_evaluate(
+        args, train, lambda val: evaluate(args.out, val / "annotations.json", val / "masks", val / "images")
+    )
 
 
 if __name__ == "__main__":

@@ -193,6 +193,27 @@ class Engine(abc.ABC):
         self.close()
 
 
+class LoadedSpecs:
+    """``inputs``/``outputs``/``metadata`` of a backend that reads them once when it loads the model
+    (into ``_inputs``, ``_outputs``, ``_metadata``). Listed before ``Engine`` in the bases."""
+
+    _inputs: list[TensorSpec]
+    _outputs: list[TensorSpec]
+    _metadata: dict[str, str]
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self._outputs
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self._metadata
+
+
 def _pick(specs: list[TensorSpec], name: str | None, path: Path, kind: str) -> TensorSpec:
     if name is None:
         if len(specs) != 1:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Dim, Engine, EngineError, TensorSpec
+from .engine import Dim, Engine, EngineError, LoadedSpecs, TensorSpec
 
 _ORT_TO_NUMPY = {
     "tensor(float)": np.float32,
@@ -33,7 +33,7 @@ _ORT_TO_NUMPY = {
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
-class OnnxRuntimeEngine(Engine):
+class OnnxRuntimeEngine(LoadedSpecs, Engine):
     backend = "onnxruntime"
 
     def __init__(
@@ -76,18 +76,6 @@ class OnnxRuntimeEngine(Engine):
         # input-shape signature -> (binding, {output name: preallocated array})
         self._bound: dict[tuple[tuple[int, ...], ...], tuple[Any, dict[str, np.ndarray]]] = {}
         self._lock = threading.Lock()  # a binding and its output buffers serve one call at a time
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        return self._metadata
 
     def _infer(self, feeds: Mapping[str, np.ndarray], outputs_on_device: bool) -> dict[str, np.ndarray]:
         if not self._use_binding:

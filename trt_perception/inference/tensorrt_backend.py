@@ -60,7 +60,7 @@ from .builder import (
     engine_metadata,
     onnx_for_build,
 )
-from .engine import Dim, Engine, EngineError, TensorSpec
+from .engine import Dim, Engine, EngineError, LoadedSpecs, TensorSpec
 from .trt_features import TensorRTFeatures, features, load_tensorrt, rtx_compute_capability
 
 _MODULE, FLAVOUR = load_tensorrt()
@@ -225,7 +225,7 @@ class RuntimeCache:
             log.warning("cannot write runtime cache %s: %s", self.path, exc)
 
 
-class TensorRTEngine(Engine):
+class TensorRTEngine(LoadedSpecs, Engine):
     """A deserialized TensorRT plan; see the module docstring for buffers, profiles and device I/O."""
 
     backend = "tensorrt"
@@ -314,18 +314,6 @@ class TensorRTEngine(Engine):
         }
 
     # -- Engine interface
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        return self._metadata
-
     @property
     def stream_handle(self) -> int:
         """The engine's cudaStream_t as an int: queue GPU post-processing on it."""
