@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from bench.bench_engines import Recording, interleaved_latency, tasks
-from bench.common import machine
+from bench.common import machine, target
 from trt_perception.inference.onnxruntime_backend import OnnxRuntimeEngine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,14 +228,15 @@ def targets(results: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, st
         if model in TARGET_MODELS:
             v = ok[best]
             rows.append(
-                {
-                    "name": f"{model}: fastest CPU recipe within {MAX_REL_LOSS:.0%} loss vs ONNX Runtime FP32",
-                    "recipe": best,
-                    "value": round(v["speedup_vs_onnxruntime_fp32"], 3),
-                    "relative_loss": round(v["relative_loss"], 5),
-                    "target": f">= {SPEEDUP_TARGET}x",
-                    "pass": v["speedup_vs_onnxruntime_fp32"] >= SPEEDUP_TARGET,
-                }
+                target(
+                    f"{model}: fastest CPU recipe within {MAX_REL_LOSS:.0%} loss vs ONNX Runtime FP32",
+                    round(v["speedup_vs_onnxruntime_fp32"], 3),
+                    ">=",
+                    SPEEDUP_TARGET,
+                    "x",
+                    recipe=best,
+                    relative_loss=round(v["relative_loss"], 5),
+                )
             )
     return rows, defaults
 
