@@ -8,6 +8,7 @@ builds its ROS-free stage from ``self.params`` and only converts messages around
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import traceback
@@ -19,6 +20,7 @@ import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
 from ..io.images import ImageEncodingError, image_to_bgr
@@ -118,7 +120,9 @@ class PerceptionNode(Node):
         if not ready:
             # The startup error already holds the ERROR status (it never expires); a report under its
             # key here would replace it with one that does, and the node would look healthy again.
-            self._problem_log("input:no_model", ERROR, "image dropped: no model loaded (see the startup error)")
+            self._problem_log(
+                "input:no_model", ERROR, "image dropped: no model loaded (see the startup error)"
+            )
             return None
         try:
             return image_to_bgr(msg), stamp_ns(msg.header)
@@ -208,11 +212,22 @@ def use_fast_image_transport(environ: MutableMapping[str, str] | None = None) ->
     return chosen or None
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
     """``main`` of every node: init, spin until Ctrl-C or shutdown, destroy, exit code (the node's
     ``exit_code`` attribute when it sets one, e.g. a replay that could not open its bag)."""
     use_fast_image_transport()
-    rclpy.init(args=list(args) if args is not None else sys.argv)
+    # rclpy's own SIGINT handler shuts the context down first, while capture threads and timers still
+    # publish ("RCLError: publisher's context is invalid" at every Ctrl-C). Without it, Ctrl-C (and
+    # launch's SIGTERM) raise KeyboardInterrupt in spin: the node stops its threads, then rclpy shuts down.
+    rclpy.init(
+        args=list(args) if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also where the parent left SIGINT ignored (`cmd &`)
+        signal.signal(sig, _interrupt)
     node = None
     try:
         node = factory()
