@@ -63,7 +63,7 @@ class DetectorNode(PerceptionNode):
             self.diagnostics.set_value("model", model)
             self.diagnostics.set_value("backend", self.detector.engine.backend)
             self.get_logger().info(
-                f"detector ready: {model} ({self.detector.engine.backend}, decoder {p['decoder']}, "
+                f"detector ready: {model} ({self.detector.engine.backend}, decoder {self.detector.info.decoder}, "
                 f"input {self.detector.input_size[0]}x{self.detector.input_size[1]}, labels {self.detector.labels})"
             )
         except (EngineError, ValueError, OSError) as exc:
