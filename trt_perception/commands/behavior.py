@@ -12,6 +12,12 @@ import argparse
 import json
 from pathlib import Path
 
+from ..io.bags import BagReadError
+from ..metrics.behavior import evaluate_run
+from ..metrics.behavior_report import write_outputs
+from ..metrics.behavior_run import read_run
+from ..sim.circuits import load_reference
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -44,11 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # heavy (rosbags, matplotlib): loaded only when this command runs (see cli.py)
-    from ..io.bags import BagReadError
-    from ..metrics.behavior import evaluate_run
-    from ..metrics.behavior_report import write_outputs
-    from ..metrics.behavior_run import read_run
-    from ..sim.circuits import load_reference
 
     try:
         reference = load_reference(args.reference, args.reference_topic)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..modelops.argmax_fusion import FusionConfig, fuse_argmax_file, parse_divisor, parse_size
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     MODES = (
@@ -49,7 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..modelops.argmax_fusion import FusionConfig, fuse_argmax_file, parse_divisor, parse_size
 
     try:
         cfg = FusionConfig(

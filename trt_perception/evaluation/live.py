@@ -16,6 +16,7 @@ import numpy as np
 
 from ..metrics.coco import DEFAULT_CONF_THRESHOLD, detections_to_coco
 from ..metrics.plates import match_readings
+from ..metrics.segmentation import confusion_matrix
 from .runner import ConfigResult, EvalResult
 from .sources import BagSource, Source
 from .tasks import DetectionTask, EvalConfig, PlatesTask, SegmentationTask, Task
@@ -112,8 +113,6 @@ class LiveScorer:
 
     def add_mask(self, stamp_ns: int, t: float, mask: np.ndarray) -> None:
         import cv2
-
-        from ..metrics.segmentation import confusion_matrix
 
         task = self.tasks["segmentation"]
         assert isinstance(task, SegmentationTask)

@@ -15,9 +15,17 @@ from typing import Any
 
 import numpy as np
 
+from ..inference.engine import EngineError
+from ..inference.factory import open_engine
 from ..metrics.coco import DEFAULT_CONF_THRESHOLD, detections_to_coco, evaluate_coco
 from ..metrics.latency import LatencyRecorder
 from ..metrics.plates import match_readings, score_plates
+from ..metrics.segmentation import confusion_matrix, iou_per_class, mean_iou
+from ..modelops.precision import resize_preprocess
+from ..stages.detector import Detector, DetectorConfig
+from ..stages.pilot import Pilot, PilotConfig
+from ..stages.plate_reader import PlateReader, PlateReaderConfig
+from ..stages.segmenter import Segmenter, SegmenterConfig
 from .sources import Frame, Source
 
 TASKS = ("detection", "plates", "segmentation", "regression", "tracking")
@@ -97,9 +105,6 @@ class Task:
         stage = self.calibration_stage(cfg)
         if stage is not None:
             return [{k: np.array(v, copy=True) for k, v in stage.encode(f.bgr).feeds.items()} for f in frames]
-        from ..inference.engine import EngineError
-        from ..inference.factory import open_engine
-        from ..modelops.precision import resize_preprocess
 
         spec = open_engine(cfg.model, "onnxruntime").input()
         h, w = spec.shape[-2:]
@@ -133,7 +138,6 @@ class DetectionTask(Task):
         return class_ids.astype(np.int64) + 1
 
     def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
-        from ..stages.detector import Detector, DetectorConfig
 
         base = {
             "model": str(cfg.model),
@@ -152,7 +156,6 @@ class DetectionTask(Task):
         return predict
 
     def calibration_stage(self, cfg: EvalConfig) -> Any:
-        from ..stages.detector import Detector, DetectorConfig
 
         base = {"model": str(cfg.model), "backend": "onnxruntime"}
         return Detector(_stage_config(DetectorConfig, base, cfg.options))
@@ -201,7 +204,6 @@ class PlatesTask(Task):
             raise ValueError(f"{source.description}: no annotation carries a plate 'text'")
 
     def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
-        from ..stages.plate_reader import PlateReader, PlateReaderConfig
 
         reader = PlateReader(
             _stage_config(PlateReaderConfig, {"model": str(cfg.model), "backend": cfg.backend}, cfg.options),
@@ -219,8 +221,6 @@ class PlatesTask(Task):
                 return [text for text, _ in reader.read_crops(crops)] if crops else []
 
             return read_crops
-
-        from ..stages.detector import Detector, DetectorConfig
 
         det = Detector(
             DetectorConfig(model=str(cfg.detector), backend=cfg.backend), latency=latency, prefix="detector/"
@@ -271,9 +271,6 @@ class SegmentationTask(Task):
     def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
         import cv2
 
-        from ..metrics.segmentation import confusion_matrix
-        from ..stages.segmenter import Segmenter, SegmenterConfig
-
         seg = Segmenter(
             _stage_config(SegmenterConfig, {"model": str(cfg.model), "backend": cfg.backend}, cfg.options),
             latency=latency,
@@ -291,13 +288,11 @@ class SegmentationTask(Task):
         return predict
 
     def calibration_stage(self, cfg: EvalConfig) -> Any:
-        from ..stages.segmenter import Segmenter, SegmenterConfig
 
         base = {"model": str(cfg.model), "backend": "onnxruntime"}
         return Segmenter(_stage_config(SegmenterConfig, base, {**cfg.options, "argmax": "cpu"}))
 
     def score(self, source: Source, outputs: dict[int, Any]) -> TaskScores:
-        from ..metrics.segmentation import iou_per_class, mean_iou
 
         cm = np.sum(list(outputs.values()), axis=0) if outputs else np.zeros((self.num_classes,) * 2)
         metrics = {"mIoU": mean_iou(cm)}
@@ -317,7 +312,6 @@ class RegressionTask(Task):
     higher_is_better = False
 
     def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
-        from ..stages.pilot import Pilot, PilotConfig
 
         pilot = Pilot(
             _stage_config(PilotConfig, {"model": str(cfg.model), "backend": cfg.backend}, cfg.options),
@@ -333,7 +327,6 @@ class RegressionTask(Task):
         return predict
 
     def calibration_stage(self, cfg: EvalConfig) -> Any:
-        from ..stages.pilot import Pilot, PilotConfig
 
         base = {"model": str(cfg.model), "backend": "onnxruntime"}
         return Pilot(_stage_config(PilotConfig, base, cfg.options))
@@ -354,7 +347,8 @@ class RegressionTask(Task):
 
 
 def make_task(name: str, **kwargs: Any) -> Task:
-    from .tracking_task import TrackingTask  # its own module: it imports this one
+    # Deliberately lazy: tracking_task builds on this module's Task classes (an import cycle otherwise).
+    from .tracking_task import TrackingTask
 
     tasks: dict[str, type[Task]] = {
         "tracking": TrackingTask,

@@ -15,6 +15,11 @@ from typing import Any
 
 from ..metrics.latency import LatencyRecorder
 from ..metrics.tracking import TrackFrame, gt_frames, score_tracking
+from ..pipeline.perception import PerceptionPipeline
+from ..stages.detector import DetectorConfig
+from ..stages.plate_consensus import PlateConsensusConfig
+from ..stages.plate_reader import PlateReaderConfig
+from ..stages.tracker import TrackerConfig
 from .sources import Frame, Source
 from .tasks import EvalConfig, Predictor, Task, TaskScores
 
@@ -34,7 +39,6 @@ class TrackingTask(Task):
         self.vehicle_category = names.get("car", 1)
 
     def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
-        from ..pipeline.perception import PerceptionPipeline
 
         configs = stage_configs(cfg, self.reader)
         pipeline = PerceptionPipeline.build(
@@ -62,10 +66,6 @@ class TrackingTask(Task):
 def stage_configs(cfg: EvalConfig, reader: Path | None) -> dict[str, Any]:
     """Detector, reader (or None), tracker and consensus configs, ``cfg.options`` given to whichever
     stage config has the field (an option none has is an error naming them)."""
-    from ..stages.detector import DetectorConfig
-    from ..stages.plate_consensus import PlateConsensusConfig
-    from ..stages.plate_reader import PlateReaderConfig
-    from ..stages.tracker import TrackerConfig
 
     stages: dict[str, tuple[type, dict[str, Any]]] = {
         "detector": (DetectorConfig, {"model": str(cfg.model), "backend": cfg.backend}),

@@ -22,6 +22,7 @@ from typing import Any
 from std_msgs.msg import String
 
 from ..inference.builder import parse_engine_entry
+from ..inference.factory import tensorrt_available, tensorrt_unavailable_reason
 from ..ros.diagnostics import ERROR, OK, WARN
 from ..ros.engine_wait import STATUS_TOPIC
 from ..ros.files import resolve_file
@@ -91,7 +92,6 @@ class EngineBuilderNode(PerceptionNode):
                 }
             )
             self._recipes.append(recipe)
-        from ..inference.factory import tensorrt_available, tensorrt_unavailable_reason
 
         self._tensorrt = tensorrt_available()
         self._reason = "" if self._tensorrt else tensorrt_unavailable_reason()
@@ -149,6 +149,7 @@ class EngineBuilderNode(PerceptionNode):
 
     # -- work
     def _build_all(self) -> None:
+        # Deliberately lazy: tensorrt_backend imports TensorRT, absent on CPU-only machines.
         from ..inference.tensorrt_backend import ensure_engine
 
         cache_dir = Path(str(self.params["cache_dir"])).resolve()

@@ -23,6 +23,7 @@ from ..metrics.latency import END_TO_END, LatencyRecorder
 from ..stages.detector import Detector, DetectorConfig
 from ..stages.plate_consensus import PlateConsensus, PlateConsensusConfig, PlateEvent, VehiclePlate
 from ..stages.plate_reader import PlateReader, PlateReaderConfig, PlateReading
+from ..stages.segmenter import Segmenter
 from ..stages.tracker import Tracker, TrackerConfig, Tracks
 from ..vision.detections import Detections
 
@@ -173,8 +174,6 @@ class PerceptionPipeline:
         elif reader is not None:
             steps.append(ReadStep(reader))
         if segmenter is not None:
-            from ..stages.segmenter import Segmenter
-
             steps.append(SegmentStep(Segmenter(segmenter, latency, prefix=SEGMENTER)))
         return cls(steps, latency)
 

@@ -26,12 +26,14 @@ from typing import Any, cast
 import cv2
 import numpy as np
 
+from ..inference import cuda_memory as cm
+from ..inference.cuda_argmax import CudaArgmax
 from ..inference.engine import Encoded, Engine, EngineError
 from ..inference.factory import open_engine
 from ..inference.model_info import engine_info
 from ..io.files import atomic_save
 from ..metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
-from ..modelops.argmax_fusion import FusionConfig, parse_divisor
+from ..modelops.argmax_fusion import METADATA_KEY, FusionConfig, fuse_argmax, fusion_info, parse_divisor
 from ..vision.preprocess import Preprocessor, preset
 from .fields import about, setting
 
@@ -347,8 +349,6 @@ def _model_for(cfg: SegmenterConfig) -> str:
         return cfg.model
     import onnx
 
-    from ..modelops.argmax_fusion import FusionConfig, fuse_argmax, fusion_info
-
     if not path.is_file():
         raise EngineError(f"model file not found: {path}")
     data = path.read_bytes()
@@ -410,7 +410,6 @@ def _class_count(engine: Engine, logits: str | None) -> int:
         c = engine.output(logits).shape[1]
         if isinstance(c, int) and c > 0:
             return c
-    from ..modelops.argmax_fusion import METADATA_KEY
 
     fused = engine.metadata.get(METADATA_KEY)
     if fused:
@@ -448,8 +447,6 @@ class _GpuArgmax:
                 f"{engine.path.name}: argmax 'gpu' needs the TensorRT backend (device outputs) and float "
                 f"logits; this is {engine.backend}. Use argmax 'fused' or 'cpu' here."
             )
-        from ..inference import cuda_memory as cm
-        from ..inference.cuda_argmax import CudaArgmax
 
         self.engine = engine
         self.logits = logits
