@@ -19,6 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..evaluation.configs import read_node_params
+from ..inference.builder import EngineCache, onnx_for_build, parse_engine_entry
+from ..inference.engine import EngineError
+from ..inference.factory import tensorrt_unavailable_reason
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -58,8 +63,6 @@ def _entries(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], str]:
     }
     entries, cache_dir = list(args.models), args.cache_dir
     if args.config:
-        from ..evaluation.configs import read_node_params
-
         params = read_node_params(args.config)
         entries += list(params.get("engines", []))
         for k in ("precision", "workspace_mb", "dla_core", "optimization_level"):
@@ -69,9 +72,6 @@ def _entries(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.builder import parse_engine_entry
-    from ..inference.engine import EngineError
-    from ..inference.factory import tensorrt_unavailable_reason
 
     entries, defaults, cache_dir = _entries(args)
     if not entries:
@@ -90,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
             f"{reason}: cannot build engines here; nodes will run the ONNX with ONNX Runtime", file=sys.stderr
         )
         return 2
-    from ..inference.builder import EngineCache, onnx_for_build
 
     failures = 0
     for entry in entries:

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from . import cuda_memory as cm
+
 _SOURCE = r"""
 #if LOGITS_HALF
 typedef unsigned short scalar_t;
@@ -314,7 +316,6 @@ class CudaArgmax:
 
     def __call__(self, logits: np.ndarray, out_size: tuple[int, int] | None = None) -> np.ndarray:
         """Host convenience (tests, tools): copy ``[N, C, h, w]`` in, run, copy the uint8 mask out."""
-        from . import cuda_memory as cm
 
         if logits.ndim != 4 or logits.shape[1] != self.num_classes:
             raise CudaArgmaxError(f"logits must be [N, {self.num_classes}, h, w], got {logits.shape}")

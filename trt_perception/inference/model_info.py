@@ -300,7 +300,7 @@ def _sha256(path: Path) -> str:
 def engine_info(engine: Any, params: Mapping[str, Any] | None = None) -> ModelInfo:
     """``resolve`` for an opened engine plus a stage's parameters; a contradiction is an
     ``EngineError`` naming the model, so nodes report it like any other startup failure."""
-    from .engine import EngineError
+    from .engine import EngineError  # lazy: engine.py imports this module (cycle)
 
     try:
         return resolve(engine.metadata, engine.inputs, engine.outputs, engine.path, params)
@@ -323,7 +323,7 @@ def onnx_info(path: str | Path, params: Mapping[str, Any] | None = None) -> Mode
     """``resolve`` for an ONNX file without opening a runtime (precision copies, engine sidecars)."""
     import onnx
 
-    from .engine import TensorSpec
+    from .engine import TensorSpec  # lazy: engine.py imports this module (cycle)
 
     model = onnx.load(str(path), load_external_data=False)
     init = {t.name for t in model.graph.initializer}
