@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 "report",
                 None,
                 shown=f"{rel['median_ms']:.1f} vs {be['median_ms']:.1f} ms",
-            )  # fmt: skip
+            )
         )
     result = {"machine": started, "load_average_end": os.getloadavg(), "cases": cases, "targets": targets}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
