@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from ..inference.engine import Encoded, Engine, EngineError, TensorSpec
-from ..inference.factory import open_engine
 from ..inference.model_info import DECODER_PRESETS, ModelInfo, engine_info
-from ..metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
+from ..metrics.latency import LatencyRecorder
 from ..vision.decoder import Decoder, static
 from ..vision.decoder_registry import make_decoder
 from ..vision.detections import Detections, class_id
 from ..vision.nms import nms
 from ..vision.preprocess import Letterbox, Preprocessor, preset
 from .fields import about, setting
+from .model_stage import ModelStage
 
 
 @dataclass
@@ -77,7 +77,7 @@ class DetectorConfig:
     )
 
 
-class Detector:
+class Detector(ModelStage[DetectorConfig]):
     """``Detector(cfg)(bgr, stamp_ns) -> Detections``; records preprocess/inference/postprocess."""
 
     def __init__(
@@ -87,10 +87,7 @@ class Detector:
         engine: Engine | None = None,
         prefix: str = "",
     ) -> None:
-        self.cfg = cfg
-        self.latency = latency or LatencyRecorder()
-        self._names = (prefix + PREPROCESS, prefix + INFERENCE, prefix + POSTPROCESS)
-        self.engine = engine or open_engine(cfg.model, cfg.backend)
+        super().__init__(cfg, latency, engine, prefix, cfg.model)
         name = Path(cfg.model).name
         self.info = engine_info(
             self.engine,

@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from ..inference.engine import Encoded, Engine, EngineError
-from ..inference.factory import open_engine
 from ..inference.model_info import engine_info
-from ..metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
+from ..metrics.latency import LatencyRecorder
 from ..vision.decoder import static
 from ..vision.detections import Detections
 from ..vision.text import charset_classes, ctc_greedy_decode, heads_decode, prepare_text_crops
 from .fields import setting
+from .model_stage import ModelStage
 
 DECODERS = ("ctc", "heads")
 #: Latency stage of box selection and cropping (``preprocess`` is the crops -> tensor part).
@@ -85,7 +85,7 @@ class PlateReading:
     score: float = 0.0
 
 
-class PlateReader:
+class PlateReader(ModelStage[PlateReaderConfig]):
     """``PlateReader(cfg)(bgr, detections) -> list[PlateReading]`` and ``read_crops(crops)``."""
 
     def __init__(
@@ -99,11 +99,8 @@ class PlateReader:
             raise ValueError(f"unknown plate decoder '{cfg.decoder}'; choose one of {', '.join(DECODERS)}")
         if cfg.max_batch <= 0:
             raise ValueError(f"max_batch must be positive, got {cfg.max_batch}")
-        self.cfg = cfg
-        self.latency = latency or LatencyRecorder()
-        self._names = (prefix + PREPROCESS, prefix + INFERENCE, prefix + POSTPROCESS)
+        super().__init__(cfg, latency, engine, prefix, cfg.model)
         self._crop_name = prefix + CROP
-        self.engine = engine or open_engine(cfg.model, cfg.backend)
         name = Path(cfg.model).name
         self.info = engine_info(
             self.engine,

@@ -29,13 +29,13 @@ import numpy as np
 from ..inference import cuda_memory as cm
 from ..inference.cuda_argmax import CudaArgmax
 from ..inference.engine import Encoded, Engine, EngineError
-from ..inference.factory import open_engine
 from ..inference.model_info import engine_info
 from ..io.files import atomic_save
-from ..metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
+from ..metrics.latency import LatencyRecorder
 from ..modelops.argmax_fusion import METADATA_KEY, FusionConfig, fuse_argmax, fusion_info, parse_divisor
 from ..vision.preprocess import Preprocessor, preset
 from .fields import about, setting
+from .model_stage import ModelStage
 
 ARGMAX_MODES = ("cpu", "fused", "gpu")
 RESOLUTIONS = ("input", "network")
@@ -175,7 +175,7 @@ class SegmentationResult:
         return {n: float(c) / total for n, c in zip(self.class_names, counts)}
 
 
-class Segmenter:
+class Segmenter(ModelStage[SegmenterConfig]):
     """``Segmenter(cfg)(bgr, stamp_ns) -> SegmentationResult``; records preprocess/inference/postprocess."""
 
     def __init__(
@@ -185,10 +185,7 @@ class Segmenter:
         engine: Engine | None = None,
         prefix: str = "",
     ) -> None:
-        self.cfg = cfg
-        self.latency = latency or LatencyRecorder()
-        self._names = (prefix + PREPROCESS, prefix + INFERENCE, prefix + POSTPROCESS)
-        self.engine = engine or open_engine(_model_for(cfg), cfg.backend)
+        super().__init__(cfg, latency, engine, prefix, _model_for(cfg) if engine is None else cfg.model)
         self._input = self.engine.input()
         self._mask_out, self._logits_out = _pick_outputs(self.engine, cfg)
         if cfg.argmax == "fused" and self._mask_out is None:
