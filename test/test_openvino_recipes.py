@@ -141,3 +141,15 @@ def test_evaluate_openvino_precisions_are_nncf_irs(tmp_path: Path) -> None:
     got = [(Path(c["model"]).suffix, c["backend"], c["precision"]) for c in report["configurations"]]
     assert got == [(".onnx", "openvino", "fp32"), (".xml", "openvino", "fp16"), (".xml", "openvino", "int8")]
     assert report["machine"]["openvino"] and all(not c["error"] for c in report["configurations"])
+
+
+def test_openvino_errors_name_the_file(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00not a protobuf")
+    with pytest.raises(EngineError, match=r"cannot load model .*junk\.onnx with OpenVINO"):
+        open_engine(junk, backend="openvino")
+    with pytest.raises(EngineError, match=r"model file not found: .*absent\.xml"):
+        open_engine(tmp_path / "absent.xml")
+    ir = N.openvino_fp16(MODELS / "pilotnet.onnx", tmp_path / "pilotnet.xml")
+    with pytest.raises(EngineError, match="is an OpenVINO IR; backend 'onnxruntime' cannot run it"):
+        open_engine(ir, backend="onnxruntime")

@@ -22,7 +22,7 @@ import numpy as np
 
 from .engine import Dim, Engine, EngineError, TensorSpec
 
-#: Where an IR written by ``modelops.precision`` keeps the source ONNX's ``metadata_props``.
+#: Where an IR written by ``modelops.nncf_recipes`` keeps the source ONNX's ``metadata_props``.
 IR_METADATA_KEY = "trt_perception_metadata"
 IR_SUFFIXES = (".xml",)
 
