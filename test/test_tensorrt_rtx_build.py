@@ -27,7 +27,6 @@ pytest.importorskip(
 from trt_perception.cli import main
 from trt_perception.evaluation.configs import derive_precisions, read_node_params
 from trt_perception.evaluation.tasks import EvalConfig
-from trt_perception.modelops import precision as P
 from trt_perception.inference import tensorrt_backend as tb
 from trt_perception.inference.builder import (
     BuildRecipe,
@@ -36,6 +35,7 @@ from trt_perception.inference.builder import (
     parse_engine_entry,
 )
 from trt_perception.inference.engine import EngineError
+from trt_perception.modelops import precision as P
 from trt_perception.modelops.argmax_fusion import ARGMAX_IMPLS, MODES, FusionConfig, fuse_argmax
 
 if tb.FLAVOUR != "tensorrt_rtx":
