@@ -213,11 +213,10 @@ def val_logits(
     seg = Segmenter(
         SegmenterConfig(str(model_path), input_width=w, input_height=h, output_resolution="network")
     )
-    pre = seg._preprocessor((w, h))
     logits, gts = [], []
     for image, mask in frames:
-        tensor, _ = pre(cv2.imread(str(image)))
-        logits.append(seg.engine.infer({seg._input.name: tensor})[str(seg._logits_out)][0].copy())
+        feeds = seg.encode(cv2.imread(str(image))).feeds
+        logits.append(seg.engine.infer(feeds)[str(seg.logits_name)][0].copy())
         gt = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)
         gts.append(cv2.resize(gt, (w, h), interpolation=cv2.INTER_NEAREST_EXACT))
     return logits, gts
@@ -314,9 +313,8 @@ def target_levers(model_path: Path, val_dir: Path, budget_s: float) -> dict[str,
     if frames:
         x = val_logits(model_path, frames)[0][0][None]
         image = cv2.imread(str(frames[0][0]))
-        tensor, _ = Segmenter(SegmenterConfig(str(model_path), input_width=w, input_height=h))._preprocessor(
-            (w, h)
-        )(image)
+        stage = Segmenter(SegmenterConfig(str(model_path), input_width=w, input_height=h))
+        (tensor,) = stage.encode(image).feeds.values()
     else:
         tensor = np.random.default_rng(0).normal(size=(1, 3, h, w)).astype(np.float32)
         x = session(base_model).run(None, {"input": tensor})[0]

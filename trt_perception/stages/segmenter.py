@@ -236,6 +236,11 @@ class Segmenter(ModelStage[SegmenterConfig]):
             pre = self._pre[size] = Preprocessor(cfg)
         return pre
 
+    @property
+    def logits_name(self) -> str | None:
+        """The logits output the decoders read (None for a model that outputs only a mask)."""
+        return None if self._logits_out is None else str(self._logits_out)
+
     def encode(self, bgr: np.ndarray) -> Encoded:
         """The network input of one frame, sized by ``network_size`` (the stage's buffer: copy to keep)."""
         h, w = bgr.shape[:2]
