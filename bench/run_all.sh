@@ -6,7 +6,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-BENCHES=(transport detection engines plate_readers segmentation behavior evaluation tracking qos)
+BENCHES=(transport detection engines plate_readers segmentation behavior evaluation tracking qos thesis brains)
 if [ "${1:-}" = "--list" ]; then echo "${BENCHES[@]}"; exit 0; fi
 bash scripts/setup_env.sh
 PY="${TRT_PERCEPTION_VENV:-$ROOT/.venv}/bin/python"

@@ -39,7 +39,22 @@ EXERCISES: dict[str, str] = {
         "test_tracking_outputs.py::test_evaluate_tracking_on_the_sample_sequence"
     ),
     r"\.venv/bin/python -m bench\.bench_tracking$": "test_bench_tracking_short_run",
+    r"(\.venv/bin/)?trt-perception quantize \S+ --backend openvino .*": (
+        "test_openvino_recipes.py::test_detector_recipes_keep_metadata_and_task_metric"
+    ),
+    r"(\.venv/bin/)?trt-perception quantize .* --accuracy-aware .*": (
+        "test_openvino_recipes.py::test_quantize_accuracy_aware_reports_steps_by_task_metric"
+    ),
     r"(\.venv/bin/)?trt-perception quantize( .*)?": "test_quantize_compare_fuse",
+    r"(\.venv/bin/)?trt-perception demo --duration .*": "test_seed_tables.py::test_demo_duration_reports_fps_range",
+    r"(\.venv/bin/)?trt-perception evaluate --dataset data/val --results .*": (
+        "test_evaluation_results.py::test_results_files_scored_side_by_side"
+    ),
+    r"\.venv/bin/python -m bench\.bench_thesis$": "test_seed_tables.py::test_thesis_table_quick_on_the_ctc_reader",
+    r"\.venv/bin/python -m bench\.bench_brains$": "test_seed_tables.py::test_brains_table_quick",
+    r"\.venv/bin/python -m bench\.bench_segmentation$": "test_bench_segmentation_quick",
+    r"bash scripts/jetson_check\.sh$": "test_jetson_check.py::test_quick_check_reports_what_it_skipped_and_why",
+    r"\.venv/bin/opt_in_out --opt_out$": "test_openvino_telemetry_opt_out",
     r"(\.venv/bin/)?trt-perception compare( .*)?": "test_quantize_compare_fuse",
     r"(\.venv/bin/)?trt-perception fuse-argmax( .*)?": "test_quantize_compare_fuse",
     r"(\.venv/bin/)?trt-perception build --config \S+ --compute-capability .*": "test_build_ahead_of_time_for_rtx",
@@ -143,6 +158,7 @@ def test_evaluate_dataset(sample_data: SampleData, tmp_path: Path) -> None:
     out = cli(
         "evaluate", "--dataset", str(sample_data.val_dir), "--model", "models/detector.onnx",
         "--precisions", "fp32,fp16,int8", "--limit", "24", "--calibration-frames", "16",
+        "--calibration", str(sample_data.root / "traffic" / "images"),
         "--no-plots", "--out", str(tmp_path / "det"),
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
@@ -236,6 +252,18 @@ def test_bench_tracking_short_run(tmp_path: Path) -> None:
     assert res.returncode in (0, 1), res.stderr[-2000:]
     rows = {t["name"]: t for t in json.loads(out.read_text())["targets"]}
     assert rows["IDF1"]["value"] > 0.5 and rows["tracker median ms per frame at 50 objects"]["value"] > 0
+
+
+def test_bench_segmentation_quick(sample_data: SampleData, tmp_path: Path) -> None:
+    out = tmp_path / "segmentation.json"
+    res = run([sys.executable, "-m", "bench.bench_segmentation", "--quick", "--frames", "2", "--out", str(out)], timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads(out.read_text())["targets"], res.stdout[-2000:]
+
+
+def test_openvino_telemetry_opt_out() -> None:
+    out = run([str(BIN / "opt_in_out"), "--opt_out"])
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_bench_summarize() -> None:
