@@ -166,6 +166,10 @@ def test_evaluate_dataset(sample_data: SampleData, tmp_path: Path) -> None:
     text = (tmp_path / "det" / "report.md").read_text()
     for precision in ("fp32", "fp16", "int8"):
         assert precision in text.lower()
+    # Each configuration's ModelInfo travels into the report: the copies kept the labels.
+    for c in _report(tmp_path / "det")["configurations"]:
+        assert c["model_info"]["labels"] == ["car", "plate"] and c["model_info"]["precision"] == c["precision"]
+    assert "## Models" in text and "labels ['car', 'plate']" in text
 
 
 def test_evaluate_bag(sample_data: SampleData, tmp_path: Path) -> None:

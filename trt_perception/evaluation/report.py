@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..metrics.coco import COCO_STAT_LABELS
+from ..modelops.precision import model_record
 from .runner import EvalResult, machine_info
 
 #: Metrics shown as percentages in Markdown (fractions everywhere else).
@@ -59,6 +60,8 @@ def to_dict(ev: EvalResult) -> dict[str, Any]:
                 "backend": r.config.backend,
                 "precision": r.config.precision,
                 "model_size_mb": r.config.size_mb,
+                # what the model is (labels, decoder, pre-processing, precision...) and where each fact came from
+                "model_info": model_record(r.config.model),
                 "frames": r.frames,
                 "error": r.error or None,
                 "metrics": metrics,
@@ -214,13 +217,31 @@ def to_markdown(report: dict[str, Any], ev: EvalResult) -> str:
         "end-to-end: the whole stage call (pre-processing, inference, decoding, NMS); inference: the "
         "engine calls alone; data-read: decoding the frame from the dataset or bag (outside both clocks)."
     )
-    lines.append("")
+    lines += ["", "## Models", "", *_table(["Configuration", "Model", "What it is (source)"], _model_rows(cfgs)), ""]
     m = report["machine"]
     lines.append(
         f"Machine: {m['processor']}, {m['platform']}, Python {m['python']}, ONNX Runtime "
         f"{m['onnxruntime']}, OpenVINO {m.get('openvino') or 'absent'}, TensorRT {m['tensorrt'] or 'absent'}."
     )
     return "\n".join(lines) + "\n"
+
+
+def _model_rows(cfgs: list[dict[str, Any]]) -> list[list[str]]:
+    """Each configuration's ModelInfo in one cell: precision, labels, decoder, pre-processing, input."""
+    rows = []
+    for c in cfgs:
+        info = c.get("model_info") or {}
+        facts = [_fact(k, info[k], info.get("sources", {}).get(k, "?")) for k in _MODEL_FACTS if info.get(k)]
+        rows.append([c["name"], Path(c["model"]).name, "; ".join(facts) or "-"])
+    return rows
+
+
+_MODEL_FACTS = ("precision", "labels", "decoder", "preprocess", "input_size")
+
+
+def _fact(name: str, value: Any, source: str) -> str:
+    shown = f"{len(value)} entries" if isinstance(value, list) and len(value) > 8 else value
+    return f"{name} {shown} ({source})"
 
 
 def to_csv_rows(report: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:

@@ -92,25 +92,42 @@ def stamp_copy(onnx_in: str | Path, onnx_out: str | Path, precision: str) -> Non
     onnx.save(model, str(onnx_out))
 
 
-def model_precision(path: str | Path) -> str:
-    """A model's precision from what it is, not its name: the ``model_info`` a derived copy or engine
-    sidecar carries, else the graph (Q/DQ nodes -> int8, float16 weights -> fp16, else fp32)."""
-    import json
-
+def model_record(path: str | Path) -> dict[str, Any] | None:
+    """The ``model_info`` record a model carries: an engine's sidecar, an OpenVINO IR's metadata, or an
+    ONNX's ``model_info`` (a derived copy's) else what its own metadata and sidecar files resolve to.
+    None for what is not a model file (a live pipeline)."""
     path = Path(path)
+    if not path.is_file():
+        return None
     if path.suffix in (".engine", ".plan", ".trt"):
         from ..inference.builder import engine_metadata
 
         record = engine_metadata(path).get(METADATA_KEY)
-        return str(json.loads(record).get("precision") or "unknown") if record else "unknown"
+        return json.loads(record) if record else None
     if path.suffix == ".xml":  # an OpenVINO IR of modelops.nncf_recipes
         from ..inference.openvino_backend import ir_metadata
 
         record = ir_metadata(path).get(METADATA_KEY)
-        return str(json.loads(record).get("precision") or "unknown") if record else "unknown"
+        return json.loads(record) if record else None
     record = onnx_metadata(path).get(METADATA_KEY)
-    if record and json.loads(record).get("precision"):
-        return str(json.loads(record)["precision"])
+    if record:
+        return dict(json.loads(record))
+    info = onnx_info(path).as_dict()
+    if not info.get("precision"):  # an original model says nothing of it: its graph does
+        info["precision"] = model_precision(path)
+        info["sources"]["precision"] = "the graph's weights and Q/DQ nodes"
+    return info
+
+
+def model_precision(path: str | Path) -> str:
+    """A model's precision from what it is, not its name: the ``model_info`` a derived copy or engine
+    sidecar carries, else the graph (Q/DQ nodes -> int8, float16 weights -> fp16, else fp32)."""
+    path = Path(path)
+    if path.suffix in (".engine", ".plan", ".trt", ".xml"):  # they carry the record or nothing
+        return str((model_record(path) or {}).get("precision") or "unknown")
+    derived = onnx_metadata(path).get(METADATA_KEY)
+    if derived and json.loads(derived).get("precision"):
+        return str(json.loads(derived)["precision"])
     model = _load(path)
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
         return "int8"
