@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Dim, Engine, EngineError, TensorSpec
+from .engine import Dim, Engine, EngineError, LoadedSpecs, TensorSpec
 
 #: Where an IR written by ``modelops.nncf_recipes`` keeps the source ONNX's ``metadata_props``.
 IR_METADATA_KEY = "trt_perception_metadata"
@@ -29,7 +29,7 @@ IR_SUFFIXES = (".xml",)
 Signature = tuple[tuple[int, ...], ...]
 
 
-class OpenVinoEngine(Engine):
+class OpenVinoEngine(LoadedSpecs, Engine):
     backend = "openvino"
 
     def __init__(
@@ -60,18 +60,6 @@ class OpenVinoEngine(Engine):
         self._max_cached = max(1, max_cached_shapes)
         self._requests: dict[Signature, Any] = {}  # shape signature -> infer request of its compiled model
         self._lock = threading.Lock()  # one request and its buffers serve one call at a time
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        return self._metadata
 
     def _infer(self, feeds: Mapping[str, np.ndarray], outputs_on_device: bool) -> dict[str, np.ndarray]:
         key = tuple(tuple(feeds[s.name].shape) for s in self._inputs)
@@ -134,7 +122,7 @@ def ir_metadata(path: str | Path) -> dict[str, str]:
     return _metadata(Path(path), ov.Core().read_model(str(path)))
 
 
-class CompiledModelEngine(Engine):
+class CompiledModelEngine(LoadedSpecs, Engine):
     """An ``Engine`` over an already compiled ``openvino.CompiledModel`` (no file: NNCF's accuracy
     control compiles each candidate itself); ``path`` names it and ``metadata`` says what it is."""
 
@@ -146,18 +134,6 @@ class CompiledModelEngine(Engine):
         self._inputs = [_spec(p) for p in compiled.inputs]
         self._outputs = [_spec(p) for p in compiled.outputs]
         self._metadata = dict(metadata)
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        return self._metadata
 
     def _infer(self, feeds: Mapping[str, np.ndarray], outputs_on_device: bool) -> dict[str, np.ndarray]:
         # a compiled model may keep dynamic dims: hand over whole tensors, each call sets the shape
