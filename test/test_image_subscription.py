@@ -49,16 +49,17 @@ def test_reliable_publisher_on_fastdds_defaults_is_answered(start_node: Any, ros
     ros_node.create_subscription(
         Detection2DArray, "detections", lambda m: answered.add(m.header.frame_id), reliable_qos(100)
     )
-    node = start_node("detector", params_file=CONFIG / "detector.yaml")
-    # 10 Hz so that a loaded CI machine keeps up with inference: what is checked is transport loss
-    # (a best-effort subscription answered 26 of 300 such frames); bench_qos measures 30 Hz.
-    pub = _publisher("reliable", 60, 10.0, env={})
+    # A queue deep enough that a loaded machine's inference never drops a frame: what is checked is
+    # transport loss (a best-effort subscription answered 26 of 300 such frames); bench_qos measures
+    # frames answered at 30 Hz with the default depth 1.
+    node = start_node("detector", params_file=CONFIG / "detector.yaml", params={"qos_depth": 40})
+    pub = _publisher("reliable", 40, 10.0, env={})
     try:
         assert pub.wait(120) == 0
-        ros_node.spin_until(lambda: len(answered) >= 60, 20)
+        ros_node.spin_until(lambda: len(answered) >= 40, 30)
     finally:
         pub.kill()
-    assert len(answered) >= 57, (len(answered), node.log()[-3000:])
+    assert len(answered) >= 39, (len(answered), node.log()[-3000:])
 
 
 @pytest.mark.ros

@@ -5,15 +5,17 @@ A BEST_EFFORT subscription to a RELIABLE 720p publisher running Fast DDS default
 lost fragment is never resent: the detector answered 26 of 300 frames while a RELIABLE subscriber got
 all 300). rosbag2's recorder meets the same problem by subscribing with the reliability of the
 publishers it finds: RELIABLE when every publisher is reliable, else BEST_EFFORT (which matches both).
-This does the same: it subscribes once the first publisher is discovered (nothing can be lost before),
-and when the publishers change it makes the new subscription before it breaks the old one, dropping
-the duplicates the two deliver meanwhile. It also counts DDS message-lost events
+This does the same: it starts BEST_EFFORT (which matches any publisher, so nothing waits for the check),
+and when the publishers call for another reliability it makes the new subscription before it breaks the
+old one: the old one goes once the new one has matched every publisher (or after ``overlap_s``), and the
+duplicates the two deliver meanwhile are dropped. It also counts DDS message-lost events
 and names publishers that the graph shows but the subscription never matched (an incompatible QoS, or
 a transport the two participants do not share, e.g. a publisher with FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from collections import deque
@@ -57,6 +59,7 @@ class AdaptiveSubscription:
         report: Report | None = None,
         period_s: float = 0.5,
         unmatched_after_s: float = 1.5,
+        overlap_s: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._node = node
@@ -71,9 +74,12 @@ class AdaptiveSubscription:
         self.matched: int | None = None  # None where rclpy has no matched event (Humble)
         self._publishers_since: dict[str, float] = {}
         self.reliability = ReliabilityPolicy.BEST_EFFORT
-        self._sub: Any = None
-        self._retiring: Any = None  # the previous subscription, kept one period while the new one matches
+        self._overlap_s = overlap_s
+        self._retiring: Any = None  # the previous subscription, kept while the new one matches
+        self._retire_at = 0.0
+        self._generation = 0
         self._recent: deque[tuple[int, int, str]] = deque(maxlen=16)
+        self._sub = self._subscribe(ReliabilityPolicy.BEST_EFFORT)
         self.check()
         node.create_timer(period_s, self.check)
 
@@ -88,10 +94,11 @@ class AdaptiveSubscription:
 
     def _subscribe(self, reliability: ReliabilityPolicy) -> Any:
         self.reliability = reliability
-        events = {"message_lost": self._on_lost}
+        events: dict[str, Callable[[Any], None]] = {"message_lost": self._on_lost}
         self.matched = None
+        self._generation += 1
         if "matched" in inspect.signature(SubscriptionEventCallbacks).parameters:  # rclpy >= Iron
-            events["matched"] = self._on_matched
+            events["matched"] = functools.partial(self._on_matched, self._generation)
             self.matched = 0
         return self._node.create_subscription(
             self._type,
@@ -114,23 +121,21 @@ class AdaptiveSubscription:
     def _on_lost(self, info: Any) -> None:
         self.lost += int(info.total_count_change)
 
-    def _on_matched(self, info: Any) -> None:
-        self.matched = int(info.current_count)
+    def _on_matched(self, generation: int, info: Any) -> None:
+        if generation == self._generation:  # the retiring subscription's matches are not the new one's
+            self.matched = int(info.current_count)
 
     def check(self) -> None:
         """Follow the publishers' reliability; report publishers that stay unmatched."""
-        if self._retiring is not None:
+        infos = self._node.get_publishers_info_by_topic(self.topic)
+        now = self._clock()
+        if self._retiring is not None and (now >= self._retire_at or (self.matched or 0) >= len(infos) > 0):
             self._node.destroy_subscription(self._retiring)
             self._retiring = None
-        infos = self._node.get_publishers_info_by_topic(self.topic)
-        if not infos and self._sub is None:
-            return  # nothing to match yet: subscribe with the first publisher's reliability
         wanted = choose_reliability(i.qos_profile.reliability for i in infos)
-        if self._sub is None:
-            self._sub = self._subscribe(wanted)
-        elif wanted != self.reliability and infos:
+        if infos and wanted != self.reliability and self._retiring is None:
             self._retiring, self._sub = self._sub, self._subscribe(wanted)
-        now = self._clock()
+            self._retire_at = now + self._overlap_s
         names = {f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos}
         self._publishers_since = {n: self._publishers_since.get(n, now) for n in names}
         self._report_unmatched(infos, now)
