@@ -37,6 +37,7 @@ import numpy as np
 from bench.bench_engines import Recording, interleaved_latency, tasks
 from bench.common import machine, target
 from trt_perception.inference.onnxruntime_backend import OnnxRuntimeEngine
+from trt_perception.io.files import model_size_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "thesis.json"
@@ -53,11 +54,6 @@ def cpu_isa() -> dict[str, bool]:
     flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []))
     names = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
     return {n: n in flags for n in names}
-
-
-def size_bytes(path: Path) -> int:
-    """File size; an IR counts its .xml and .bin."""
-    return path.stat().st_size + (path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0)
 
 
 def make_variants(
@@ -145,7 +141,7 @@ def bench_model(task: Any, work: Path, args: argparse.Namespace) -> dict[str, An
             "metric": values[key],
             "relative_loss": loss / abs(ref) if ref else 0.0,
             "speedup_vs_onnxruntime_fp32": ref_ms / latency[key]["p10_ms"],
-            "size_bytes": size_bytes(paths[key]),
+            "size_bytes": model_size_bytes(paths[key]),
         }
     return {
         "metric": metric.name,

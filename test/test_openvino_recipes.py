@@ -141,6 +141,10 @@ def test_evaluate_openvino_precisions_are_nncf_irs(tmp_path: Path) -> None:
     got = [(Path(c["model"]).suffix, c["backend"], c["precision"]) for c in report["configurations"]]
     assert got == [(".onnx", "openvino", "fp32"), (".xml", "openvino", "fp16"), (".xml", "openvino", "int8")]
     assert report["machine"]["openvino"] and all(not c["error"] for c in report["configurations"])
+    for c in report["configurations"][1:]:  # an IR's size counts its weights (.bin), not the .xml alone
+        ir = Path(c["model"])
+        expected = (ir.stat().st_size + ir.with_suffix(".bin").stat().st_size) / 2**20
+        assert c["model_size_mb"] == pytest.approx(expected) and expected > 2 * ir.stat().st_size / 2**20
 
 
 def test_openvino_errors_name_the_file(tmp_path: Path) -> None:

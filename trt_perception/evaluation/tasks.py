@@ -17,6 +17,7 @@ import numpy as np
 
 from ..inference.engine import EngineError
 from ..inference.factory import open_engine
+from ..io.files import model_size_bytes
 from ..metrics.coco import DEFAULT_CONF_THRESHOLD, detections_to_coco, evaluate_coco
 from ..metrics.latency import LatencyRecorder
 from ..metrics.plates import match_readings, score_plates
@@ -49,7 +50,7 @@ class EvalConfig:
 
     @property
     def size_mb(self) -> float:
-        return self.model.stat().st_size / 2**20 if self.model.is_file() else float("nan")
+        return model_size_bytes(self.model) / 2**20 if self.model.is_file() else float("nan")
 
 
 @dataclass

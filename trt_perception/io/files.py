@@ -39,3 +39,10 @@ def atomic_save(path: Path | str, save: Callable[[Path], object]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def model_size_bytes(path: Path | str) -> int:
+    """A model file's size on disk; an OpenVINO IR's weights live in the ``.bin`` beside its ``.xml``."""
+    path = Path(path)
+    weights = path.with_suffix(".bin")
+    return path.stat().st_size + (weights.stat().st_size if path.suffix == ".xml" and weights.is_file() else 0)
