@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from bench.bench_engines import interleaved_latency, open_timed, pilotnet_task
-from bench.bench_thesis import cpu_isa, size_bytes
+from bench.bench_thesis import cpu_isa
 from bench.common import machine
+from trt_perception.io.files import model_size_bytes
 from trt_perception.metrics.behavior import RunRecord, evaluate_run
 from trt_perception.sim.circuits import circuit_names, get_circuit, load_reference
 from trt_perception.sim.world import Simulation, drive
@@ -154,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for key, (path, backend) in v.items():
             mse = task.evaluate(open_timed(path, backend, 1))
-            offline[key] = {"size_bytes": size_bytes(path), "mse": mse, "latency": latency[key]}
+            offline[key] = {"size_bytes": model_size_bytes(path), "mse": mse, "latency": latency[key]}
             closed[key] = closed_loop(path, backend, 20.0 if args.quick else args.max_time)
             print(key, json.dumps(offline[key]["mse"]), json.dumps(closed[key]), flush=True)
     doc = {
