@@ -4,6 +4,7 @@ detections the offline evaluator does, so its mAP equals the offline one on the 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from trt_perception.metrics.coco import evaluate_coco
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 N = 20
+#: A domain of its own: the three processes must not meet participants left over from earlier tests.
+ENV = {"ROS_DOMAIN_ID": str(100 - int(os.environ.get("ROS_DOMAIN_ID", "10")) % 10)}
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +65,17 @@ def test_replay_detector_scorer_processes(
 ) -> None:
     report_dir = tmp_path / "live_report"
     det = start_node("detector", params_file=CONFIG / "detector.yaml",
-                     params={"model": str(setup["model"]), "conf_threshold": 0.01, "publish_annotated": False})  # fmt: skip
+                     params={"model": str(setup["model"]), "conf_threshold": 0.01, "publish_annotated": False}, env=ENV)  # fmt: skip
     scorer = start_node(
         "live_scorer",
         params_file=CONFIG / "live_scorer.yaml",
         params={"bag": str(setup["bag"]), "tasks": ["detection"], "report_dir": str(report_dir),
                 "exit_when_done": True, "plots": False},
+        env=ENV,
     )  # fmt: skip
     replay = start_node("bag_replay", params_file=CONFIG / "bag_replay.yaml",
                         params={"bag": str(setup["bag"]), "wait_for_subscribers": 2, "start_delay": 1.0,
-                                "exit_when_done": True, "rate": 0.5})  # fmt: skip
+                                "exit_when_done": True, "rate": 0.5}, env=ENV)  # fmt: skip
     assert replay.proc.wait(40) == 0, replay.log()
     try:
         scorer.proc.wait(20)
