@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..io.files import atomic_write
+from ..io.files import atomic_save, atomic_write
 from .engine import EngineError
 from .model_info import METADATA_KEY, onnx_info, onnx_metadata
 from .trt_features import TensorRTFeatures
@@ -393,7 +393,8 @@ def onnx_for_build(onnx_path: Path, precision: str, feats: TensorRTFeatures, wor
     stamp = out.with_name(out.name + ".src")
     digest = onnx_digest(onnx_path)
     if not out.is_file() or not stamp.is_file() or stamp.read_text() != digest:
-        to_fp16(onnx_path, out)
+        # atomically: a second process building the same engine parses this file meanwhile
+        atomic_save(out, lambda tmp: to_fp16(onnx_path, tmp))
         atomic_write(stamp, digest.encode())
     return out
 
