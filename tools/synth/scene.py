@@ -382,10 +382,10 @@ def _photometric(img: np.ndarray, scene: Scene, noise_seed: int) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def video_scene(rng: np.random.Generator, plate_format: str = "LLDDDLL") -> Scene:
-    """A three-lane scene with a car per lane whose motion keeps every plate in view and >= 20 px tall."""
+def clear_road(rng: np.random.Generator, plate_format: str = "LLDDDLL") -> Scene:
+    """An empty, nearly straight, sharp scene with the video sequences' camera (cars are added after)."""
     scene = random_scene(rng, max_cars=0, plate_format=plate_format)
-    scene = replace(
+    return replace(
         scene,
         lanes=1,
         focal=0.8,
@@ -395,6 +395,11 @@ def video_scene(rng: np.random.Generator, plate_format: str = "LLDDDLL") -> Scen
         brightness=1.0,
         contrast=1.0,
     )
+
+
+def video_scene(rng: np.random.Generator, plate_format: str = "LLDDDLL") -> Scene:
+    """A three-lane scene with a car per lane whose motion keeps every plate in view and >= 20 px tall."""
+    scene = clear_road(rng, plate_format)
     scene.cars = [random_car(rng, lane, z, plate_format) for lane, z in ((-1, 8.0), (0, 6.5), (1, 8.0))]
     return scene
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tools.synth.scene import CAR, Car, Frame, Scene, random_car, random_scene, render
+from tools.synth.scene import CAR, Car, Frame, Scene, clear_road, random_car, render
 
 # Where vehicles appear / vanish (m): at 15 m a car is ~120 px wide at 720p (the sample detector's
 # range) and its plate ~14 px tall; beside the camera at 4-5 m the plate is out of the frame.
@@ -56,17 +56,7 @@ def traffic(
 ) -> tuple[Scene, list[Vehicle]]:
     """A road scene and the vehicles of a ``seconds`` long sequence (``per_minute`` new ones a
     minute on average, 10 s of traffic already under way at t = 0)."""
-    scene = random_scene(rng, max_cars=0)
-    scene = replace(
-        scene,
-        lanes=1,
-        focal=0.8,
-        curvature=scene.curvature / 4,
-        blur=0.0,
-        noise=2.0,
-        brightness=1.0,
-        contrast=1.0,
-    )
+    scene = clear_road(rng)
     vehicles: list[Vehicle] = []
     t, gap = -10.0, 60.0 / per_minute
     free_at = {-1: -99.0, 0: -99.0, 1: -99.0}  # a lane takes no new vehicle until the last one moved on
