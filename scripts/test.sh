@@ -7,7 +7,7 @@ bash scripts/setup_env.sh
 VENV="${TRT_PERCEPTION_VENV:-$ROOT/.venv}"
 echo "== ruff (py310)"
 "$VENV/bin/ruff" check trt_perception test tools bench scripts
-echo "== mypy (TensorRT module against tensorrt-stubs)"
-"$VENV/bin/mypy" --config-file pyproject.toml trt_perception/inference
+echo "== mypy (runtime backends and model operations, TensorRT against tensorrt-stubs)"
+"$VENV/bin/mypy" --config-file pyproject.toml trt_perception/inference trt_perception/modelops
 echo "== pytest"
 exec "$VENV/bin/python" -m pytest "$@"

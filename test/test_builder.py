@@ -15,17 +15,17 @@ import numpy as np
 import pytest
 from engine_helpers import make_convnet, tensorrt_usable
 
-from trt_perception.inference.builder import (
+from trt_perception.inference.engine import EngineError
+from trt_perception.inference.trt_features import features
+from trt_perception.io.files import atomic_write
+from trt_perception.modelops.engine_cache import (
     BuildRecipe,
     EngineCache,
     ShapeProfile,
     Target,
-    atomic_write,
     cache_key,
     load_recipe,
 )
-from trt_perception.inference.engine import EngineError
-from trt_perception.inference.trt_features import features
 
 TARGET = Target("10.13.0.35", "Orin", "8.7")
 
@@ -224,7 +224,7 @@ def test_tensorrt_version_table() -> None:
 @pytest.mark.tensorrt
 @pytest.mark.skipif(not tensorrt_usable(), reason="needs TensorRT and a CUDA GPU")
 def test_real_tensorrt_build_cached(tmp_path: Path) -> None:
-    from trt_perception.inference import tensorrt_backend as tb
+    from trt_perception.modelops import tensorrt_build as tb
 
     onnx = make_convnet(tmp_path / "convnet.onnx")
     recipe = BuildRecipe(
@@ -241,7 +241,7 @@ def test_real_tensorrt_build_cached(tmp_path: Path) -> None:
 
 
 def test_engine_entries() -> None:
-    from trt_perception.inference.builder import parse_engine_entry
+    from trt_perception.modelops.engine_cache import parse_engine_entry
 
     defaults = {"precision": "fp16", "workspace_mb": 256, "dla_core": -1, "optimization_level": -1}
     model, r = parse_engine_entry(
@@ -257,7 +257,7 @@ def test_engine_entries() -> None:
 
 
 def test_onnx_for_build_per_tensorrt_version(tmp_path: Path) -> None:
-    from trt_perception.inference.builder import onnx_for_build
+    from trt_perception.modelops.engine_cache import onnx_for_build
     from trt_perception.modelops.precision import quantize_int8
 
     onnx = make_convnet(tmp_path / "net.onnx")

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from engine_helpers import make_convnet, tensorrt_usable
 
-from trt_perception.inference.builder import BuildRecipe, EngineCache, ShapeProfile
 from trt_perception.inference.engine import Engine, EngineError
 from trt_perception.inference.factory import open_engine
 from trt_perception.inference.onnxruntime_backend import OnnxRuntimeEngine
+from trt_perception.modelops.engine_cache import BuildRecipe, EngineCache, ShapeProfile
 
 TOLERANCES = {"fp32": (1e-4, 1e-4), "fp16": (2e-2, 2e-2), "int8": (0.15, 0.15)}  # (atol, rtol)
 PROFILE = ShapeProfile("x", (1, 3, 16, 16), (1, 3, 64, 64), (2, 3, 128, 128))
@@ -45,7 +45,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def open_backend(backend: str, onnx: Path, precision: str = "fp32") -> Engine:
     if backend in ("onnxruntime", "openvino"):
         return open_engine(onnx, backend=backend)
-    from trt_perception.inference import tensorrt_backend as tb
+    from trt_perception.modelops import tensorrt_build as tb
 
     cache = EngineCache(onnx.parent / "engines")
     build = tb.make_build_fn(onnx.parent / "engines" / "timing.cache")

@@ -14,10 +14,11 @@ import pytest
 from conftest import ppocr_rec_model
 from detection_models import constant_model
 
-from trt_perception.inference.builder import BuildRecipe, EngineCache, Target, engine_metadata
 from trt_perception.inference.engine import EngineError
+from trt_perception.inference.engine_sidecar import engine_metadata
 from trt_perception.inference.factory import open_engine
 from trt_perception.inference.model_info import METADATA_KEY, onnx_info, parse_names, resolve
+from trt_perception.modelops.engine_cache import BuildRecipe, EngineCache, Target
 from trt_perception.stages.detector import Detector, DetectorConfig
 from trt_perception.stages.plate_reader import PlateReader, PlateReaderConfig
 from trt_perception.vision.preprocess import Preprocessor, preset

@@ -27,18 +27,19 @@ pytest.importorskip(
 from trt_perception.cli import main
 from trt_perception.evaluation.configs import derive_precisions, read_node_params
 from trt_perception.evaluation.tasks import EvalConfig
-from trt_perception.inference import tensorrt_backend as tb
-from trt_perception.inference.builder import (
+from trt_perception.inference import tensorrt_backend as backend
+from trt_perception.inference.engine import EngineError
+from trt_perception.modelops import precision as P
+from trt_perception.modelops import tensorrt_build as tb
+from trt_perception.modelops.argmax_fusion import ARGMAX_IMPLS, MODES, FusionConfig, fuse_argmax
+from trt_perception.modelops.engine_cache import (
     BuildRecipe,
     EngineCache,
     ShapeProfile,
     parse_engine_entry,
 )
-from trt_perception.inference.engine import EngineError
-from trt_perception.modelops import precision as P
-from trt_perception.modelops.argmax_fusion import ARGMAX_IMPLS, MODES, FusionConfig, fuse_argmax
 
-if tb.FLAVOUR != "tensorrt_rtx":
+if backend.FLAVOUR != "tensorrt_rtx":
     pytest.skip("a real TensorRT is loaded first; this check is TensorRT-RTX's", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,9 +232,9 @@ def test_runtime_refuses_here_with_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(
         EngineError, match=r"cannot run with TensorRT-RTX 1\.\d+.* on this GPU \(no usable GPU"
     ):
-        tb.check_validity(tensorrt_rtx.Runtime(tb._LOGGER), plan, "detector.engine")
-    assert any("compute capability" in r and "Hopper" in r for r in tb.invalidity_reasons(2))
-    assert len(tb.invalidity_reasons(1 | 32)) == 2
+        backend.check_validity(tensorrt_rtx.Runtime(backend.LOGGER), plan, "detector.engine")
+    assert any("compute capability" in r and "Hopper" in r for r in backend.invalidity_reasons(2))
+    assert len(backend.invalidity_reasons(1 | 32)) == 2
 
 
 def test_report_build_times(capsys: pytest.CaptureFixture[str]) -> None:

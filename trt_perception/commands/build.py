@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluation.configs import read_node_params
-from ..inference.builder import EngineCache, onnx_for_build, parse_engine_entry
 from ..inference.engine import EngineError
 from ..inference.factory import tensorrt_unavailable_reason
+from ..modelops.engine_cache import EngineCache, onnx_for_build, parse_engine_entry
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     reason = "" if cc else tensorrt_unavailable_reason()
     if not reason:
         try:
-            from ..inference import tensorrt_backend as tb
+            from ..modelops import tensorrt_build as tb  # lazy: imports TensorRT, absent on CPU-only machines
         except ImportError as exc:
             reason = f"TensorRT is not installed ({exc})"
     if reason:

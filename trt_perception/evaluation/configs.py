@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..modelops.engine_cache import BuildRecipe
 from .tasks import EvalConfig
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -163,8 +164,7 @@ def tensorrt_config(cfg: EvalConfig, fp32_onnx: Path, cache_dir: Path) -> EvalCo
     FP32/FP16 engines are built from the FP32 ONNX (the builder makes the FP16 copy TensorRT 11
     needs); INT8 from the Q/DQ ONNX of ``cfg`` (explicit quantization works on TensorRT 8.5-11).
     """
-    from ..inference import tensorrt_backend as tb
-    from ..inference.builder import BuildRecipe
+    from ..modelops import tensorrt_build as tb  # lazy: imports TensorRT, absent on CPU-only machines
 
     source = cfg.model if cfg.precision == "int8" else fp32_onnx
     result = tb.ensure_engine(source, BuildRecipe(cfg.precision), cache_dir)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..inference.engine import EngineError
+from ..inference.engine_sidecar import engine_metadata
 from ..inference.model_info import METADATA_KEY, onnx_info, onnx_metadata, write_info
 from ..io.bags import BagReadError
 from ..io.bags import images_from_bag as bag_images
@@ -100,8 +101,6 @@ def model_record(path: str | Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     if path.suffix in (".engine", ".plan", ".trt"):
-        from ..inference.builder import engine_metadata
-
         record = engine_metadata(path).get(METADATA_KEY)
         return json.loads(record) if record else None
     if path.suffix == ".xml":  # an OpenVINO IR of modelops.nncf_recipes

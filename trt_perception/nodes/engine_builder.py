@@ -21,8 +21,8 @@ from typing import Any
 
 from std_msgs.msg import String
 
-from ..inference.builder import parse_engine_entry
 from ..inference.factory import tensorrt_available, tensorrt_unavailable_reason
+from ..modelops.engine_cache import parse_engine_entry
 from ..ros.diagnostics import ERROR, OK, WARN
 from ..ros.engine_wait import STATUS_TOPIC
 from ..ros.files import resolve_file
@@ -149,8 +149,8 @@ class EngineBuilderNode(PerceptionNode):
 
     # -- work
     def _build_all(self) -> None:
-        # Deliberately lazy: tensorrt_backend imports TensorRT, absent on CPU-only machines.
-        from ..inference.tensorrt_backend import ensure_engine
+        # Deliberately lazy: tensorrt_build imports TensorRT, absent on CPU-only machines.
+        from ..modelops.tensorrt_build import ensure_engine
 
         cache_dir = Path(str(self.params["cache_dir"])).resolve()
         log = self.get_logger()

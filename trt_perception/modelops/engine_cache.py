@@ -10,13 +10,13 @@ core). ``EngineCache.ensure`` builds it once and keeps it at a stable path the n
   deserialize: rebuilt, with a warning saying why;
 * the sidecar also holds the ONNX's metadata plus its resolved ``ModelInfo`` (labels from a
   ``<stem>_labels.txt`` included) under ``metadata``, refreshed on every ``ensure``: the engine knows
-  what its ONNX knew (``engine_metadata``, read by ``TensorRTEngine.metadata``);
+  what its ONNX knew (``inference.engine_sidecar.engine_metadata``, read by ``TensorRTEngine.metadata``);
 * two processes asking at once: an ``fcntl`` lock per engine makes the second wait and then find the
   first one's engine; writes go to a temp file in the same folder and are renamed into place, so a
   reader never sees half a plan.
 
 The build itself is a plain callable ``build(onnx_path, recipe, progress) -> bytes``;
-``tensorrt_backend.build_plan`` is the real one, tests pass their own.
+``modelops.tensorrt_build.build_plan`` is the real one, tests pass their own.
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..inference.engine import EngineError
+from ..inference.engine_sidecar import sidecar_path
+from ..inference.model_info import onnx_info, onnx_metadata
+from ..inference.trt_features import TensorRTFeatures
 from ..io.files import atomic_save, atomic_write
-from .engine import EngineError
-from .model_info import METADATA_KEY, onnx_info, onnx_metadata
-from .trt_features import TensorRTFeatures
+from .precision import to_fp16
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +201,7 @@ class EngineCache:
     def engine_path(self, onnx_path: Path, recipe: BuildRecipe) -> Path:
         return self.cache_dir / engine_name(onnx_path, recipe)
 
-    @staticmethod
-    def sidecar(engine_path: Path) -> Path:
-        return engine_path.with_name(engine_path.name + ".json")
+    sidecar = staticmethod(sidecar_path)
 
     def check(
         self,
@@ -320,7 +320,7 @@ class EngineCache:
 
 def model_metadata(onnx_path: Path, precision: str) -> dict[str, str]:
     """What an engine built from ``onnx_path`` at ``precision`` must know: the ONNX's metadata and
-    its resolved ``ModelInfo`` (sidecar labels included), for ``engine_metadata``."""
+    its resolved ``ModelInfo`` (sidecar labels included), for ``engine_sidecar.engine_metadata``."""
     from google.protobuf.message import DecodeError
 
     try:
@@ -331,16 +331,6 @@ def model_metadata(onnx_path: Path, precision: str) -> dict[str, str]:
         return {}
     precision = info.precision if info.precision == "int8" else precision  # a Q/DQ ONNX stays INT8
     return {**raw, **info.derived(precision).to_metadata()}
-
-
-def engine_metadata(engine_path: str | Path) -> dict[str, str]:
-    """The model metadata kept in an engine's cache sidecar (empty without one: a bare plan)."""
-    try:
-        meta = json.loads(EngineCache.sidecar(Path(engine_path)).read_text())
-    except (OSError, ValueError):
-        return {}
-    stored = meta.get("metadata") or {}
-    return {str(k): str(v) for k, v in stored.items()} if METADATA_KEY in stored else dict(stored)
 
 
 def _what_changed(meta: Mapping[str, Any], expected: Mapping[str, Any]) -> str:
@@ -387,8 +377,6 @@ def onnx_for_build(onnx_path: Path, precision: str, feats: TensorRTFeatures, wor
         )
     if wanted != "fp16":
         return onnx_path
-    from ..modelops.precision import to_fp16
-
     out = Path(work_dir) / f"{onnx_path.stem}.fp16.onnx"
     stamp = out.with_name(out.name + ".src")
     digest = onnx_digest(onnx_path)
