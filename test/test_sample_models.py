@@ -34,13 +34,25 @@ def test_detector_contract() -> None:
     assert DETECTOR.stat().st_size <= 5 * 2**20
     sess = _session(DETECTOR)
     (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
-    assert inp.name == "images" and inp.shape[:2] == [1, 3]
+    # Batch dynamic (the multi-camera pipeline's one call for N frames), the rest fixed.
+    assert inp.name == "images" and inp.shape[:2] == ["batch", 3]
     h, w = inp.shape[2:]
-    assert out.name == "output0" and out.shape[:2] == [1, 6]
+    assert out.name == "output0" and out.shape[:2] == ["batch", 6]
     y = sess.run(None, {"images": np.full((1, 3, h, w), 114 / 255, np.float32)})[0]
     assert y.shape[2] == sum((h // s) * (w // s) for s in (8, 16, 32))
     assert (y[0, 4:] >= 0).all() and (y[0, 4:] <= 1).all()  # sigmoid scores
     assert (MODELS / "detector_labels.txt").read_text().split() == ["car", "plate"]
+
+
+def test_detector_dynamic_batch_is_the_export_edit() -> None:
+    """The committed model is what ``--dynamic-batch-only`` makes: the edit is idempotent and byte-stable."""
+    import onnx
+
+    from tools.train_detector import dynamic_batch
+
+    m = onnx.load(str(DETECTOR))
+    dynamic_batch(m)
+    assert m.SerializeToString() == DETECTOR.read_bytes()
 
 
 @pytest.mark.slow

@@ -284,11 +284,41 @@ def export(model, out: Path, torch) -> None:  # type: ignore[no-untyped-def]
     torch.onnx.export(model, (x,), str(out), input_names=["images"], output_names=["output0"], opset_version=17,
                       dynamo=False)  # fmt: skip
     m = onnx.load(str(out))
+    dynamic_batch(m)
     for k, v in {"names": json.dumps(dict(enumerate(LABELS))), "stride": str(max(STRIDES)),
                  "imgsz": json.dumps([HEIGHT, WIDTH]), "task": "detect"}.items():  # fmt: skip
         m.metadata_props.add(key=k, value=v)
     onnx.save(m, str(out))
     (out.parent / f"{out.stem}_labels.txt").write_text("\n".join(LABELS) + "\n")
+
+
+def dynamic_batch(m, name: str = "batch") -> None:  # type: ignore[no-untyped-def]
+    """Make the first dimension of the exported graph dynamic, in place (idempotent).
+
+    The trace fixes batch 1: the input/output dims and the head's ``Reshape`` targets ``[1, k, -1]``.
+    Those targets become ``[0, k, -1]`` (0 copies the input's batch: ``allowzero`` is 0) and the dims
+    the symbol ``name``, so one engine call serves N frames (the multi-camera pipeline) and batch 1
+    computes exactly what it did. Editing the graph instead of re-tracing needs neither torch nor weights.
+    """
+    from onnx import numpy_helper
+
+    for value in (*m.graph.input, *m.graph.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_param = name
+    del m.graph.value_info[:]  # traced shapes with batch 1; runtimes infer them again
+    consts = {n.output[0]: n.attribute[0].t for n in m.graph.node if n.op_type == "Constant"}
+    consts.update({t.name: t for t in m.graph.initializer})
+    for node in m.graph.node:
+        if node.op_type != "Reshape":
+            continue
+        if any(a.name == "allowzero" and a.i for a in node.attribute):
+            raise ValueError(f"Reshape {node.name} has allowzero=1: 0 would not copy the batch")
+        tensor = consts[node.input[1]]
+        shape = numpy_helper.to_array(tensor).copy()
+        if shape[0] == 1:
+            shape[0] = 0
+            tensor.CopyFrom(numpy_helper.from_array(shape, tensor.name))
 
 
 # ----- evaluation -----
@@ -343,8 +373,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--activation", choices=ACTIVATIONS, default="relu6", help="activation of every conv block"
     )
+    p.add_argument(
+        "--dynamic-batch-only",
+        action="store_true",
+        help="no training: give --out (an earlier export) its dynamic batch dimension in place",
+    )
     add_common_arguments(p)
     args = p.parse_args(argv)
+    if args.dynamic_batch_only:
+        import onnx
+
+        m = onnx.load(str(args.out))
+        dynamic_batch(m)
+        onnx.save(m, str(args.out))
+        return 0
     return train_then_evaluate(
         args, train, lambda val: evaluate(args.out, val / "annotations.json", val / "images")
     )

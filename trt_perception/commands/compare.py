@@ -81,9 +81,14 @@ def _feeds(
     for spec in engine.inputs:
         shape = shapes.get(spec.name)
         if shape is None:
-            if spec.is_dynamic:
+            # A dynamic batch alone (the detector's, for multi-camera batches) compares at batch 1.
+            dims = [
+                d if isinstance(d, int) and d > 0 else (1 if k == 0 else None)
+                for k, d in enumerate(spec.shape)
+            ]
+            if None in dims:
                 raise EngineError(f"input '{spec.name}' is dynamic ({spec}); give --shape {spec.name}=...")
-            shape = tuple(int(d) for d in spec.shape)  # type: ignore[arg-type]
+            shape = tuple(int(d) for d in dims)  # type: ignore[arg-type]
         if images and len(shape) == 4 and shape[1] == 3 and spec.dtype == np.float32:
             img = cv2.resize(images[i % len(images)], (shape[3], shape[2]))
             x = cv2.cvtColor(img, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32) / 255.0
