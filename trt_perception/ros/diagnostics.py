@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
 from ..metrics.latency import END_TO_END, LatencyRecorder
+from .params import Param
 
 # Levels as ints for comparison; the message field itself is a one-byte ``bytes``.
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
+
+#: Every node's diagnostics parameters (``DiagnosticsPublisher.from_params`` reads them).
+DIAGNOSTICS_PARAMETERS: tuple[Param, ...] = (
+    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 disables them)."),
+    Param("latency_warn_ms", 0.0, "End-to-end mean latency (ms) that turns the status WARN; 0 disables."),
+    Param("latency_error_ms", 0.0, "End-to-end mean latency (ms) that turns the status ERROR; 0 disables."),
+    Param("hardware_id", "", "diagnostic_msgs hardware_id; empty uses the node's fully qualified name."),
+)
 
 _STATS = ("count", "mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms", "rate_hz")
 
@@ -76,6 +86,21 @@ class DiagnosticsPublisher:
         self._lock = threading.Lock()
         self._pub = node.create_publisher(DiagnosticArray, topic, 10)
         self._timer = node.create_timer(period_s, self.publish) if period_s > 0 else None
+
+    @classmethod
+    def from_params(
+        cls, node: Node, recorder: LatencyRecorder, component: str, params: Mapping[str, Any]
+    ) -> DiagnosticsPublisher:
+        """The publisher configured by ``DIAGNOSTICS_PARAMETERS``' values in ``params``."""
+        return cls(
+            node,
+            recorder,
+            component=component,
+            hardware_id=str(params["hardware_id"]),
+            period_s=float(params["diagnostics_period"]),
+            warn_ms=float(params["latency_warn_ms"]),
+            error_ms=float(params["latency_error_ms"]),
+        )
 
     def report(self, key: str, level: int, message: str, ttl_s: float | None = 10.0) -> None:
         now = self._clock()

@@ -31,9 +31,24 @@ except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
 
 from .diagnostics import WARN
+from .params import Param
 
 #: ``report(key, level, message)``: where problems go (a node's ``warn_input``).
 Report = Callable[[str, int, str], None]
+#: ``set_value(key, value)``: a diagnostics value (reliability, lost messages).
+SetValue = Callable[[str, object], None]
+
+#: Fast DDS profile shipped for images (shared-memory transport with large segments).
+FASTDDS_PROFILE_NAME = "fastdds_images.xml"
+
+IMAGE_SUBSCRIPTION_PARAMETERS: tuple[Param, ...] = (
+    Param(
+        "no_data_timeout",
+        5.0,
+        "Seconds an image subscription may see no data while a publisher exists "
+        "before the node warns (often a QoS or DDS transport mismatch); 0 disables the check.",
+    ),
+)
 
 
 def choose_reliability(publishers: Iterable[ReliabilityPolicy]) -> ReliabilityPolicy:
@@ -47,7 +62,8 @@ def choose_reliability(publishers: Iterable[ReliabilityPolicy]) -> ReliabilityPo
 class AdaptiveSubscription:
     """``create_subscription`` with the reliability of the topic's publishers (checked every
     ``period_s``), KEEP_LAST ``depth`` and VOLATILE, plus ``lost`` (messages DDS reported lost) and a
-    report of publishers still unmatched ``unmatched_after_s`` after they appeared."""
+    report of publishers still unmatched ``unmatched_after_s`` after they appeared, and of a topic with
+    no publisher or no message for ``no_data_timeout_s``."""
 
     def __init__(
         self,
@@ -60,6 +76,8 @@ class AdaptiveSubscription:
         period_s: float = 0.5,
         unmatched_after_s: float = 1.5,
         overlap_s: float = 3.0,
+        no_data_timeout_s: float = 0.0,
+        set_value: SetValue | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._node = node
@@ -70,6 +88,9 @@ class AdaptiveSubscription:
         self._report = report
         self._unmatched_after_s = unmatched_after_s
         self._clock = clock
+        self._no_data_timeout_s = no_data_timeout_s
+        self._set_value = set_value
+        self.last_message = clock()  # since the subscription was made, before any message
         self.lost = 0
         self.matched: int | None = None  # None where rclpy has no matched event (Humble)
         self._publishers_since: dict[str, float] = {}
@@ -109,6 +130,7 @@ class AdaptiveSubscription:
         )
 
     def _deliver(self, msg: Any) -> None:
+        self.last_message = self._clock()
         if self._retiring is not None:  # two subscriptions overlap: each message once
             header = getattr(msg, "header", None)
             if header is not None:
@@ -139,6 +161,34 @@ class AdaptiveSubscription:
         names = {f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos}
         self._publishers_since = {n: self._publishers_since.get(n, now) for n in names}
         self._report_unmatched(infos, now)
+        self._report_no_data(infos, now)
+        if self._set_value is not None:
+            self._set_value(f"{self.topic}.reliability", self.reliability.name)
+            self._set_value(f"{self.topic}.lost", self.lost)
+
+    def _report_no_data(self, infos: list[Any], now: float) -> None:
+        silent = now - self.last_message
+        if self._report is None or self._no_data_timeout_s <= 0 or silent <= self._no_data_timeout_s:
+            return
+        if not infos:
+            # Also what a publisher on a transport this participant lacks looks like: Fast DDS
+            # LARGE_DATA participants are not even discovered by default or profile ones.
+            self._report(
+                "no_publisher",
+                WARN,
+                f"no publisher discovered on {self.topic} for {silent:.0f} s: is the camera running, in "
+                "this ROS_DOMAIN_ID, and on a shared transport (a publisher with "
+                f"FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA is invisible here; export {FASTDDS_PROFILE_NAME} "
+                "for it)?",
+            )
+        else:
+            qos = ", ".join(f"{i.node_name}:{i.qos_profile.reliability.name}" for i in infos)
+            self._report(
+                "no_data",
+                WARN,
+                f"{len(infos)} publisher(s) on {self.topic} ({qos}) but no image for {silent:.0f} s: "
+                f"check QoS and the Fast DDS profile ({FASTDDS_PROFILE_NAME})",
+            )
 
     def _report_unmatched(self, infos: list[Any], now: float) -> None:
         if self._report is None or self.matched is None or self.matched >= len(infos):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 import traceback
 from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
@@ -26,28 +25,17 @@ from sensor_msgs.msg import Image
 from ..io.images import ImageEncodingError, image_to_bgr
 from ..io.stamps import stamp_ns
 from ..metrics.latency import LatencyRecorder
-from .diagnostics import ERROR, WARN, DiagnosticsPublisher
+from .diagnostics import DIAGNOSTICS_PARAMETERS, ERROR, WARN, DiagnosticsPublisher
 from .files import package_file
-from .image_subscription import AdaptiveSubscription
+from .image_subscription import FASTDDS_PROFILE_NAME, IMAGE_SUBSCRIPTION_PARAMETERS, AdaptiveSubscription
 from .params import Param, declare_all
 from .problem_log import ProblemLog
 
 COMMON_PARAMETERS: tuple[Param, ...] = (
-    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 disables them)."),
     Param("latency_window", 300, "Samples kept per stage for the latency statistics."),
-    Param("latency_warn_ms", 0.0, "End-to-end mean latency (ms) that turns the status WARN; 0 disables."),
-    Param("latency_error_ms", 0.0, "End-to-end mean latency (ms) that turns the status ERROR; 0 disables."),
-    Param("hardware_id", "", "diagnostic_msgs hardware_id; empty uses the node's fully qualified name."),
-    Param(
-        "no_data_timeout",
-        5.0,
-        "Seconds an image subscription may see no data while a publisher exists "
-        "before the node warns (often a QoS or DDS transport mismatch).",
-    ),
+    *DIAGNOSTICS_PARAMETERS,
+    *IMAGE_SUBSCRIPTION_PARAMETERS,
 )
-
-#: Fast DDS profile shipped for images (shared-memory transport with large segments).
-FASTDDS_PROFILE_NAME = "fastdds_images.xml"
 
 
 class PerceptionNode(Node):
@@ -64,22 +52,10 @@ class PerceptionNode(Node):
         param_errors: list[str] = []
         self.params: dict[str, Any] = declare_all(self, self.all_parameters(), param_errors)
         self.latency = LatencyRecorder(window=int(self.params["latency_window"]))
-        self.diagnostics = DiagnosticsPublisher(
-            self,
-            self.latency,
-            component=self.COMPONENT,
-            hardware_id=str(self.params["hardware_id"]),
-            period_s=float(self.params["diagnostics_period"]),
-            warn_ms=float(self.params["latency_warn_ms"]),
-            error_ms=float(self.params["latency_error_ms"]),
-        )
+        self.diagnostics = DiagnosticsPublisher.from_params(self, self.latency, self.COMPONENT, self.params)
         if param_errors:
             self.startup_error("parameters", "; ".join(param_errors))
-        self._image_watch: dict[str, float] = {}
         self._image_subs: list[AdaptiveSubscription] = []
-        timeout = float(self.params["no_data_timeout"])
-        if timeout > 0:
-            self.create_timer(timeout, self._check_image_flow)
 
     @classmethod
     def all_parameters(cls) -> tuple[Param, ...]:
@@ -133,45 +109,19 @@ class PerceptionNode(Node):
     def subscribe_images(self, topic: str, callback: Callable[[Image], None], depth: int = 1) -> Any:
         """An image subscription with the reliability of its publishers (``AdaptiveSubscription``:
         reliable publishers on Fast DDS defaults lose nothing), DDS-lost messages counted on
-        /diagnostics, and a watchdog that warns when a publisher exists but nothing arrives."""
-        resolved = self.resolve_topic_name(topic)
-        self._image_watch[resolved] = time.monotonic()
-
-        def on_image(msg: Image) -> None:
-            self._image_watch[resolved] = time.monotonic()
-            callback(msg)
-
+        /diagnostics, and a watchdog that warns when no publisher exists or nothing arrives."""
         sub = AdaptiveSubscription(
-            self, Image, topic, self.guarded("image", on_image), depth, report=self.warn_input
+            self,
+            Image,
+            topic,
+            self.guarded("image", callback),
+            depth,
+            report=lambda key, level, message: self.warn_input(key, message, level),
+            no_data_timeout_s=float(self.params["no_data_timeout"]),
+            set_value=self.diagnostics.set_value,
         )
         self._image_subs.append(sub)
         return sub
-
-    def _check_image_flow(self) -> None:
-        timeout = float(self.params["no_data_timeout"])
-        now = time.monotonic()
-        for sub in self._image_subs:
-            self.diagnostics.set_value(f"{sub.topic}.reliability", sub.reliability.name)
-            self.diagnostics.set_value(f"{sub.topic}.lost", sub.lost)
-        for topic, last in self._image_watch.items():
-            infos = self.get_publishers_info_by_topic(topic)
-            if not infos and now - last > timeout:
-                # Also what a publisher on a transport this participant lacks looks like: Fast DDS
-                # LARGE_DATA participants are not even discovered by default or profile ones.
-                self.warn_input(
-                    "no_publisher",
-                    f"no publisher discovered on {topic} for {now - last:.0f} s: is the camera running, in "
-                    "this ROS_DOMAIN_ID, and on a shared transport (a publisher with "
-                    f"FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA is invisible here; export {FASTDDS_PROFILE_NAME} "
-                    "for it)?",
-                )
-            elif infos and now - last > timeout:
-                qos = ", ".join(f"{i.node_name}:{i.qos_profile.reliability.name}" for i in infos)
-                self.warn_input(
-                    "no_data",
-                    f"{len(infos)} publisher(s) on {topic} ({qos}) but no image for {now - last:.0f} s: "
-                    f"check QoS and the Fast DDS profile ({FASTDDS_PROFILE_NAME})",
-                )
 
 
 def default_fastdds_profile() -> Path | None:
