@@ -90,3 +90,18 @@ def test_publisher_on_a_transport_the_node_lacks_is_explained(start_node: Any, r
         pub.kill()
         pub.wait(10)
     assert ok, ([s.message for s in statuses[-3:]], node.log()[-2000:])
+
+
+@pytest.mark.ros
+def test_destroy_removes_subscriptions_and_timer(ros_node: Any) -> None:
+    from sensor_msgs.msg import Image
+
+    from trt_perception.ros.image_subscription import AdaptiveSubscription
+
+    subs_before, timers_before = len(list(ros_node.subscriptions)), len(list(ros_node.timers))
+    sub = AdaptiveSubscription(ros_node, Image, "camera/image_raw", lambda m: None)
+    assert len(list(ros_node.subscriptions)) == subs_before + 1
+    assert len(list(ros_node.timers)) == timers_before + 1
+    sub.destroy()
+    assert len(list(ros_node.subscriptions)) == subs_before
+    assert len(list(ros_node.timers)) == timers_before

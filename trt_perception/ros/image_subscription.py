@@ -102,7 +102,16 @@ class AdaptiveSubscription:
         self._recent: deque[tuple[int, int, str]] = deque(maxlen=16)
         self._sub = self._subscribe(ReliabilityPolicy.BEST_EFFORT)
         self.check()
-        node.create_timer(period_s, self.check)
+        self._timer = node.create_timer(period_s, self.check)
+
+    def destroy(self) -> None:
+        """Destroy the subscriptions (the retiring one too) and the check timer; a lifecycle node's
+        deactivate calls this, and a new AdaptiveSubscription on activate starts over."""
+        self._node.destroy_timer(self._timer)
+        if self._retiring is not None:
+            self._node.destroy_subscription(self._retiring)
+            self._retiring = None
+        self._node.destroy_subscription(self._sub)
 
     @property
     def qos(self) -> QoSProfile:
