@@ -17,15 +17,13 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 from .model_info import ModelInfo, resolve
-
-Dim = int | str | None
+from .tensors import EngineError, TensorSpec
 
 
 class Shaped(Protocol):
@@ -44,33 +42,6 @@ class Encoded(NamedTuple):
 
     feeds: dict[str, Any]
     placement: Any = None
-
-
-class EngineError(RuntimeError):
-    """A model or engine that cannot be loaded or run; the message names file, tensor and values."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Name, shape (``None``/str for dynamic dimensions) and numpy dtype of one model tensor."""
-
-    name: str
-    shape: tuple[Dim, ...]
-    dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
-
-    @property
-    def is_dynamic(self) -> bool:
-        return any(not isinstance(d, int) or d < 0 for d in self.shape)
-
-    def matches(self, shape: tuple[int, ...]) -> bool:
-        """True when a concrete ``shape`` fits this spec (same rank, equal on every static dim)."""
-        if len(shape) != len(self.shape):
-            return False
-        return all(not isinstance(d, int) or d < 0 or d == s for d, s in zip(self.shape, shape))
-
-    def __str__(self) -> str:
-        dims = ",".join("?" if not isinstance(d, int) or d < 0 else str(d) for d in self.shape)
-        return f"{self.name}[{dims}]:{np.dtype(self.dtype).name}"
 
 
 def describe(specs: list[TensorSpec]) -> str:

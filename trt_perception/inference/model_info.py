@@ -27,10 +27,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .engine import TensorSpec
+from .tensors import EngineError, TensorSpec
 
 #: Metadata key of the JSON written into FP16/INT8 copies, engine sidecars and evaluation copies.
 METADATA_KEY = "model_info"
@@ -300,8 +299,6 @@ def _sha256(path: Path) -> str:
 def engine_info(engine: Any, params: Mapping[str, Any] | None = None) -> ModelInfo:
     """``resolve`` for an opened engine plus a stage's parameters; a contradiction is an
     ``EngineError`` naming the model, so nodes report it like any other startup failure."""
-    from .engine import EngineError  # lazy: engine.py imports this module (cycle)
-
     try:
         return resolve(engine.metadata, engine.inputs, engine.outputs, engine.path, params)
     except ModelInfoError as exc:
@@ -322,8 +319,6 @@ def onnx_metadata(path: str | Path) -> dict[str, str]:
 def onnx_info(path: str | Path, params: Mapping[str, Any] | None = None) -> ModelInfo:
     """``resolve`` for an ONNX file without opening a runtime (precision copies, engine sidecars)."""
     import onnx
-
-    from .engine import TensorSpec  # lazy: engine.py imports this module (cycle)
 
     model = onnx.load(str(path), load_external_data=False)
     init = {t.name for t in model.graph.initializer}

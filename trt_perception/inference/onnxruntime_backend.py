@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Dim, Engine, EngineError, LoadedSpecs, TensorSpec
+from .engine import Engine, EngineError, LoadedSpecs, TensorSpec
+from .tensors import Dim
 
 _ORT_TO_NUMPY = {
     "tensor(float)": np.float32,

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Dim, Engine, EngineError, LoadedSpecs, TensorSpec
+from .engine import Engine, EngineError, LoadedSpecs, TensorSpec
+from .tensors import Dim
 
 #: Where an IR written by ``modelops.nncf_recipes`` keeps the source ONNX's ``metadata_props``.
 IR_METADATA_KEY = "trt_perception_metadata"

@@ -46,8 +46,9 @@ import numpy as np
 
 from ..io.files import atomic_write
 from . import cuda_memory as cm
-from .engine import Dim, Engine, EngineError, LoadedSpecs, TensorSpec
+from .engine import Engine, EngineError, LoadedSpecs, TensorSpec
 from .engine_sidecar import engine_metadata
+from .tensors import Dim
 from .trt_features import TensorRTFeatures, features, load_tensorrt
 
 _MODULE, FLAVOUR = load_tensorrt()
