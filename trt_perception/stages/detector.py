@@ -11,6 +11,7 @@ warning in ``warnings`` (published on ``/diagnostics`` by the nodes).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -78,7 +79,15 @@ class DetectorConfig:
 
 
 class Detector(ModelStage[DetectorConfig]):
-    """``Detector(cfg)(bgr, stamp_ns) -> Detections``; records preprocess/inference/postprocess."""
+    """``Detector(cfg)(bgr, stamp_ns) -> Detections``; records preprocess/inference/postprocess.
+
+    ``detect_batch(frames)`` runs up to ``max_batch`` frames (any sizes) per engine call: each is
+    letterboxed into its slot of one preallocated ``[max_batch, ...]`` input, then decoded on its own.
+    ``max_batch`` is the caller's (the multi-camera pipeline's camera count), not a model parameter;
+    above 1 it needs a model whose batch dimension is dynamic (or a TensorRT profile that reaches
+    it), else the constructor raises ``EngineError`` naming the model's fixed batch: a robot should
+    fail at configure time, not run N cameras at a fraction of the rate it was sized for.
+    """
 
     def __init__(
         self,
@@ -86,7 +95,10 @@ class Detector(ModelStage[DetectorConfig]):
         latency: LatencyRecorder | None = None,
         engine: Engine | None = None,
         prefix: str = "",
+        max_batch: int = 1,
     ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         super().__init__(cfg, latency, engine, prefix, cfg.model)
         name = Path(cfg.model).name
         self.info = engine_info(
@@ -102,7 +114,9 @@ class Detector(ModelStage[DetectorConfig]):
             )
         spec = self.engine.input()
         self.input_name = spec.name
-        self.preprocessor = Preprocessor(_preprocess_config(cfg, spec, self.info))
+        _check_batch(self.engine, spec, max_batch)
+        self.max_batch = max_batch
+        self.preprocessor = Preprocessor(_preprocess_config(cfg, spec, self.info), batch=max_batch)
         pc = self.preprocessor.config
         decoder = _decoder_name(self.info)
         self.decoder: Decoder = make_decoder(decoder, **_output_option(cfg, self.engine, decoder))
@@ -112,7 +126,8 @@ class Detector(ModelStage[DetectorConfig]):
             where = f"; labels from {self.info.source('labels')}" if self.labels else ""
             raise type(exc)(f"{name}: {exc}{where}") from None
         self._keep = np.array(sorted({class_id(c, self.labels) for c in cfg.classes}), np.int32)
-        self._feeds = {self.input_name: self.preprocessor.tensor}
+        # One frame reads slot 0 alone (a view: the single-frame call is what it was).
+        self._feeds = {self.input_name: self.preprocessor.tensor[:1]}
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -138,6 +153,27 @@ class Detector(ModelStage[DetectorConfig]):
         self.latency.record(post, (t3 - t2) * 1e3)
         return dets
 
+    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        """``Detections`` of each BGR frame (sizes may differ), ``max_batch`` frames per engine call.
+
+        Latencies are recorded per engine call (its whole batch) under the single-frame names."""
+        pre, inf, post = self._names
+        results: list[Detections] = []
+        tensor = self.preprocessor.tensor
+        for start in range(0, len(frames), self.max_batch):
+            chunk = frames[start : start + self.max_batch]
+            t0 = time.perf_counter()
+            boxes = [self.preprocessor(bgr, i)[1] for i, bgr in enumerate(chunk)]
+            t1 = time.perf_counter()
+            outputs = self.engine.infer({self.input_name: tensor[: len(chunk)]})
+            t2 = time.perf_counter()
+            results += [self.postprocess(_item(outputs, i, len(chunk)), box) for i, box in enumerate(boxes)]
+            t3 = time.perf_counter()
+            self.latency.record(pre, (t1 - t0) * 1e3)
+            self.latency.record(inf, self.engine.last_latency_ms)
+            self.latency.record(post, (t3 - t2) * 1e3)
+        return results
+
     def postprocess(self, outputs: dict[str, np.ndarray], box: Letterbox) -> Detections:
         """Decode, NMS (unless the model did it), class filter, cap, boxes back to source pixels."""
         cfg = self.cfg
@@ -159,6 +195,28 @@ class Detector(ModelStage[DetectorConfig]):
         grey = np.full((self.input_size[1], self.input_size[0], 3), 114, np.uint8)
         for _ in range(iterations):
             self(grey)
+
+
+def _check_batch(engine: Engine, spec: TensorSpec, max_batch: int) -> None:
+    """``max_batch`` frames per call must fit the model's batch: its fixed size or TensorRT profile."""
+    if max_batch == 1:
+        return
+    _, most = engine.batch_limits(spec.name)
+    if most is not None and most < max_batch:
+        raise EngineError(
+            f"{engine.path.name}: {max_batch} frames per call requested, but input {spec} takes at most "
+            f"{most} (a fixed batch, or the TensorRT engine's profile); export the model with a dynamic "
+            "batch dimension (the sample: python -m tools.train_detector --dynamic-batch-only) and build the "
+            f"engine with max_batch >= {max_batch}, or run one frame per call (max_batch 1)"
+        )
+
+
+def _item(outputs: dict[str, np.ndarray], i: int, n: int) -> dict[str, np.ndarray]:
+    """Frame ``i``'s outputs as a batch of one (views; the decoders read batch item 0); outputs
+    without the batch dimension pass as they are."""
+    if n == 1:
+        return outputs
+    return {k: v[i : i + 1] if v.ndim and v.shape[0] == n else v for k, v in outputs.items()}
 
 
 def _decoder_name(info: ModelInfo) -> str:

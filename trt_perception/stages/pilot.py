@@ -9,6 +9,7 @@ they are clipped to [-1, 1] and mapped linearly onto [v_min, v_max] and [w_min, 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,6 +99,7 @@ class Pilot:
         self.warnings = list(self.info.warnings)
         self.preprocess = Preprocessor(preset("pilotnet"), batch=1)
         self._feeds = {config.input_name: self.preprocess.tensor}
+        self._batch_pre: Preprocessor | None = None  # grown on the first batch call of a larger size
         self.last_inference_ms = float("nan")
 
     def encode(self, bgr: np.ndarray) -> Encoded:
@@ -105,6 +107,42 @@ class Pilot:
         c = self.config
         self.preprocess(crop_rows(bgr, c.crop_top, c.crop_bottom))
         return Encoded(self._feeds)
+
+    def drive_batch(self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int]) -> list[PilotCommand]:
+        """Commands for several frames (e.g. several cars' cameras) in one engine call; needs a model
+        with a dynamic batch dimension (the sample PilotNet's ``N``), else ``EngineError``."""
+        c = self.config
+        n = len(frames)
+        spec = self.engine.input(c.input_name)
+        most = self.engine.batch_limits(spec.name)[1]
+        if most is not None and most < n:
+            raise EngineError(
+                f"{self.engine.path.name}: {n} frames in one call, but input {spec} takes at most {most}; "
+                "drive frame by frame, or export the model with a dynamic batch dimension"
+            )
+        t0 = time.perf_counter()
+        if self._batch_pre is None or self._batch_pre.batch < n:
+            self._batch_pre = Preprocessor(preset("pilotnet"), batch=n)
+        for i, bgr in enumerate(frames):
+            self._batch_pre(crop_rows(bgr, c.crop_top, c.crop_bottom), i)
+        t1 = time.perf_counter()
+        out = self.engine.infer({c.input_name: self._batch_pre.tensor[:n]})[c.output_name]
+        t2 = time.perf_counter()
+        raw = out.reshape(n, 2).astype(np.float64)
+        v = denormalise(raw[:, 0], c.v_min, c.v_max)
+        w = denormalise(raw[:, 1], c.w_min, c.w_max)
+        cmds = [
+            PilotCommand(float(v[i]), float(w[i]), (float(raw[i, 0]), float(raw[i, 1])), int(stamps_ns[i]))
+            for i in range(n)
+        ]
+        t3 = time.perf_counter()
+        self.last_inference_ms = (t2 - t1) * 1e3
+        rec = self.latency
+        rec.record(PREPROCESS, (t1 - t0) * 1e3)
+        rec.record(INFERENCE, (t2 - t1) * 1e3)
+        rec.record(POSTPROCESS, (t3 - t2) * 1e3)
+        rec.record(END_TO_END, (t3 - t0) * 1e3)
+        return cmds
 
     def warmup(self) -> None:
         """One whole pass on a grey frame tall enough for the crop rows."""

@@ -228,6 +228,20 @@ class ConsensusResult:
 
 
 @dataclass
+class PlateWork:
+    """A frame between ``PlateConsensus.gather`` and ``complete``: its vehicles with a plate (track
+    ids, vehicle and plate boxes), the tracks that ended, and the plates due for reading (their
+    indices into those arrays and their crops, views of the frame)."""
+
+    ids: np.ndarray
+    vehicle_boxes: np.ndarray
+    plate_boxes: np.ndarray
+    ended: np.ndarray
+    due: list[int]
+    crops: list[np.ndarray]
+
+
+@dataclass
 class _Vehicle:
     first_stamp_ns: int
     last_stamp_ns: int = 0
@@ -264,6 +278,14 @@ class PlateConsensus:
     def __call__(
         self, bgr: np.ndarray, detections: Detections, tracks: Tracks, stamp_ns: int = 0
     ) -> ConsensusResult:
+        work = self.gather(bgr, detections, tracks, stamp_ns)
+        readings = self.reader.read_crops(work.crops, per_char=True) if work.crops else []
+        return self.complete(work, readings)  # type: ignore[arg-type]
+
+    def gather(self, bgr: np.ndarray, detections: Detections, tracks: Tracks, stamp_ns: int = 0) -> PlateWork:
+        """First half of a frame: plates to vehicles, the gating, the crops due (``work.crops``).
+        A caller with several cameras reads the crops of all of them in one ``read_crops(...,
+        per_char=True)`` call, then hands each camera its share in ``complete``."""
         self._frame += 1
         with self.latency.measure(self._name):
             ids, vboxes, pboxes = self._plates_of_tracks(detections, tracks)
@@ -271,19 +293,25 @@ class PlateConsensus:
             windows = self.reader.crop_boxes(pboxes[due], bgr.shape[1], bgr.shape[0])
             crops = [bgr[y1:y2, x1:x2] for x1, y1, x2, y2 in windows]
             valid = [i for i, c in enumerate(crops) if c.size]
-        readings = self.reader.read_crops([crops[i] for i in valid], per_char=True) if valid else []
+        return PlateWork(
+            ids, vboxes, pboxes, tracks.ended, [due[i] for i in valid], [crops[i] for i in valid]
+        )
+
+    def complete(self, work: PlateWork, readings: Sequence[tuple[str, float, np.ndarray]]) -> ConsensusResult:
+        """Second half: the readings of ``work.crops`` (in order) into the votes, plates and events."""
         events, read = [], []
-        for i, (text, _, chars) in zip(valid, readings):  # type: ignore[misc]
-            k = due[i]
-            read.append((pboxes[k], text))
-            event = self._add(int(ids[k]), Reading(text, chars), pboxes[k], crops[i])
+        for k, crop, (text, _, chars) in zip(work.due, work.crops, readings):
+            read.append((work.plate_boxes[k], text))
+            event = self._add(int(work.ids[k]), Reading(text, chars), work.plate_boxes[k], crop)
             if event is not None:
                 events.append(event)
-        plates = [self._plate(int(i), p, v) for i, v, p in zip(ids, vboxes, pboxes)]
-        events += [self._event(ENDED, int(i)) for i in tracks.ended if self._ended(int(i))]
-        for i in tracks.ended:
+        plates = [
+            self._plate(int(i), p, v) for i, v, p in zip(work.ids, work.vehicle_boxes, work.plate_boxes)
+        ]
+        events += [self._event(ENDED, int(i)) for i in work.ended if self._ended(int(i))]
+        for i in work.ended:
             self._vehicles.pop(int(i), None)
-        return ConsensusResult(plates, events, len(valid), read)
+        return ConsensusResult(plates, events, len(work.crops), read)
 
     def flush(self) -> list[PlateEvent]:
         """End every vehicle still tracked (the stream is over): their ENDED events, state cleared."""

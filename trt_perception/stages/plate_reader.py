@@ -86,7 +86,8 @@ class PlateReading:
 
 
 class PlateReader(ModelStage[PlateReaderConfig]):
-    """``PlateReader(cfg)(bgr, detections) -> list[PlateReading]`` and ``read_crops(crops)``."""
+    """``PlateReader(cfg)(bgr, detections) -> list[PlateReading]``, ``read_batch(frames, detections)``
+    (all frames' plates in shared engine calls) and ``read_crops(crops)``."""
 
     def __init__(
         self,
@@ -125,6 +126,9 @@ class PlateReader(ModelStage[PlateReaderConfig]):
         self.height = cfg.input_height or static(spec.shape[2]) or native_h or 32
         self.width = cfg.input_width or static(spec.shape[3]) or native_w or 4 * self.height
         self._static_batch = static(spec.shape[0])
+        # Crops per engine call: the config's, capped by what the engine takes (a TensorRT profile).
+        most = self.engine.batch_limits(spec.name)[1]
+        self._step = self._static_batch or min(cfg.max_batch, most or cfg.max_batch)
         if not self.info.charset:
             raise EngineError(
                 f"{name}: no character list: no 'charset' parameter, no 'character' in the model's metadata "
@@ -179,26 +183,44 @@ class PlateReader(ModelStage[PlateReaderConfig]):
         return out
 
     def __call__(self, bgr: np.ndarray, detections: Detections, stamp_ns: int = 0) -> list[PlateReading]:
+        return self.read_batch([bgr], [detections])[0]
+
+    def read_batch(
+        self, frames: Sequence[np.ndarray], detections: Sequence[Detections]
+    ) -> list[list[PlateReading]]:
+        """The readings of each frame: the plate crops of all frames go through the reader together
+        (``max_batch`` crops per engine call, or the model's own limit), as DeepStream's secondary
+        inference does for a batch of sources."""
         with self.latency.measure(self._crop_name):
-            plates = self.select(detections)
-            windows = self.crop_boxes(plates.boxes, bgr.shape[1], bgr.shape[0])
-            valid = (windows[:, 2] > windows[:, 0]) & (windows[:, 3] > windows[:, 1])
-            plates, windows = plates.select(valid), windows[valid]
-            crops = [bgr[y1:y2, x1:x2] for x1, y1, x2, y2 in windows]
-        if not crops:
-            return []
-        texts = self.read_crops(crops)
-        return [
-            PlateReading(plates.boxes[i], t, c, float(plates.scores[i]))
-            for i, (t, c) in enumerate(texts)
-            if t and c >= self.cfg.min_confidence
-        ]
+            plates = [self._plates(bgr, dets) for bgr, dets in zip(frames, detections)]
+            crops = [crop for _, frame_crops in plates for crop in frame_crops]
+        texts = self.read_crops(crops) if crops else []
+        out: list[list[PlateReading]] = []
+        start = 0
+        for boxes, frame_crops in plates:
+            mine = texts[start : start + len(frame_crops)]
+            start += len(frame_crops)
+            out.append(
+                [
+                    PlateReading(boxes.boxes[i], t, c, float(boxes.scores[i]))
+                    for i, (t, c) in enumerate(mine)
+                    if t and c >= self.cfg.min_confidence
+                ]
+            )
+        return out
+
+    def _plates(self, bgr: np.ndarray, detections: Detections) -> tuple[Detections, list[np.ndarray]]:
+        """The plate boxes read in a frame and their padded crops (views of the frame)."""
+        plates = self.select(detections)
+        windows = self.crop_boxes(plates.boxes, bgr.shape[1], bgr.shape[0])
+        valid = (windows[:, 2] > windows[:, 0]) & (windows[:, 3] > windows[:, 1])
+        return plates.select(valid), [bgr[y1:y2, x1:x2] for x1, y1, x2, y2 in windows[valid]]
 
     def read_crops(self, crops: Sequence[np.ndarray], per_char: bool = False) -> list[tuple[str, float]]:
         """Text and confidence of each BGR crop, batched through the reader (``per_char``: plus each
         character's probability, see ``vision/text.py``)."""
         pre, inf, post = self._names
-        step = self._static_batch or self.cfg.max_batch
+        step = self._step
         results: list[tuple[str, float]] = []
         for start in range(0, len(crops), step):
             chunk = list(crops[start : start + step])

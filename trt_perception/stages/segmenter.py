@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -199,7 +200,7 @@ class Segmenter(ModelStage[SegmenterConfig]):
         self.class_names = self._class_names()
         self.palette = make_palette(cfg.palette)
         self._static = _static_size(self._input.shape)
-        self._pre: dict[tuple[int, int], Preprocessor] = {}
+        self._pre: dict[tuple[int, int, int], Preprocessor] = {}  # (width, height, batch)
         self._gpu = (
             _GpuArgmax(self.engine, self._logits_out, self.num_classes) if cfg.argmax == "gpu" else None
         )
@@ -229,11 +230,12 @@ class Segmenter(ModelStage[SegmenterConfig]):
             return self._static
         return _round(width), _round(height)
 
-    def _preprocessor(self, size: tuple[int, int]) -> Preprocessor:
-        pre = self._pre.get(size)
+    def _preprocessor(self, size: tuple[int, int], batch: int = 1) -> Preprocessor:
+        key = (size[0], size[1], batch)
+        pre = self._pre.get(key)
         if pre is None:
             cfg = preset("imagenet", width=size[0], height=size[1], letterbox=False)
-            pre = self._pre[size] = Preprocessor(cfg)
+            pre = self._pre[key] = Preprocessor(cfg, batch)
         return pre
 
     @property
@@ -266,11 +268,54 @@ class Segmenter(ModelStage[SegmenterConfig]):
                 mask = self._decode(outputs, out_w, out_h)
         return SegmentationResult(mask, stamp_ns, self.class_names, self.palette, size)
 
-    def _decode_mask(self, outputs: dict[str, np.ndarray], width: int, height: int) -> np.ndarray:
-        return _resize_mask(outputs[str(self._mask_out)][0], width, height)
+    def segment_batch(
+        self, frames: Sequence[np.ndarray], stamps_ns: Sequence[int]
+    ) -> list[SegmentationResult]:
+        """One engine call for several frames of one network size; needs a model with a dynamic batch
+        dimension (the sample segmenter's is fixed at 1: ``EngineError``) and host argmax (cpu, fused)."""
+        if len(frames) == 1:
+            return [self(frames[0], stamps_ns[0])]
+        name = self.engine.path.name
+        most = self.engine.batch_limits(self._input.name)[1]
+        if most is not None and most < len(frames):
+            raise EngineError(
+                f"{name}: {len(frames)} frames in one call, but input {self._input} takes at most {most}; "
+                "segment frame by frame, or export the model with a dynamic batch dimension"
+            )
+        if self._gpu is not None:
+            raise EngineError(
+                f"{name}: argmax 'gpu' segments one frame per call; use cpu or fused for batches"
+            )
+        sizes = {self.network_size(f.shape[1], f.shape[0]) for f in frames}
+        if len(sizes) != 1:
+            raise ValueError(
+                f"one batch needs one network size, these frames need {sorted(sizes)}: set input_width/height"
+            )
+        size = sizes.pop()
+        pre_name, inf_name, post_name = self._names
+        with self.latency.measure(pre_name):
+            pre = self._preprocessor(size, len(frames))
+            for i, bgr in enumerate(frames):
+                pre(bgr, i)
+        with self.latency.measure(inf_name):
+            outputs = self.engine.infer({self._input.name: pre.tensor})
+        results = []
+        with self.latency.measure(post_name):
+            for i, (bgr, stamp) in enumerate(zip(frames, stamps_ns)):
+                out_w, out_h = (bgr.shape[1], bgr.shape[0]) if self.cfg.output_resolution == "input" else size
+                mask = self._decode(outputs, out_w, out_h, i)
+                results.append(SegmentationResult(mask, stamp, self.class_names, self.palette, size))
+        return results
 
-    def _decode_logits(self, outputs: dict[str, np.ndarray], width: int, height: int) -> np.ndarray:
-        return upsample_argmax(outputs[str(self._logits_out)][0], width, height)
+    def _decode_mask(
+        self, outputs: dict[str, np.ndarray], width: int, height: int, item: int = 0
+    ) -> np.ndarray:
+        return _resize_mask(outputs[str(self._mask_out)][item], width, height)
+
+    def _decode_logits(
+        self, outputs: dict[str, np.ndarray], width: int, height: int, item: int = 0
+    ) -> np.ndarray:
+        return upsample_argmax(outputs[str(self._logits_out)][item], width, height)
 
     def warmup(self, width: int = 0, height: int = 0) -> None:
         """One pass on a grey frame (network size by default) so the first real frame is not slow."""
