@@ -25,14 +25,19 @@ _TRANSPORT_VARS = (
 )
 
 
-def _env(profile: bool) -> dict[str, str]:
+def _env(profile: bool | str) -> dict[str, str]:
+    """Fast DDS defaults (False), the shipped profile (True) or a builtin-transports mode ("LARGE_DATA")."""
     env = {k: v for k, v in os.environ.items() if k not in _TRANSPORT_VARS}
-    if profile:
+    if isinstance(profile, str):
+        env["FASTDDS_BUILTIN_TRANSPORTS"] = profile
+    elif profile:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(PROFILE)
     return env
 
 
-def _hop(tmp_path: Path, pub_profile: bool, sub_profile: bool, reliability: str, count: int = 30) -> dict:
+def _hop(
+    tmp_path: Path, pub_profile: bool | str, sub_profile: bool | str, reliability: str, count: int = 30
+) -> dict:
     """Publish ``count`` 1280x720 bgr8 frames at 30 Hz from one process to another; the subscriber's result.
 
     Generous timeouts: they only cost time on a failure. bench_transport measures the real counts
@@ -75,7 +80,7 @@ def test_profile_is_valid_fastdds_xml() -> None:
     ns = {"d": "http://www.eprosima.com"}
     root = ET.parse(PROFILE).getroot()
     kinds = [t.findtext("d:type", namespaces=ns) for t in root.iterfind(".//d:transport_descriptor", ns)]
-    assert kinds == ["SHM", "UDPv4"]
+    assert kinds == ["SHM", "UDPv4", "TCPv4"]
     shm = root.find(".//d:transport_descriptor", ns)
     assert shm is not None and int(shm.findtext("d:segment_size", namespaces=ns) or 0) >= 32 * 1024 * 1024
     participant = root.find(".//d:participant", ns)
@@ -111,6 +116,15 @@ def test_interoperates_with_fastdds_defaults(
     # (keep-last 5 at 30 Hz). bench_transport measures the real counts (interop_720p_30hz, at most
     # 2 of 30 lost).
     assert result["received"] >= 3, f"only {result['received']} of 30 frames crossed"
+    assert _in_order(result["ids"]), result["ids"]
+
+
+def test_large_data_publisher_reaches_a_profile_subscriber(tmp_path: Path) -> None:
+    # A LARGE_DATA participant takes discovery past its UDP multicast announcement and all data over
+    # TCP: without the profile's TCPv4 transport not one frame crossed (the publisher was not even
+    # discovered). Best effort: the hop itself is TCP, which loses nothing.
+    result = _hop(tmp_path, "LARGE_DATA", True, "best_effort")
+    assert result["received"] >= 20, result["received"]
     assert _in_order(result["ids"]), result["ids"]
 
 
