@@ -1,4 +1,5 @@
-"""DiagnosticsPublisher: latency values, levels from thresholds and problems, real /diagnostics traffic."""
+"""DiagnosticsPublisher: statuses named by the node's fully qualified name, latency and input grouped,
+levels from thresholds (latency, frame age, dropped input frames) and problems, real /diagnostics traffic."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from trt_perception.metrics.latency import END_TO_END, INFERENCE, LatencyRecorder
-from trt_perception.ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, latency_level
+from trt_perception.metrics.latency import END_TO_END, FRAME_AGE, INFERENCE, LatencyRecorder
+from trt_perception.ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, threshold_level
 
 pytestmark = pytest.mark.ros
 
@@ -28,23 +29,34 @@ def _values(status: Any) -> dict[str, str]:
         (25, 0, 20, ERROR),
     ],
 )
-def test_latency_level(mean: float | None, warn: float, error: float, level: int) -> None:
-    assert latency_level(mean, warn, error) == level
+def test_threshold_level(mean: float | None, warn: float, error: float, level: int) -> None:
+    assert threshold_level(mean, warn, error) == level
 
 
-def test_status_carries_every_latency_field(ros_node: Any) -> None:
+def _by_task(diag: DiagnosticsPublisher) -> dict[str, Any]:
+    return {s.name.split(": ", 1)[1]: s for s in diag.statuses()}
+
+
+def test_latency_grouped_under_the_fully_qualified_name(ros_node: Any) -> None:
     rec = LatencyRecorder()
     diag = DiagnosticsPublisher(ros_node, rec, component="detector", hardware_id="jetson-1", period_s=0)
     assert diag.status().message == "waiting for input"
+    assert [s.name for s in diag.statuses()] == [
+        f"/{ros_node.get_name()}: detector",
+        f"/{ros_node.get_name()}: latency",
+    ]
     for ms in (4.0, 5.0, 6.0):
         rec.record(INFERENCE, ms)
         rec.record(END_TO_END, ms + 1)
     diag.set_value("model", "models/detector.onnx")
-    status = diag.status()
-    assert status.name == f"{ros_node.get_name()}: detector"
+    statuses = _by_task(diag)
+    status = statuses["detector"]
+    assert status.name == f"{ros_node.get_fully_qualified_name()}: detector"
     assert status.hardware_id == "jetson-1"
     assert status.level == bytes([OK])
-    values = _values(status)
+    assert _values(status) == {"model": "models/detector.onnx"}  # the figures live in their own groups
+    assert "\n" not in status.message and "end_to_end 6.0 ms mean" in status.message
+    values = _values(statuses["latency"])
     for stage in (INFERENCE, END_TO_END):
         for stat in (
             "count",
@@ -59,8 +71,55 @@ def test_status_carries_every_latency_field(ros_node: Any) -> None:
         ):
             assert f"{stage}.{stat}" in values
     assert values["inference.mean_ms"] == "5.000"
-    assert values["model"] == "models/detector.onnx"
-    assert "end_to_end 6.0 ms mean" in status.message
+    assert "input" not in statuses  # no frames, no input status
+
+
+def test_namespaced_nodes_do_not_collide(ros_node: Any) -> None:
+    import rclpy
+
+    names = []
+    for ns in ("front", "rear"):
+        node = rclpy.create_node("detector", namespace=ns, context=ros_node.context)
+        try:
+            names += [
+                s.name
+                for s in DiagnosticsPublisher(node, LatencyRecorder(), "detector", period_s=0).statuses()
+            ]
+        finally:
+            node.destroy_node()
+    assert names == [
+        "/front/detector: detector",
+        "/front/detector: latency",
+        "/rear/detector: detector",
+        "/rear/detector: latency",
+    ]
+
+
+def test_a_pipeline_that_falls_behind_is_not_ok(ros_node: Any) -> None:
+    # The issue's case: a 12.7 Hz model on a 30 Hz camera with a deep queue (frame age 151 ms, 58% of
+    # the frames never processed) showed OK.
+    clock = _FakeClock()
+    rec = LatencyRecorder(clock=clock)
+    diag = DiagnosticsPublisher(
+        ros_node, rec, "detector", period_s=0, frame_age_ms=(100.0, 1000.0), dropped=(0.2, 0.8), clock=clock
+    )
+    for i in range(30):
+        rec.record(FRAME_AGE, 21.0, at=clock.t + i)
+        rec.record(END_TO_END, 60.0, at=clock.t + i)
+    assert diag.status().level == bytes([OK])
+    assert _by_task(diag)["input"].message == "frame age 21 ms mean, 0% of input frames dropped (0 of 30)"
+    for i in range(30):
+        rec.record(FRAME_AGE, 151.0, at=clock.t + 30 + i)
+        rec.record_dropped(1, at=clock.t + 30 + i)
+    inp = _by_task(diag)["input"]
+    assert inp.level == bytes([WARN])
+    assert "frame age 86 ms mean" in inp.message and "33% of input frames dropped (30 of 90)" in inp.message
+    assert "falls behind" in inp.message
+    summary = diag.status()
+    assert summary.level == bytes([WARN]) and "falls behind" in summary.message
+    assert _values(inp)["dropped.ratio"] == "0.333" and _values(inp)["dropped.total"] == "30"
+    rec.record_dropped(1000, at=clock.t + 60)
+    assert diag.status().level == bytes([ERROR])
 
 
 def test_thresholds_and_problems_set_the_level(ros_node: Any) -> None:
@@ -71,6 +130,8 @@ def test_thresholds_and_problems_set_the_level(ros_node: Any) -> None:
     diag.report("camera", ERROR, "camera lost", ttl_s=None)
     status = diag.status()
     assert status.level == bytes([ERROR]) and status.message.startswith("camera: camera lost")
+    assert _values(status)["problem.camera"] == "ERROR: camera lost"
+    assert _by_task(diag)["latency"].level == bytes([WARN])
     diag.clear("camera")
     assert diag.status().level == bytes([WARN])
 
@@ -124,6 +185,7 @@ def test_published_on_diagnostics_topic(ros_node: Any) -> None:
     rec.record(END_TO_END, 3.0)
     DiagnosticsPublisher(ros_node, rec, component="probe", period_s=0.1)
     assert ros_node.spin_until(lambda: bool(received), timeout=60)
-    status = received[-1].status[0]
-    assert status.name.endswith(": probe")
-    assert _values(status)["end_to_end.mean_ms"] == "3.000"
+    status = {s.name: s for s in received[-1].status}
+    fqn = ros_node.get_fully_qualified_name()
+    assert set(status) == {f"{fqn}: probe", f"{fqn}: latency"}
+    assert _values(status[f"{fqn}: latency"])["end_to_end.mean_ms"] == "3.000"

@@ -124,3 +124,21 @@ def test_rate_decays_when_samples_stop() -> None:
     clock.t += 9.0  # the stream stopped
     s = rec.stats(END_TO_END)
     assert s is not None and s.rate_hz < 3.5
+
+
+def test_drops_against_frames_received_over_the_frame_age_window() -> None:
+    rec = LatencyRecorder(window=4)
+    assert rec.drops().ratio == 0.0
+    rec.record_dropped(3, at=1.0)  # before any frame: counted while nothing arrived
+    assert rec.drops().window_dropped == 3
+    for t in (2.0, 3.0, 4.0, 5.0):
+        rec.record(FRAME_AGE, 10.0, at=t)
+    rec.record_dropped(2, at=4.5)
+    d = rec.drops()
+    assert (d.window_dropped, d.window_received, d.total_dropped, d.total_received) == (2, 4, 5, 4)
+    assert d.ratio == 2 / 6
+    rec.record(FRAME_AGE, 10.0, at=6.0)  # the window now starts at 3.0: the drop at 4.5 stays in it
+    assert rec.drops().window_dropped == 2
+    rec.record_dropped(0)  # nothing to count
+    rec.reset()
+    assert rec.drops() == type(d)(0, 0, 0, 0)

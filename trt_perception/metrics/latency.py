@@ -3,6 +3,11 @@
 ROS-free. A stage records milliseconds under a name (``preprocess``, ``inference``, ``postprocess``,
 ``end_to_end``, ``frame_age`` by convention); ``stats`` summarises the window the way rqt and the
 benchmark reports read it (count, mean, std, min, max, p50, p95, p99, rate in Hz).
+
+Input frames also count what never arrived: ``record_dropped`` adds frames the publisher sent that the
+node never processed (a gap in the publisher's sequence numbers: lost in transport, overwritten in a
+full subscription queue while the node was busy, or skipped by the node), and ``drops`` sets them
+against the frames that did arrive (``frame_age`` samples) over the same window.
 """
 
 from __future__ import annotations
@@ -76,6 +81,23 @@ def _rate(times: np.ndarray, now: float) -> float:
     return (n - 1) / span
 
 
+@dataclass(frozen=True)
+class DropStats:
+    """Input frames dropped (never processed) against frames received, over the ``frame_age`` window
+    (``window_*``) and since the start (``total_*``)."""
+
+    window_dropped: int
+    window_received: int
+    total_dropped: int
+    total_received: int
+
+    @property
+    def ratio(self) -> float:
+        """Dropped share of the frames sent over the window (0 when nothing was sent)."""
+        sent = self.window_dropped + self.window_received
+        return self.window_dropped / sent if sent else 0.0
+
+
 class LatencyRecorder:
     """Thread-safe sliding windows of latency samples, one per named stage.
 
@@ -90,6 +112,8 @@ class LatencyRecorder:
         self._clock: Callable[[], float] = clock or time.monotonic
         self._samples: dict[str, deque[tuple[float, float]]] = {}
         self._totals: dict[str, int] = {}
+        self._drops: deque[tuple[float, int]] = deque(maxlen=window)
+        self._dropped_total = 0
         self._lock = threading.Lock()
 
     @property
@@ -120,6 +144,28 @@ class LatencyRecorder:
         age_ms = (now_ns - stamp_ns) * 1e-6
         self.record(FRAME_AGE, age_ms)
         return age_ms
+
+    def record_dropped(self, count: int = 1, at: float | None = None) -> None:
+        """``count`` input frames that were sent but never processed (see the module doc)."""
+        if count <= 0:
+            return
+        t = self._clock() if at is None else at
+        with self._lock:
+            self._drops.append((t, int(count)))
+            self._dropped_total += int(count)
+
+    def drops(self) -> DropStats:
+        """Dropped against received input frames; the window is the ``frame_age`` one (drops since its
+        oldest sample), or every remembered drop while no frame arrived."""
+        with self._lock:
+            ages = self._samples.get(FRAME_AGE)
+            since = ages[0][0] if ages else float("-inf")
+            return DropStats(
+                window_dropped=sum(n for t, n in self._drops if t >= since),
+                window_received=len(ages) if ages else 0,
+                total_dropped=self._dropped_total,
+                total_received=self._totals.get(FRAME_AGE, 0),
+            )
 
     def stages(self) -> list[str]:
         with self._lock:
@@ -160,3 +206,5 @@ class LatencyRecorder:
         with self._lock:
             self._samples.clear()
             self._totals.clear()
+            self._drops.clear()
+            self._dropped_total = 0

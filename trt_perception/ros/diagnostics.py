@@ -1,8 +1,18 @@
 """Turn a LatencyRecorder (and a node's problems) into ``diagnostic_msgs/DiagnosticArray``.
 
-One status per node, named ``<node>: <component>`` with ``hardware_id`` set, so rqt_runtime_monitor and
-diagnostic_aggregator group them by name prefix. Values are ``<stage>.<stat>`` (``inference.mean_ms``,
-``end_to_end.p95_ms``, ``frame_age.mean_ms``, ``end_to_end.rate_hz``) plus whatever the node adds.
+Named the way diagnostic_updater names tasks with ``use_fqn`` (``<fully qualified node name>: <task>``),
+so ``/front/detector`` and ``/rear/detector`` never collide and diagnostic_aggregator analyzers can
+match a node by its ``startswith`` prefix. Each node publishes a few short statuses instead of one with
+every figure, so rqt_runtime_monitor stays readable:
+
+- ``<fqn>: <component>``: the node's overall level (the worst of everything below) with a one-line
+  message; its problems (``problem.<key>``) and the node's own values (model, backend...) as values.
+- ``<fqn>: latency``: ``<stage>.<stat>`` for every processing stage (``inference.mean_ms``,
+  ``end_to_end.p95_ms``...); WARN/ERROR from ``latency_warn_ms`` / ``latency_error_ms``.
+- ``<fqn>: input`` (nodes that take frames): frame age statistics, dropped input frames (sent by the
+  publisher, never processed here: see ``LatencyRecorder.drops``) and the subscriptions' own values
+  (reliability, DDS-lost messages); WARN/ERROR from the frame-age and dropped-frame thresholds, so a
+  pipeline that falls behind its camera is not OK.
 """
 
 from __future__ import annotations
@@ -16,21 +26,46 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
-from ..metrics.latency import END_TO_END, LatencyRecorder
+from ..metrics.latency import END_TO_END, FRAME_AGE, LatencyRecorder
 from .params import Param
 
 # Levels as ints for comparison; the message field itself is a one-byte ``bytes``.
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
+LEVEL_NAMES = ("OK", "WARN", "ERROR", "STALE")
 
 #: Every node's diagnostics parameters (``DiagnosticsPublisher.from_params`` reads them).
 DIAGNOSTICS_PARAMETERS: tuple[Param, ...] = (
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages (0 disables them)."),
     Param("latency_warn_ms", 0.0, "End-to-end mean latency (ms) that turns the status WARN; 0 disables."),
     Param("latency_error_ms", 0.0, "End-to-end mean latency (ms) that turns the status ERROR; 0 disables."),
+    Param(
+        "frame_age_warn_ms",
+        100.0,
+        "Mean input frame age (ms, image stamp to arrival in the node) that turns the status WARN: "
+        "frames wait in a queue or the clocks disagree; 0 disables.",
+    ),
+    Param("frame_age_error_ms", 1000.0, "Mean input frame age (ms) that turns the status ERROR; 0 disables."),
+    Param(
+        "dropped_frames_warn",
+        0.2,
+        "Share of input frames sent but never processed (lost in transport, overwritten in the queue "
+        "while the node was busy, or skipped) over the frame-age window that turns the status WARN: the "
+        "node falls behind its publisher; 0 disables.",
+        range=(0.0, 1.0),
+    ),
+    Param(
+        "dropped_frames_error",
+        0.8,
+        "Share of input frames dropped that turns the status ERROR; 0 disables.",
+        range=(0.0, 1.0),
+    ),
     Param("hardware_id", "", "diagnostic_msgs hardware_id; empty uses the node's fully qualified name."),
 )
 
 _STATS = ("count", "mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms", "rate_hz")
+#: Fewer frames than this in the window are too few to call a drop ratio (the first frame after a
+#: subscription matched would read as 50% dropped).
+_MIN_FRAMES_FOR_DROPS = 10
 
 
 @dataclass
@@ -41,19 +76,19 @@ class _Problem:
     expires: float | None
 
 
-def latency_level(mean_ms: float | None, warn_ms: float, error_ms: float) -> int:
-    """OK/WARN/ERROR from a mean latency and thresholds (a threshold <= 0 is disabled)."""
-    if mean_ms is None:
+def threshold_level(value: float | None, warn: float, error: float) -> int:
+    """OK/WARN/ERROR of ``value`` against thresholds (reached means raised; <= 0 is disabled)."""
+    if value is None:
         return OK
-    if error_ms > 0 and mean_ms >= error_ms:
+    if error > 0 and value >= error:
         return ERROR
-    if warn_ms > 0 and mean_ms >= warn_ms:
+    if warn > 0 and value >= warn:
         return WARN
     return OK
 
 
 class DiagnosticsPublisher:
-    """Publishes the node's latency and problems on ``/diagnostics`` every ``period_s``.
+    """Publishes the node's statuses (see the module doc) on ``/diagnostics`` every ``period_s``.
 
     ``report`` raises a named problem (bad input, lost camera, missing engine) that stays until
     ``clear`` or until ``ttl_s`` passes without another report, so one bad frame shows as WARN for a
@@ -69,6 +104,8 @@ class DiagnosticsPublisher:
         period_s: float = 1.0,
         warn_ms: float = 0.0,
         error_ms: float = 0.0,
+        frame_age_ms: tuple[float, float] = (0.0, 0.0),
+        dropped: tuple[float, float] = (0.0, 0.0),
         level_stage: str = END_TO_END,
         topic: str = "/diagnostics",
         clock: Callable[[], float] = time.monotonic,
@@ -77,12 +114,16 @@ class DiagnosticsPublisher:
         self._clock = clock
         self._node = node
         self._recorder = recorder
-        self.name = f"{node.get_name()}: {component}"
-        self.hardware_id = hardware_id or node.get_fully_qualified_name()
+        self.fqn = node.get_fully_qualified_name()
+        self.component = component
+        self.name = f"{self.fqn}: {component}"
+        self.hardware_id = hardware_id or self.fqn
         self._warn_ms, self._error_ms = warn_ms, error_ms
+        self._frame_age_ms, self._dropped = frame_age_ms, dropped
         self._level_stage = level_stage
         self._problems: dict[str, _Problem] = {}
         self._values: dict[str, str] = {}
+        self._input_values: dict[str, str] = {}
         self._lock = threading.Lock()
         self._pub = node.create_publisher(DiagnosticArray, topic, 10)
         self._timer = node.create_timer(period_s, self.publish) if period_s > 0 else None
@@ -100,7 +141,13 @@ class DiagnosticsPublisher:
             period_s=float(params["diagnostics_period"]),
             warn_ms=float(params["latency_warn_ms"]),
             error_ms=float(params["latency_error_ms"]),
+            frame_age_ms=(float(params["frame_age_warn_ms"]), float(params["frame_age_error_ms"])),
+            dropped=(float(params["dropped_frames_warn"]), float(params["dropped_frames_error"])),
         )
+
+    @property
+    def recorder(self) -> LatencyRecorder:
+        return self._recorder
 
     def report(self, key: str, level: int, message: str, ttl_s: float | None = 10.0) -> None:
         now = self._clock()
@@ -114,42 +161,114 @@ class DiagnosticsPublisher:
             self._problems.pop(key, None)
 
     def set_value(self, key: str, value: object) -> None:
-        """An extra key-value shown with the latency (fps, dropped frames, engine path...)."""
+        """A value of the node's summary status (model, backend, frames published...)."""
         with self._lock:
             self._values[key] = _fmt(value)
 
+    def set_input_value(self, key: str, value: object) -> None:
+        """A value of the input status (a subscription's reliability, lost messages, publishers)."""
+        with self._lock:
+            self._input_values[key] = _fmt(value)
+
     def status(self) -> DiagnosticStatus:
+        """The node's summary status (its overall level and one-line message)."""
+        return self.statuses()[0]
+
+    def statuses(self) -> list[DiagnosticStatus]:
+        """The summary status first, then latency, then input (when the node takes frames)."""
         now = self._clock()
         with self._lock:
             for key in [k for k, p in self._problems.items() if p.expires is not None and p.expires < now]:
                 del self._problems[key]
             problems = sorted(self._problems.items(), key=lambda kv: -kv[1].level)
-            extra = dict(self._values)
+            values, input_values = dict(self._values), dict(self._input_values)
         summary = self._recorder.summary()
+        latency = self._latency_status(summary)
+        inputs = self._input_status(summary, input_values)
+        parts = [s for s in (latency, inputs) if s is not None]
+        level = max([_level(s) for s in parts] + [p.level for _, p in problems] + [OK])
+        if problems:
+            key, worst = problems[0]
+            message = f"{key}: {worst.message}"
+            if len(problems) > 1:
+                message += f" (+{len(problems) - 1} more, see values)"
+        else:
+            message = "; ".join(s.message for s in parts if _level(s) > OK) or (
+                latency.message if latency is not None else "running"
+            )
+        kvs = [
+            KeyValue(key=f"problem.{k}", value=f"{LEVEL_NAMES[p.level]}: {p.message}") for k, p in problems
+        ]
+        kvs += [KeyValue(key=k, value=v) for k, v in values.items()]
+        main = DiagnosticStatus(
+            level=bytes([level]), name=self.name, message=message, hardware_id=self.hardware_id, values=kvs
+        )
+        return [main, *parts]
+
+    def _latency_status(self, summary: Mapping[str, Any]) -> DiagnosticStatus:
+        stages = {k: v for k, v in summary.items() if k != FRAME_AGE}
         values = [
             KeyValue(key=f"{stage}.{k}", value=_fmt(getattr(s, k)))
-            for stage, s in summary.items()
+            for stage, s in stages.items()
             for k in _STATS
         ]
+        main = stages.get(self._level_stage)
+        if main is None:
+            return self._status("latency", OK, "waiting for input", values)
+        level = threshold_level(main.mean_ms, self._warn_ms, self._error_ms)
+        message = f"{self._level_stage} {main.mean_ms:.1f} ms mean, {main.rate_hz:.1f} Hz"
+        if level > OK:
+            message += f" (limit {self._error_ms if level >= ERROR else self._warn_ms:g} ms)"
+        return self._status("latency", level, message, values)
+
+    def _input_status(self, summary: Mapping[str, Any], extra: Mapping[str, str]) -> DiagnosticStatus | None:
+        age = summary.get(FRAME_AGE)
+        drops = self._recorder.drops()
+        if age is None and not extra and not drops.total_dropped:
+            return None  # a node without input frames (simulator, evaluator)
+        values = (
+            [KeyValue(key=f"{FRAME_AGE}.{k}", value=_fmt(getattr(age, k))) for k in _STATS] if age else []
+        )
+        values += [
+            KeyValue(key="dropped.window", value=str(drops.window_dropped)),
+            KeyValue(key="received.window", value=str(drops.window_received)),
+            KeyValue(key="dropped.ratio", value=_fmt(drops.ratio)),
+            KeyValue(key="dropped.total", value=str(drops.total_dropped)),
+            KeyValue(key="received.total", value=str(drops.total_received)),
+        ]
         values += [KeyValue(key=k, value=v) for k, v in extra.items()]
-        main = summary.get(self._level_stage)
-        level = latency_level(main.mean_ms if main else None, self._warn_ms, self._error_ms)
-        if main is not None:
-            message = f"{self._level_stage} {main.mean_ms:.1f} ms mean, {main.rate_hz:.1f} Hz"
-        else:
-            message = "waiting for input"
-        if problems:
-            level = max(level, problems[0][1].level)
-            message = "; ".join(f"{k}: {p.message}" for k, p in problems) + f" | {message}"
+        enough = drops.window_dropped + drops.window_received >= _MIN_FRAMES_FOR_DROPS
+        drop_level = threshold_level(drops.ratio if enough else None, *self._dropped)
+        age_level = threshold_level(age.mean_ms if age else None, *self._frame_age_ms)
+        sent = drops.window_dropped + drops.window_received
+        parts = []
+        if age is not None:
+            parts.append(f"frame age {age.mean_ms:.0f} ms mean")
+            if age_level > OK:
+                parts[-1] += f" (limit {self._frame_age_ms[age_level - 1]:g} ms)"
+        parts.append(f"{drops.ratio:.0%} of input frames dropped ({drops.window_dropped} of {sent})")
+        if drop_level > OK:
+            parts[-1] += f", limit {self._dropped[drop_level - 1]:.0%}: the node falls behind its input"
+        return self._status("input", max(age_level, drop_level), ", ".join(parts), values)
+
+    def _status(self, task: str, level: int, message: str, values: list[KeyValue]) -> DiagnosticStatus:
         return DiagnosticStatus(
-            level=bytes([level]), name=self.name, message=message, hardware_id=self.hardware_id, values=values
+            level=bytes([level]),
+            name=f"{self.fqn}: {task}",
+            message=message,
+            hardware_id=self.hardware_id,
+            values=values,
         )
 
     def publish(self) -> None:
         msg = DiagnosticArray()
         msg.header.stamp = self._node.get_clock().now().to_msg()
-        msg.status = [self.status()]
+        msg.status = self.statuses()
         self._pub.publish(msg)
+
+
+def _level(status: DiagnosticStatus) -> int:
+    return status.level[0] if isinstance(status.level, bytes) else int(status.level)
 
 
 def _fmt(value: object) -> str:
