@@ -24,6 +24,10 @@ from .runner import EvalResult, machine_info
 _PERCENT_PREFIXES = ("AP", "AR", "IoU", "mIoU", "exact_match", "char_accuracy", "pixel_accuracy", "cer")
 
 
+#: Short names where a key alone is ambiguous: COCO's AP50 and VOC's mAP@0.5 differ in interpolation.
+_SHORT_LABELS = {"AP50": "AP50 (COCO 101-point)", "AP50_VOC": COCO_STAT_LABELS["AP50_VOC"]}
+
+
 def _is_percent(key: str) -> bool:
     return key.startswith(_PERCENT_PREFIXES)
 
@@ -135,7 +139,7 @@ def to_markdown(report: dict[str, Any], ev: EvalResult) -> str:
         "Configuration",
         "Precision",
         "Size (MB)",
-        *headline,
+        *[_SHORT_LABELS.get(k, k) for k in headline],
         "Mean (ms)",
         "Std (ms)",
         "Inference (ms)",
@@ -382,5 +386,5 @@ def scores_markdown(scores: dict[str, dict[str, float]], reference: str) -> str:
         ref = scores[reference].get(k, float("nan"))
         values = [_fmt(k, scores[n].get(k, float("nan"))) for n in names]
         deltas = [_fmt(k, scores[n].get(k, float("nan")) - ref, signed=True) for n in names if n != reference]
-        rows.append([k, *values, *deltas])
+        rows.append([_SHORT_LABELS.get(k, k), *values, *deltas])
     return "\n".join(_table(header, rows))

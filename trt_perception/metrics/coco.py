@@ -5,6 +5,13 @@ check them against their own scripts. What it adds is the plumbing users get wro
 ground truth from a dict (no temp file), a confidence floor for the detections (1e-2 by default: a
 deployment threshold such as 0.3 drops low-confidence true positives and lowers mAP), an empty
 detection list (``loadRes`` crashes on one), and silencing pycocotools' prints.
+
+Beside COCO's AP50 (101 recall points) it reports VOC-style mAP@0.5 (``AP50_VOC``: VOC2010+ all-point
+interpolation, the number seeds 003/004 quote) from the same matches: COCOeval's own per-image
+matches at IoU 0.5 (``evalImgs``), not a second matcher. Those differ from the VOC devkit's in
+details: IoU >= 0.5 rather than > 0.5, a detection whose best ground truth is taken may match the
+next-best free one (VOC counts it false), at most 100 detections per image, and crowd/area-ignored
+ground truth stands in for VOC's "difficult" flag (the package's datasets have neither).
 """
 
 from __future__ import annotations
@@ -37,10 +44,11 @@ COCO_STAT_NAMES: tuple[str, ...] = (
     "AR_large",
 )
 
-#: Human labels in pycocotools' own wording, for report rows.
+#: Human labels for report rows: pycocotools' own wording for its 12 numbers.
 COCO_STAT_LABELS: dict[str, str] = {
     "AP": "AP @[IoU=0.50:0.95 | area=all | maxDets=100]",
     "AP50": "AP @[IoU=0.50 | area=all | maxDets=100]",
+    "AP50_VOC": "mAP@0.5 (VOC all-point)",
     "AP75": "AP @[IoU=0.75 | area=all | maxDets=100]",
     "AP_small": "AP @[IoU=0.50:0.95 | area=small | maxDets=100]",
     "AP_medium": "AP @[IoU=0.50:0.95 | area=medium | maxDets=100]",
@@ -64,6 +72,8 @@ class CocoMetrics:
     recall_thresholds: np.ndarray  # [101]
     pr_curves: dict[str, np.ndarray]  # category name -> precision at IoU=.5, area all, 100 dets [101]
     num_detections: int
+    #: VOC-style mAP@0.5 (all-point interpolation) over the classes with ground truth; -1 without any
+    voc_map50: float
 
     @property
     def map(self) -> float:
@@ -76,7 +86,10 @@ class CocoMetrics:
         return float(self.stats[1])
 
     def as_dict(self) -> dict[str, float]:
-        return {name: float(v) for name, v in zip(COCO_STAT_NAMES, self.stats)}
+        """The 12 COCO numbers with ``AP50_VOC`` right after COCO's AP50."""
+        numbers = {name: float(v) for name, v in zip(COCO_STAT_NAMES, self.stats)}
+        keys = [*COCO_STAT_NAMES[:2], "AP50_VOC", *COCO_STAT_NAMES[2:]]
+        return {k: self.voc_map50 if k == "AP50_VOC" else numbers[k] for k in keys}
 
 
 def coco_from_dict(dataset: Mapping[str, Any]) -> Any:
@@ -152,6 +165,7 @@ def _collect(gt: Any, ev: Any, num_detections: int) -> CocoMetrics:
         per_ap[name] = float(p_all[p_all > -1].mean()) if (p_all > -1).any() else -1.0
         per_ap50[name] = float(p50[p50 > -1].mean()) if (p50 > -1).any() else -1.0
         curves[name] = np.where(p50 > -1, p50, np.nan)
+    voc = [ap for ap in voc_ap50_per_class(ev).values() if ap >= 0]
     return CocoMetrics(
         stats=np.asarray(ev.stats, dtype=np.float64),
         per_class_ap=per_ap,
@@ -159,7 +173,43 @@ def _collect(gt: Any, ev: Any, num_detections: int) -> CocoMetrics:
         recall_thresholds=np.asarray(ev.params.recThrs, dtype=np.float64),
         pr_curves=curves,
         num_detections=num_detections,
+        voc_map50=float(np.mean(voc)) if voc else -1.0,
     )
+
+
+def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
+    """VOC2010+ all-point AP: the area under the precision envelope (each precision raised to the
+    best one at any higher recall), summed over the recall steps. ``recall``/``precision``: the
+    cumulative values down the score-sorted detections."""
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.maximum.accumulate(np.concatenate([[0.0], precision, [0.0]])[::-1])[::-1]
+    step = np.flatnonzero(mrec[1:] != mrec[:-1])
+    return float(np.sum((mrec[step + 1] - mrec[step]) * mpre[step + 1]))
+
+
+def voc_ap50_per_class(ev: Any) -> dict[int, float]:
+    """Category id -> VOC all-point AP at IoU 0.5 from an evaluated ``COCOeval``'s matches (its
+    ``evalImgs`` at IoU 0.5, area "all", ``maxDets[-1]``); -1 for a category without ground truth.
+    Detections matched to ignored ground truth count neither way, as in COCOeval."""
+    p = ev.params
+    t50 = int(np.flatnonzero(np.isclose(p.iouThrs, 0.5))[0])
+    n_img, n_area = len(p.imgIds), len(p.areaRng)
+    out: dict[int, float] = {}
+    for k, cat in enumerate(p.catIds):
+        # evalImgs is ordered category x area range x image; area range 0 is "all"
+        runs = [e for e in ev.evalImgs[k * n_area * n_img : k * n_area * n_img + n_img] if e is not None]
+        positives = sum(int(np.count_nonzero(e["gtIgnore"] == 0)) for e in runs)
+        if not positives:
+            out[cat] = -1.0
+            continue
+        scores = np.concatenate([e["dtScores"] for e in runs])
+        order = np.argsort(-scores, kind="mergesort")  # pycocotools' own tie order
+        matched = np.concatenate([e["dtMatches"][t50] for e in runs])[order] > 0
+        counted = ~np.concatenate([e["dtIgnore"][t50] for e in runs])[order].astype(bool)
+        tp = np.cumsum(matched[counted])
+        fp = np.cumsum(~matched[counted])
+        out[cat] = voc_ap(tp / positives, tp / np.maximum(tp + fp, 1)) if tp.size else 0.0
+    return out
 
 
 def detections_to_coco(
