@@ -119,10 +119,8 @@ class _FakeNode:
     def __init__(self, overrides: dict[str, object]) -> None:
         self.overrides, self.values = overrides, {}
 
-    def declare_parameter(self, name: str, default: object, descriptor: object) -> None:
+    def declare_parameter(self, name: str, default: object, descriptor: object) -> object:
         self.values[name] = self.overrides.get(name, default)
-
-    def get_parameter(self, name: str) -> object:
         return type("P", (), {"value": self.values[name]})()
 
 

@@ -27,24 +27,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 from vision_msgs.msg import Detection2DArray
 
-from ..inference.engine import EngineError
 from ..io.images import numpy_to_image
 from ..io.stamps import set_time
-from ..pipeline.perception import PerceptionPipeline, PipelineResult
+from ..pipeline.perception import (
+    ConsensusStep,
+    DetectStep,
+    PerceptionPipeline,
+    PipelineResult,
+    ReadStep,
+    SegmentStep,
+)
 from ..pipeline.runner import ENDED, OK, PipelineRunner, camera_status
 from ..ros.detection_msgs import DetectionMsgBuilder, readings_to_msg, tracks_to_msg
 from ..ros.diagnostics import WARN
 from ..ros.files import params_model_file, resolve_file
-from ..ros.node_base import PerceptionNode, run_node
+from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import latched_qos, reliable_qos
-from ..stages.camera import CameraConfig, CameraError, CameraState, Frame
+from ..stages.camera import CameraState, Frame
 from ..vision.draw import draw_result
-from ._stages import CAMERA, DETECTOR, PLATE_CONSENSUS, PLATE_READER, SEGMENTER, TRACKER
+from ._stages import CAMERA, DETECTOR, PLATE_CONSENSUS, PLATE_READER, SEGMENTER, TRACKER, rebuilt
 
 PARAMETERS: tuple[Param, ...] = (
     *CAMERA.params("camera."),
@@ -96,72 +103,111 @@ PARAMETERS: tuple[Param, ...] = (
     *PLATE_READER.params("plate_reader."),
     *TRACKER.params("tracker."),
     *PLATE_CONSENSUS.params("plate_consensus."),
+    *LIFECYCLE_PARAMETERS,
 )
 
 
-class PerceptionPipelineNode(PerceptionNode):
+class PerceptionPipelineNode(ManagedPerceptionNode):
+    """Lifecycle: configure builds the stages (engines loaded, warmed up) and checks the camera config;
+    activate opens the camera and runs; deactivate stops the camera; cleanup drops the engines."""
+
     PARAMETERS = PARAMETERS
     COMPONENT = "perception_pipeline"
+    pipeline: PerceptionPipeline | None = None
+    runner: PipelineRunner | None = None
+    #: Called with each PipelineResult after publishing (the demo's terminal view).
+    result_hook: Callable[[PipelineResult], None] | None = None
+    #: Called with the events of the final flush when the camera has ended (the demo's summary).
+    end_hook: Callable[[list[Any]], None] | None = None
 
-    def __init__(self) -> None:
-        super().__init__("perception_pipeline")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("perception_pipeline", **kwargs)
+
+    def build(self) -> None:
         p = self.params
-        self.pipeline: PerceptionPipeline | None = None
-        self.runner: PipelineRunner | None = None
-        #: Called with each PipelineResult after publishing (the demo's terminal view).
-        self.result_hook: Callable[[PipelineResult], None] | None = None
-        #: Called with the events of the final flush when the camera has ended (the demo's summary).
-        self.end_hook: Callable[[list[Any]], None] | None = None
         self._frame_id = str(p["frame_id"])
         self._det_msg = DetectionMsgBuilder()
-        camera_cfg = None
-        try:
-            engine = lambda key: params_model_file(self, p, key)  # noqa: E731
-            seg_cfg = (
-                SEGMENTER.config(p, "segmentation.", model=engine("segmentation.model"))
-                if p["segmentation.enabled"]
-                else None
-            )
-            tracking = bool(p["tracking.enabled"])
-            self.pipeline = PerceptionPipeline.build(
-                DETECTOR.config(p, "detector.", model=engine("detector.model")),
-                PLATE_READER.config(p, "plate_reader.", model=engine("plate_reader.model"))
-                if p["plate_reader.enabled"]
-                else None,
-                seg_cfg,
-                self.latency,
-                tracker=TRACKER.config(p, "tracker.") if tracking else None,
-                consensus=PLATE_CONSENSUS.config(p, "plate_consensus."),
-            )
-            self.pipeline.warmup()
-            camera_cfg = CAMERA.config(p, "camera.", source=resolve_file(str(p["camera.source"])))
-        except (EngineError, CameraError, ValueError, OSError, ImportError) as exc:
-            self.startup_error("startup", f"cannot start the pipeline: {exc}")
-        qos = reliable_qos(10)
-        self.det_pub = self.create_publisher(Detection2DArray, str(p["detections_topic"]), qos)
-        self.plate_pub = self.create_publisher(Detection2DArray, str(p["plates_topic"]), qos)
-        self.tracks_pub = self.create_publisher(Detection2DArray, str(p["tracks_topic"]), qos)
-        # Events are rare and must not be lost: reliable, and the last 100 kept for late subscribers.
-        self.events_pub = self.create_publisher(String, str(p["plate_events_topic"]), latched_qos(100))
-        self.image_pub = self.create_publisher(Image, str(p["image_topic"]), reliable_qos(2))
-        self.annotated_pub = self.create_publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
-        self.mask_pub = (
-            self.create_publisher(Image, str(p["segmentation.mask_topic"]), reliable_qos(2))
+        engine = lambda key: params_model_file(self, p, key)  # noqa: E731
+        seg_cfg = (
+            SEGMENTER.config(p, "segmentation.", model=engine("segmentation.model"))
             if p["segmentation.enabled"]
             else None
         )
-        if self.pipeline is not None and camera_cfg is not None:
-            self._start_camera(self.pipeline, camera_cfg, bool(p["camera.process_in_capture_thread"]))
+        tracking = bool(p["tracking.enabled"])
+        self.pipeline = PerceptionPipeline.build(
+            DETECTOR.config(p, "detector.", model=engine("detector.model")),
+            PLATE_READER.config(p, "plate_reader.", model=engine("plate_reader.model"))
+            if p["plate_reader.enabled"]
+            else None,
+            seg_cfg,
+            self.latency,
+            tracker=TRACKER.config(p, "tracker.") if tracking else None,
+            consensus=PLATE_CONSENSUS.config(p, "plate_consensus."),
+        )
+        self.pipeline.warmup()
+        self._camera_cfg = CAMERA.config(p, "camera.", source=resolve_file(str(p["camera.source"])))
+        qos = reliable_qos(10)
+        self.det_pub = self.publisher(Detection2DArray, str(p["detections_topic"]), qos)
+        self.plate_pub = self.publisher(Detection2DArray, str(p["plates_topic"]), qos)
+        self.tracks_pub = self.publisher(Detection2DArray, str(p["tracks_topic"]), qos)
+        # Events are rare and must not be lost: reliable, and the last 100 kept for late subscribers.
+        self.events_pub = self.publisher(String, str(p["plate_events_topic"]), latched_qos(100))
+        self.image_pub = self.publisher(Image, str(p["image_topic"]), reliable_qos(2))
+        self.annotated_pub = self.publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
+        self.mask_pub = (
+            self.publisher(Image, str(p["segmentation.mask_topic"]), reliable_qos(2))
+            if p["segmentation.enabled"]
+            else None
+        )
 
-    def _start_camera(self, pipeline: PerceptionPipeline, cfg: CameraConfig, inline: bool) -> None:
-        """Started once the publishers exist: an inline camera runs the stages from its first frame."""
-        runner = PipelineRunner(pipeline, cfg, self._on_result, self._on_error, self._on_camera_end)
-        try:
-            self.runner = runner.start(inline=inline, worker=not inline)
-        except CameraError as exc:
-            self.startup_error("startup", f"cannot start the pipeline: {exc}")
+    def start(self) -> None:
+        """Once the publishers are enabled: an inline camera runs the stages from its first frame."""
+        assert self.pipeline is not None
+        inline = bool(self.params["camera.process_in_capture_thread"])
+        runner = PipelineRunner(
+            self.pipeline, self._camera_cfg, self._on_result, self._on_error, self._on_camera_end
+        )
+        self.runner = runner.start(inline=inline, worker=not inline)
+        self.track(self.create_timer(0.5, self._watch_camera))  # the source's state, its end
+
+    def stop(self) -> None:
+        super().stop()
+        if self.runner is not None:
+            self.runner.stop()
+
+    def release(self) -> None:
+        self.pipeline = None
+        self.runner = None
+
+    def on_shutdown(self, state: LifecycleState | None = None) -> TransitionCallbackReturn:
+        if state is None:
+            # Called in-process (the demo): the camera stops, the stopped runner and the publishers stay,
+            # so its runner.finish() can still end the vehicles in view; destroy_node frees the rest.
+            self.stop()
+            return TransitionCallbackReturn.SUCCESS
+        return super().on_shutdown(state)
+
+    def apply_parameters(self, names: set[str]) -> None:
+        """Live stage parameters: the stage is rebuilt around its engine and swapped into its step."""
+        if self.pipeline is None:
             return
-        self.create_timer(0.5, self._watch_camera)  # the source's state on /diagnostics, its end
+        p = self.params
+        for step in self.pipeline.steps:
+            if isinstance(step, DetectStep) and names & DETECTOR.names("detector.", live=True):
+                cfg = DETECTOR.config(p, "detector.", model=step.stage.cfg.model)
+                step.stage = rebuilt(step.stage, cfg)
+            elif isinstance(step, SegmentStep) and names & SEGMENTER.names("segmentation.", live=True):
+                cfg = SEGMENTER.config(p, "segmentation.", model=step.stage.cfg.model)
+                step.stage = rebuilt(step.stage, cfg)
+            elif isinstance(step, (ReadStep, ConsensusStep)) and names & PLATE_READER.names(
+                "plate_reader.", live=True
+            ):
+                reader = step.stage if isinstance(step, ReadStep) else step.stage.reader
+                new = rebuilt(reader, PLATE_READER.config(p, "plate_reader.", model=reader.cfg.model))
+                if isinstance(step, ReadStep):
+                    step.stage = new
+                else:
+                    step.stage.reader = new
 
     @property
     def running(self) -> bool:
@@ -190,6 +236,8 @@ class PerceptionPipelineNode(PerceptionNode):
         self.get_logger().info(f"camera source {state.status} after {self.frames} frames")
 
     def _on_result(self, frame: Frame, result: PipelineResult) -> None:
+        if not self.processing:  # `enabled` false: the camera runs on, nothing goes out
+            return
         self._publish(frame.image, result, self._frame_id)
         if self.result_hook is not None:
             self.result_hook(result)
@@ -218,10 +266,6 @@ class PerceptionPipelineNode(PerceptionNode):
     def _publish_events(self, events: list[Any]) -> None:
         for event in events:
             self.events_pub.publish(String(data=event.to_json(self._frame_id)))
-
-    def on_shutdown(self) -> None:
-        if self.runner is not None:
-            self.runner.stop()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,8 +1,18 @@
-"""What every trt_perception node shares: parameters, latency diagnostics, image subscriptions that
-report bad input without dying, and a ``main`` that starts and stops rclpy cleanly.
+"""What every trt_perception node shares: parameters (live ones applied, the others refused with the
+reason while configured), latency diagnostics, image subscriptions that report bad input without dying,
+the lifecycle of nodes that hold a model or a device, and a ``main`` that starts and stops rclpy cleanly.
 
-A node subclasses ``PerceptionNode``, lists its own ``PARAMETERS`` (the common ones below are added),
-builds its ROS-free stage from ``self.params`` and only converts messages around the stage call.
+A node subclasses ``PerceptionNode`` (a plain node: bag replay, simulator, scorers) or
+``ManagedPerceptionNode`` (a lifecycle node: detector, reader, segmenter, pilot, pipeline, camera),
+lists its own ``PARAMETERS`` (the common ones below are added), builds its ROS-free stage from
+``self.params`` and only converts messages around the stage call.
+
+A managed node's lifecycle: ``configure`` runs ``build()`` (load and validate: the model, the stage, the
+publishers); a failure leaves it unconfigured with an ERROR status on /diagnostics naming the cause and,
+with ``exit_on_error``, ends the process with code 1 so launch can respawn it. ``activate`` runs
+``start()`` (subscriptions, timers, capture) and enables the lifecycle publishers; ``deactivate``
+undoes it (``stop()``); ``cleanup`` drops the stage and its engine (``release()``). With ``autostart``
+(the default) the node configures and activates itself at startup, so ``ros2 run`` stays one step.
 """
 
 from __future__ import annotations
@@ -17,8 +27,13 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
@@ -28,6 +43,7 @@ from ..metrics.latency import LatencyRecorder
 from .diagnostics import DIAGNOSTICS_PARAMETERS, ERROR, WARN, DiagnosticsPublisher
 from .files import package_file
 from .image_subscription import FASTDDS_PROFILE_NAME, IMAGE_SUBSCRIPTION_PARAMETERS, AdaptiveSubscription
+from .live_params import check_changes
 from .params import Param, declare_all
 from .problem_log import ProblemLog
 
@@ -35,6 +51,27 @@ COMMON_PARAMETERS: tuple[Param, ...] = (
     Param("latency_window", 300, "Samples kept per stage for the latency statistics."),
     *DIAGNOSTICS_PARAMETERS,
     *IMAGE_SUBSCRIPTION_PARAMETERS,
+)
+
+#: Parameters of every lifecycle node (in its ``PARAMETERS``, so they reach its config and table).
+LIFECYCLE_PARAMETERS: tuple[Param, ...] = (
+    Param(
+        "autostart",
+        True,
+        "Configure and activate at startup; false: wait for lifecycle transitions (ros2 lifecycle set).",
+    ),
+    Param(
+        "exit_on_error",
+        False,
+        "Exit with code 1 when configure fails (launch files set it, so respawn can act); false: stay "
+        "up unconfigured with an ERROR status.",
+    ),
+    Param(
+        "enabled",
+        True,
+        "Live: false pauses processing (no output) without tearing anything down; true resumes.",
+        live=True,
+    ),
 )
 
 
@@ -49,17 +86,62 @@ class PerceptionNode(Node):
     def __init__(self, node_name: str, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._problem_log = ProblemLog(self.get_logger())
-        param_errors: list[str] = []
-        self.params: dict[str, Any] = declare_all(self, self.all_parameters(), param_errors)
+        #: Parameters whose value could not be used (wrong type, out of range): each names the cause.
+        self.param_errors: list[str] = []
+        declared = self.all_parameters()
+        self._declared = {p.name: p for p in declared}
+        self.params: dict[str, Any] = declare_all(self, declared, self.param_errors)
         self.latency = LatencyRecorder(window=int(self.params["latency_window"]))
         self.diagnostics = DiagnosticsPublisher.from_params(self, self.latency, self.COMPONENT, self.params)
-        if param_errors:
-            self.startup_error("parameters", "; ".join(param_errors))
+        if self.param_errors:
+            self.startup_error("parameters", "; ".join(self.param_errors))
         self._image_subs: list[AdaptiveSubscription] = []
+        # After the declarations: rclpy calls it for every later set (and for its own qos_overrides).
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     @classmethod
     def all_parameters(cls) -> tuple[Param, ...]:
         return tuple(cls.PARAMETERS) + COMMON_PARAMETERS
+
+    # -- parameters set at run time
+    def _on_set_parameters(self, changes: list[Parameter[Any]]) -> SetParametersResult:
+        values, reason = check_changes(self._declared, changes, self.why_locked)
+        if not reason and values:
+            previous = {name: self.params[name] for name in values}
+            self.params.update(values)
+            try:
+                self.apply_parameters(set(values))
+            except Exception as exc:  # e.g. a class the model does not know: refused, nothing changed
+                self.params.update(previous)
+                reason = f"{', '.join(sorted(values))}: {exc}"
+        if reason:
+            self.get_logger().warning(f"parameter change refused: {reason}")
+            return SetParametersResult(successful=False, reason=reason)
+        if values:
+            self.get_logger().info("set " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+        return SetParametersResult(successful=True)
+
+    def why_locked(self, name: str) -> str:
+        """Why the non-live parameter ``name`` cannot change now (empty: it can)."""
+        return "is read at startup: restart the node to change it"
+
+    def apply_parameters(self, names: set[str]) -> None:
+        """Apply the live parameters ``names`` (``self.params`` holds their new values) from the next
+        frame; raise to refuse them (the old values come back and the exception is the reason)."""
+
+    def publisher(self, msg_type: Any, topic: str, qos: QoSProfile) -> Any:
+        """A publisher whose history, depth and reliability users override with the standard
+        ``qos_overrides./<topic>.publisher.<policy>`` parameters (at startup, e.g. in a params file)."""
+        return self.create_publisher(
+            msg_type, topic, qos, qos_overriding_options=QoSOverridingOptions.with_default_policies()
+        )
+
+    def finish(self) -> None:
+        """The end of the process (``run_node``): stop threads before rclpy shuts down."""
+        self.on_shutdown()
+
+    def on_shutdown(self) -> None:
+        """Stop worker threads and timers (plain nodes override); called once at the end."""
 
     # -- problems: one log line per throttle period, a WARN/ERROR status, never an exception upward
     def warn_input(
@@ -124,6 +206,159 @@ class PerceptionNode(Node):
         return sub
 
 
+_SUCCESS, _FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+#: Lifecycle states a transition may start from (the others are transitions under way, or finalized).
+_PRIMARY = ("unconfigured", "inactive", "active")
+
+
+class ManagedPerceptionNode(LifecycleNodeMixin, PerceptionNode):
+    """A lifecycle node holding a model or a device; subclasses fill in the four steps:
+
+    ``build()`` (configure: load and validate; raise naming the cause), ``start()`` (activate:
+    subscriptions, timers, capture: register them with ``track``), ``stop()`` (deactivate: the tracked
+    entities are destroyed; override to stop threads too), ``release()`` (cleanup: drop the stage and
+    its engine). Their ``__init__`` only calls ``super().__init__(name)``: with ``autostart`` the node
+    configures and activates from here, so what the steps use is made in ``build()`` (or is a class
+    attribute). Publishers come from ``publisher()``: lifecycle publishers, silent unless active.
+    """
+
+    def __init__(self, node_name: str, **kwargs: Any) -> None:
+        PerceptionNode.__init__(self, node_name, **kwargs)
+        LifecycleNodeMixin.__init__(self)
+        #: The process exit code ``run_node`` returns: 1 after a failed configure with exit_on_error.
+        self.exit_code = 0
+        self._active = False
+        self._tracked: list[Any] = []
+        self._publishers_made: list[Any] = []
+        if self.params["autostart"] and self.trigger_configure() == _SUCCESS:
+            self.trigger_activate()
+
+    @property
+    def processing(self) -> bool:
+        """True while inputs are to be processed: active and ``enabled``."""
+        return self._active and bool(self.params["enabled"])
+
+    @property
+    def lifecycle_state(self) -> str:
+        return str(self._state_machine.current_state[1])
+
+    # -- the steps subclasses fill in
+    def build(self) -> None:
+        """Configure: load and validate everything the node needs; raise naming the cause."""
+
+    def start(self) -> None:
+        """Activate: start processing (subscriptions, timers, capture; ``track`` them)."""
+
+    def stop(self) -> None:
+        """Deactivate: stop processing. Destroys what ``track`` holds; override to stop threads too."""
+        for entity in reversed(self._tracked):
+            if isinstance(entity, AdaptiveSubscription):
+                entity.destroy()
+            elif entity in self.timers:
+                self.destroy_timer(entity)
+            else:
+                self.destroy_subscription(entity)
+        self._tracked.clear()
+        self._image_subs.clear()
+
+    def release(self) -> None:
+        """Cleanup: drop the stage and its engine."""
+
+    def track(self, entity: Any) -> Any:
+        """``entity`` (a subscription, timer or ``AdaptiveSubscription``), destroyed at deactivate."""
+        self._tracked.append(entity)
+        return entity
+
+    def subscribe_images(self, topic: str, callback: Callable[[Image], None], depth: int = 1) -> Any:
+        return self.track(super().subscribe_images(topic, callback, depth))
+
+    def publisher(self, msg_type: Any, topic: str, qos: QoSProfile) -> Any:
+        """A lifecycle publisher (publishes only while active; destroyed at cleanup) whose history, depth
+        and reliability users override with the standard ``qos_overrides`` parameters."""
+        pub = self.create_lifecycle_publisher(
+            msg_type, topic, qos, qos_overriding_options=QoSOverridingOptions.with_default_policies()
+        )
+        self._publishers_made.append(pub)
+        return pub
+
+    def why_locked(self, name: str) -> str:
+        if self.lifecycle_state == "unconfigured":
+            return ""  # read by the next configure
+        return (
+            "is read at configure: deactivate and clean up the node, set it, then configure and activate "
+            "(ros2 lifecycle set), or restart the node"
+        )
+
+    # -- lifecycle transitions (rclpy turns an exception here into a silent ERROR: none escapes)
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.param_errors:  # already an ERROR status and log line, naming each parameter
+            return self._configure_failed("")
+        try:
+            self.build()
+        except Exception as exc:  # whatever the cause, a failed configure that names it
+            self.get_logger().debug(traceback.format_exc())
+            self._release_all()
+            return self._configure_failed(str(exc) or type(exc).__name__)
+        self.diagnostics.clear("configure")
+        return super().on_configure(state)
+
+    def _configure_failed(self, message: str) -> TransitionCallbackReturn:
+        if message:
+            self.startup_error("configure", message)
+        if self.params["exit_on_error"]:
+            self.exit_code = 1
+            self.get_logger().fatal("configure failed and exit_on_error is set: exiting with code 1")
+            self.diagnostics.publish()  # the cause, for whoever watches /diagnostics
+            self.context.try_shutdown()  # spin returns; run_node exits with exit_code
+        return _FAILURE
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.start()
+        except Exception as exc:  # e.g. a camera that cannot open: stays inactive, says why
+            self.get_logger().debug(traceback.format_exc())
+            self.stop()
+            self.startup_error("activate", str(exc) or type(exc).__name__)
+            return _FAILURE
+        self.diagnostics.clear("activate")
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self.stop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release_all()
+        return super().on_cleanup(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self.stop()
+        self._release_all()
+        return _SUCCESS  # back to unconfigured
+
+    def on_shutdown(self, state: LifecycleState | None = None) -> TransitionCallbackReturn:  # type: ignore[override]
+        """The shutdown transition, and what in-process users call when they are done."""
+        self._active = False
+        self.stop()
+        self._release_all()
+        return _SUCCESS
+
+    def _release_all(self) -> None:
+        self.release()
+        for pub in self._publishers_made:
+            self.destroy_lifecycle_publisher(pub)
+        self._publishers_made.clear()
+
+    def finish(self) -> None:
+        if self.context.ok() and self.lifecycle_state in _PRIMARY:
+            self.trigger_shutdown()  # runs on_shutdown and tells lifecycle managers "finalized"
+        else:
+            self.on_shutdown()
+
+
 def default_fastdds_profile() -> Path | None:
     """The shipped Fast DDS image profile, from the installed share folder or the source tree."""
     path = package_file(f"config/{FASTDDS_PROFILE_NAME}")
@@ -168,7 +403,8 @@ def _interrupt(*_: object) -> None:
 
 def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
     """``main`` of every node: init, spin until Ctrl-C or shutdown, destroy, exit code (the node's
-    ``exit_code`` attribute when it sets one, e.g. a replay that could not open its bag)."""
+    ``exit_code`` attribute when it sets one: a replay that could not open its bag, a lifecycle node
+    whose configure failed with ``exit_on_error``)."""
     use_fast_image_transport()
     # rclpy's own SIGINT handler shuts the context down first, while capture threads and timers still
     # publish ("RCLError: publisher's context is invalid" at every Ctrl-C). Without it, Ctrl-C (and
@@ -191,10 +427,9 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
         if rclpy.ok():
             raise
     finally:
+        if isinstance(node, PerceptionNode):
+            node.finish()
         if node is not None:
-            shutdown = getattr(node, "on_shutdown", None)
-            if callable(shutdown):
-                shutdown()
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

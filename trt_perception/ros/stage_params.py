@@ -4,7 +4,9 @@
 into a ``Param`` (name, default, description and range from ``stages/fields.py`` metadata), under a
 prefix for nodes that run several stages (``detector.``, ``plate_reader.``...), and builds the config
 back from the declared values. ``defaults`` holds the node-side defaults a field lacks or overrides
-(a required ``model``, a deployment input size); they are given in the field's own type.
+(a required ``model``, a deployment input size); they are given in the field's own type. ``live``
+names the fields that may change while the node runs (thresholds, filters: ``Param.live``); the
+others are read at configure.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ C = TypeVar("C")
 class StageParams(Generic[C]):
     cls: type[C]
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    live: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        names = {f.name for f in dataclasses.fields(self.cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(self.live) - names)
+        if unknown:  # a typo would leave a parameter read once: fail at import instead
+            raise TypeError(f"{self.cls.__name__} has no field(s) {unknown} (StageParams.live)")
 
     def param_name(self, f: dataclasses.Field[Any], prefix: str = "") -> str:
         return prefix + (f.metadata.get(PARAM) or f.name)
@@ -39,7 +48,17 @@ class StageParams(Generic[C]):
             raise TypeError(f"{self.cls.__name__}.{f.name} has no default: give one in StageParams.defaults")
         to_param = f.metadata.get(TO_PARAM)
         default = to_param(value) if to_param else value
-        return Param(self.param_name(f, prefix), default, f.metadata[HELP], range=f.metadata.get(RANGE))
+        return Param(
+            self.param_name(f, prefix),
+            default,
+            f.metadata[HELP],
+            range=f.metadata.get(RANGE),
+            live=f.name in self.live,
+        )
+
+    def names(self, prefix: str = "", live: bool | None = None) -> frozenset[str]:
+        """The parameter names (``live``: only the live ones, or only the others)."""
+        return frozenset(p.name for p in self.params(prefix) if live is None or p.live == live)
 
     def config(self, values: Mapping[str, Any], prefix: str = "", **given: Any) -> C:
         """The config from the node's parameter ``values``; ``given`` fields (e.g. the resolved

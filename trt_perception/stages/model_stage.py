@@ -17,8 +17,8 @@ C = TypeVar("C", bound=_Config)
 
 
 class ModelStage(Generic[C]):
-    """``cfg``, ``latency`` (a new recorder when None), ``_names`` (pre-process, inference and
-    post-process latency names under ``prefix``) and ``engine`` (given, or opened from ``model`` with
+    """``cfg``, ``latency`` (a new recorder when None), ``prefix`` and ``_names`` (pre-process,
+    inference and post-process latency names under it) and ``engine`` (given, or opened from ``model`` with
     ``cfg.backend``)."""
 
     def __init__(
@@ -26,5 +26,6 @@ class ModelStage(Generic[C]):
     ) -> None:
         self.cfg = cfg
         self.latency = latency or LatencyRecorder()
+        self.prefix = prefix
         self._names = (prefix + PREPROCESS, prefix + INFERENCE, prefix + POSTPROCESS)
         self.engine = engine or open_engine(model, cfg.backend)
