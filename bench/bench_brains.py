@@ -1,15 +1,21 @@
 """Seed 001's tables (BehaviorMetrics PilotNet brains) -> ``bench/results/brains.json``.
 
-Every PilotNet variant -- precision {FP32, FP16, INT8} x backend {ONNX Runtime, OpenVINO} -- drives
-the simulated circuits in closed loop (in-process, ROS-free, ``trt_perception.sim``), scored by
-``metrics.behavior.evaluate_run`` against each circuit's reference lap:
+Every PilotNet variant -- precision {FP32, FP16, INT8, INT8 accuracy-aware} x backend {ONNX Runtime,
+OpenVINO} -- drives the simulated circuits in closed loop (in-process, ROS-free, ``trt_perception.sim``),
+scored by ``metrics.behavior.evaluate_run`` against each circuit's reference lap:
 
 * closed-loop table: average speed, position deviation (mean metres and BehaviorMetrics' score),
   brain iteration frequency (simulated Hz), mean inference time, real-time factor (simulated seconds
   per wall second of the loop), lap completed;
-* offline table: model size, MSE of (v, w) on held-out simulator samples, inference time.
+* offline table: model size, MSE of (v, w) (the ``Pilot`` stage's m/s and rad/s against the expert's
+  recorded commands, ``modelops.task_metric.driving_metric``) on held-out simulator views, inference time;
+* accuracy-aware recipes: ONNX Runtime Q/DQ (``precision.quantize_int8_accuracy_aware``) and NNCF
+  (``nncf_recipes.openvino_int8_accuracy_aware``), both judged by that MSE (<= 1 % relative rise):
+  the layers they kept in float and the MSE before (FP32) and after.
 
-INT8 is calibrated on other simulator samples than the MSE set (seed 3000 vs 2000).
+Three disjoint simulator draws (``tools.train_pilotnet.collect`` seeds): INT8 calibration (3000), the
+accuracy-aware recipes' validation (4000) and the offline table's test views (2000), so neither a
+calibration nor a recipe is scored on the views it was tuned on.
 
     .venv/bin/python -m bench.bench_brains [--quick]
 """
@@ -17,6 +23,7 @@ INT8 is calibrated on other simulator samples than the MSE set (seed 3000 vs 200
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -28,11 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from bench.bench_engines import interleaved_latency, open_timed, pilotnet_task
+from bench.bench_engines import interleaved_latency, open_timed
 from bench.bench_thesis import cpu_isa
 from bench.common import machine
+from tools.train_pilotnet import collect
+from trt_perception.evaluation.tasks import EvalConfig
 from trt_perception.io.files import model_size_bytes
 from trt_perception.metrics.behavior import RunRecord, evaluate_run
+from trt_perception.modelops.precision import AccuracyAwareReport
+from trt_perception.modelops.task_metric import TaskMetric, driving_metric
 from trt_perception.sim.circuits import circuit_names, get_circuit, load_reference
 from trt_perception.sim.world import Simulation, drive
 from trt_perception.stages.pilot import Pilot, PilotConfig
@@ -40,21 +51,84 @@ from trt_perception.stages.pilot import Pilot, PilotConfig
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "brains.json"
 MODEL = ROOT / "models" / "pilotnet.onnx"
+MAX_REL_RISE = 0.01  # accuracy-aware limit: MSE at most 1 % above FP32's
+ORT, OV = "onnxruntime", "openvino"
 
 
-def variants(work: Path, calib: list[dict[str, np.ndarray]]) -> dict[str, tuple[Path, str]]:
-    """name -> (model file, backend): the ONNX recipes on ONNX Runtime, the NNCF IRs on OpenVINO."""
+def variants(
+    work: Path, calib: list[dict[str, np.ndarray]], val: TaskMetric
+) -> tuple[dict[str, tuple[Path, str]], dict[str, dict[str, Any]]]:
+    """(name -> (model file, backend): the ONNX recipes on ONNX Runtime, the NNCF IRs on OpenVINO),
+    and each accuracy-aware recipe's record (layers in float, validation MSE before and after)."""
+    import onnx
+
     from trt_perception.modelops import nncf_recipes as N
     from trt_perception.modelops import precision as P
 
-    ort, ov = "onnxruntime", "openvino"
+    def step(label: str) -> Any:
+        return lambda s: print(
+            f"   {label} step {s.step}: {val.name} {s.metric:.4f} ({100 * s.relative_drop:+.2f}%), "
+            f"{len(s.excluded)} reverted to float",
+            flush=True,
+        )
+
+    v = {
+        f"{ORT}/fp32": (MODEL, ORT),
+        f"{ORT}/fp16": (P.to_fp16(MODEL, work / "pilotnet.fp16.onnx"), ORT),
+        f"{ORT}/int8": (P.quantize_int8(MODEL, work / "pilotnet.int8.onnx", calib, target="cpu"), ORT),
+    }
+    ort_aa = P.quantize_int8_accuracy_aware(
+        MODEL,
+        work / "pilotnet.int8_aa.onnx",
+        calib,
+        dataclasses.replace(val, backend=ORT),
+        max_drop=MAX_REL_RISE,
+        higher_is_better=False,
+        target="cpu",
+        on_step=step("ORT"),
+    )
+    v[f"{ORT}/int8_accuracy_aware"] = (Path(ort_aa.output), ORT)
+    v[f"{OV}/fp32"] = (MODEL, OV)
+    v[f"{OV}/fp16"] = (N.openvino_fp16(MODEL, work / "pilotnet.ov_fp16.xml"), OV)
+    v[f"{OV}/int8"] = (N.openvino_int8(MODEL, work / "pilotnet.ov_int8.xml", calib), OV)
+    ov_aa = N.openvino_int8_accuracy_aware(
+        MODEL,
+        work / "pilotnet.ov_int8_aa.xml",
+        calib,
+        val.frames,
+        dataclasses.replace(val, backend=OV).of_engine,
+        max_drop=MAX_REL_RISE,
+        higher_is_better=False,
+        on_step=step("OpenVINO"),
+    )
+    v[f"{OV}/int8_accuracy_aware"] = (Path(ov_aa.output), OV)
+    fp32 = onnx.load(str(MODEL))
+    # the ORT recipe keeps the image stem and the output tail in float before any search (quantize_int8)
+    stem = P.stem_nodes(fp32)
+    fixed = stem + [n for n in P.tail_nodes(fp32) if n not in stem]
+    chosen = ort_aa.steps[-1] if ort_aa.met else min(ort_aa.steps, key=lambda s: s.drop)
+    records = {
+        f"{ORT}/int8_accuracy_aware": _record(ort_aa, fixed, chosen.excluded, chosen.metric),
+        # NNCF quantizes every Conv/MatMul input (empty ignored scope); ranking: what it left in float
+        f"{OV}/int8_accuracy_aware": _record(
+            ov_aa, [], [n for n, _ in ov_aa.ranking], ov_aa.steps[-1].metric if ov_aa.steps else float("nan")
+        ),
+    }
+    return v, records
+
+
+def _record(
+    report: AccuracyAwareReport, fixed: list[str], searched: list[str], after: float
+) -> dict[str, Any]:
+    before = report.reference_metric
     return {
-        f"{ort}/fp32": (MODEL, ort),
-        f"{ort}/fp16": (P.to_fp16(MODEL, work / "pilotnet.fp16.onnx"), ort),
-        f"{ort}/int8": (P.quantize_int8(MODEL, work / "pilotnet.int8.onnx", calib, target="cpu"), ort),
-        f"{ov}/fp32": (MODEL, ov),
-        f"{ov}/fp16": (N.openvino_fp16(MODEL, work / "pilotnet.ov_fp16.xml"), ov),
-        f"{ov}/int8": (N.openvino_int8(MODEL, work / "pilotnet.ov_int8.xml", calib), ov),
+        "met": report.met,
+        "in_float_by_recipe": fixed,
+        "in_float_by_search": list(searched),
+        "validation_mse_fp32": before,
+        "validation_mse_after": after,
+        "relative_change": (after - before) / before if before else float("nan"),
+        "steps": [vars(s) for s in report.steps],
     }
 
 
@@ -103,7 +177,9 @@ def _lap(r: dict[str, Any]) -> str:
     return "yes" if r["lap_completed"] else f"no ({r['percentage_completed']:.0f}%)"
 
 
-def table(closed: dict[str, list[dict[str, Any]]], offline: dict[str, dict[str, Any]]) -> str:
+def table(
+    closed: dict[str, list[dict[str, Any]]], offline: dict[str, dict[str, Any]], aa: dict[str, dict[str, Any]]
+) -> str:
     lines = [
         "| brain | circuit | avg speed (m/s) | deviation (m) | BM score | brain Hz (sim) | inference (ms) | RTF | lap |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -118,15 +194,34 @@ def table(closed: dict[str, list[dict[str, Any]]], offline: dict[str, dict[str, 
             )
     lines += [
         "",
-        "| brain | size (MB) | MSE (v, w) | inference mean (ms) | std (ms) |",
-        "|---|---|---|---|---|",
+        "| brain | size (MB) | MSE (v, w) | MSE v | MSE w | inference mean (ms) | std (ms) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key, o in offline.items():
         lines.append(
-            f"| {key} | {o['size_bytes'] / 2**20:.3f} | {o['mse']:.5f} | {o['latency']['mean_ms']:.3f} | "
-            f"{o['latency']['std_ms']:.3f} |"
+            f"| {key} | {o['size_bytes'] / 2**20:.3f} | {o['mse']:.4f} | {o['mse_v']:.4f} | {o['mse_w']:.5f} | "
+            f"{o['latency']['mean_ms']:.3f} | {o['latency']['std_ms']:.3f} |"
+        )
+    lines += [
+        "",
+        "MSE in (m/s)² and (rad/s)²: the Pilot stage's commands against the expert's, held-out test views.",
+        "",
+        "| recipe | in float (recipe) | in float (search) | validation MSE FP32 | after | change | limit |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, r in aa.items():
+        lines.append(
+            f"| {key} | {', '.join(r['in_float_by_recipe']) or 'none'} | {', '.join(r['in_float_by_search']) or 'none'} | "
+            f"{r['validation_mse_fp32']:.4f} | {r['validation_mse_after']:.4f} | {100 * r['relative_change']:+.2f} % | "
+            f"{'met' if r['met'] else 'NOT met'} |"
         )
     return "\n".join(lines)
+
+
+def driving_views(seed: int, poses: int, seconds: float, count: int = 0) -> TaskMetric:
+    views, commands = collect(seed, poses, seconds)
+    views, commands = (views[:count], commands[:count]) if count else (views, commands)
+    return driving_metric(views, commands, f"{len(views)} simulator views (seed {seed})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,14 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     started = time.monotonic()
-    task = pilotnet_task(ROOT / "models", args.quick)
-    calib = [
-        {"image": np.ascontiguousarray(img[None].transpose(0, 3, 1, 2).astype(np.float32) / 255.0)}
-        for img in task.calibration_samples()
-    ]
+    test = driving_views(2000, 10 if args.quick else 30, 5.0 if args.quick else 10.0)
+    val = driving_views(4000, 10 if args.quick else 20, 5.0 if args.quick else 8.0)
+    cal = driving_views(3000, 5, 4.0, count=64)
+    # the deployed stage's own encode of each calibration view (what quantize does)
+    calib = cal.task.calibration_feeds(EvalConfig("calibration", MODEL, options=cal.options), cal.frames)
     closed, offline = {}, {}
     with tempfile.TemporaryDirectory(prefix="bench_brains_") as tmp:
-        v = variants(Path(tmp), calib)
+        v, aa = variants(Path(tmp), calib, val)
         latency = interleaved_latency(
             {k: path for k, (path, _) in v.items()},
             calib[0],
@@ -154,17 +249,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             {k: b for k, (_, b) in v.items()},
         )
         for key, (path, backend) in v.items():
-            mse = task.evaluate(open_timed(path, backend, 1))
-            offline[key] = {"size_bytes": model_size_bytes(path), "mse": mse, "latency": latency[key]}
+            scores = dataclasses.replace(test, backend=backend).scores(path)
+            offline[key] = {
+                "size_bytes": model_size_bytes(path),
+                "mse": scores["MSE"],
+                "mse_v": scores["MSE[v]"],
+                "mse_w": scores["MSE[w]"],
+                "latency": latency[key],
+            }
             closed[key] = closed_loop(path, backend, 20.0 if args.quick else args.max_time)
             print(key, json.dumps(offline[key]["mse"]), json.dumps(closed[key]), flush=True)
     doc = {
         "benchmark": "brains (seed 001)",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {**machine(), "cpu_isa": cpu_isa()},
+        "views": {"test": len(test.frames), "validation": len(val.frames), "calibration": len(calib)},
         "closed_loop": closed,
         "offline": offline,
-        "table_markdown": table(closed, offline),
+        "accuracy_aware": aa,
+        "table_markdown": table(closed, offline, aa),
         "seconds": round(time.monotonic() - started, 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -36,13 +36,20 @@ def test_brains_table_quick(tmp_path: Path) -> None:
     out = tmp_path / "brains.json"
     assert bench_brains.main(["--quick", "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
-    keys = {f"{b}/{p}" for b in ("onnxruntime", "openvino") for p in ("fp32", "fp16", "int8")}
+    recipes = ("fp32", "fp16", "int8", "int8_accuracy_aware")
+    keys = {f"{b}/{p}" for b in ("onnxruntime", "openvino") for p in recipes}
     assert set(doc["closed_loop"]) == set(doc["offline"]) == keys
+    aa = doc["accuracy_aware"]
+    assert set(aa) == {f"{b}/int8_accuracy_aware" for b in ("onnxruntime", "openvino")}
+    # the ORT recipe keeps the image stem in float before any search; every step is judged by the MSE
+    assert "/features/features.0/Conv" in aa["onnxruntime/int8_accuracy_aware"]["in_float_by_recipe"]
+    assert all(r["steps"] and math.isfinite(r["validation_mse_after"]) for r in aa.values())
     for rows in doc["closed_loop"].values():
         assert [r["circuit"] for r in rows] == ["simple", "montreal"]
         assert all(r["average_speed_mps"] > 0 and r["mean_inference_time_ms"] > 0 for r in rows)
     assert all(math.isfinite(o["mse"]) and o["size_bytes"] > 0 for o in doc["offline"].values())
-    assert "| brain | size (MB) | MSE (v, w) |" in doc["table_markdown"]
+    assert "| brain | size (MB) | MSE (v, w) | MSE v | MSE w |" in doc["table_markdown"]
+    assert "| openvino/int8_accuracy_aware | none |" in doc["table_markdown"]
 
 
 def test_demo_duration_reports_fps_range(capsys: pytest.CaptureFixture[str]) -> None:

@@ -89,16 +89,24 @@ def openvino_int8(
 
 
 class _RevertedLog(logging.Handler):
-    """Collects the operation names NNCF's accuracy restorer reports reverting to float."""
+    """The operation names NNCF's accuracy restorer has in float now, from its log: one group per
+    restoration round; a round that made the metric worse is rolled back (NNCF then logs that it
+    re-ranks the remaining groups, and only then), so its group leaves the list."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
-        self.reverted: list[str] = []
+        self._groups: list[list[str]] = []
+
+    @property
+    def reverted(self) -> list[str]:
+        return [name for group in self._groups for name in group]
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
         if msg.startswith("Reverted"):  # one per restoration round (the closing summary repeats them)
-            self.reverted += [n.strip() for n in re.findall(r"\t(.+)", msg)]
+            self._groups.append([n.strip() for n in re.findall(r"\t(.+)", msg)])
+        elif msg.startswith("Re-calculating ranking scores") and self._groups:
+            self._groups.pop()
 
 
 def openvino_int8_accuracy_aware(
@@ -116,8 +124,9 @@ def openvino_int8_accuracy_aware(
 ) -> AccuracyAwareReport:
     """``nncf.quantize_with_accuracy_control`` judged by ``evaluate(engine, items)`` (relative drop).
 
-    Each full-set validation NNCF runs becomes a report step: the FP32 reference, the fully
-    quantized model, then one step per restoration round with the layers reverted to float so far.
+    The report's steps: the FP32 reference, the fully quantized model, then one step per restoration
+    round with the layers in float at that round; ``ranking``: the layers in float at the end (a
+    round that made the metric worse is rolled back by NNCF and leaves the list).
     """
     from ..inference.openvino_backend import CompiledModelEngine
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..evaluation.sources import CocoFolderSource, Frame, Source
 from ..evaluation.tasks import EvalConfig, Task, make_task
 from ..inference.engine import Engine, EngineError
@@ -50,12 +52,16 @@ class TaskMetric:
         return self.task.higher_is_better
 
     def __call__(self, model: str | Path, frames: Sequence[Frame] | None = None) -> float:
+        return float(self.scores(model, frames)[self.task.primary])
+
+    def scores(self, model: str | Path, frames: Sequence[Frame] | None = None) -> dict[str, float]:
+        """Every number of the task's score (the primary one and its parts, e.g. ``MSE[w]``)."""
         from ..metrics.latency import LatencyRecorder
 
         cfg = EvalConfig("candidate", Path(model), self.backend, options=self.options)
         predict = self.task.build(cfg, LatencyRecorder())
         outputs = {f.image_id: predict(f) for f in (self.frames if frames is None else frames)}
-        return float(self.task.score(self.source, outputs).metrics[self.task.primary])
+        return self.task.score(self.source, outputs).metrics
 
     def of_engine(self, engine: Engine, frames: Sequence[Frame] | None = None) -> float:
         """The metric of an engine that has no file (NNCF's compiled candidates)."""
@@ -80,6 +86,35 @@ def task_metric(
     if not frames:
         raise EngineError(f"{data}: no frames to validate on")
     return TaskMetric(task, source, frames, dict(options or {}))
+
+
+#: Pilot stage options for views recorded as the network sees them (the crop already resized to 200x66):
+#: no crop, and the stage's resize is then the identity, so the deployed pre-processing still runs.
+NETWORK_VIEW = {"crop_top": 0, "crop_bottom": 0}
+
+
+def driving_metric(views_rgb: np.ndarray, commands: np.ndarray, description: str = "") -> TaskMetric:
+    """PilotNet's metric: MSE of the ``Pilot`` stage's (v, w) against the expert's recorded commands.
+
+    ``views_rgb``: [N, 66, 200, 3] RGB uint8 and ``commands``: [N, 2] normalised to [-1, 1], as
+    ``tools.train_pilotnet.collect`` records them; the MSE is in (m/s, rad/s), the stage's units,
+    the commands mapped through the stage's default ranges (those the trainer labelled with).
+    """
+    from ..evaluation.tasks import RegressionTask
+    from ..stages.pilot import PilotConfig, denormalise
+
+    if len(views_rgb) != len(commands) or not len(views_rgb):
+        raise EngineError(f"driving samples: {len(views_rgb)} views for {len(commands)} commands")
+    cfg = PilotConfig(model="")  # only its default ranges
+    truth = np.column_stack(
+        [denormalise(commands[:, 0], cfg.v_min, cfg.v_max), denormalise(commands[:, 1], cfg.w_min, cfg.w_max)]
+    )
+    frames = [
+        Frame(i, i, 0, np.ascontiguousarray(rgb[:, :, ::-1]), f"view {i}", target=t)
+        for i, (rgb, t) in enumerate(zip(views_rgb, truth))
+    ]
+    source = Source(description or f"{len(frames)} driving views")
+    return TaskMetric(RegressionTask(), source, frames, dict(NETWORK_VIEW))
 
 
 def check_held_out(validation: str | Path, calibration: str | Path | None) -> None:
