@@ -16,9 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
-from ..inference.factory import BACKENDS
+from ..inference.engine import EngineError
+from ..inference.factory import BACKENDS, open_engine
+from ..modelops.precision import images_from_folder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -72,10 +75,6 @@ def compare_outputs(
 def _feeds(
     engine: Any, shapes: dict[str, tuple[int, ...]], images: list[np.ndarray], i: int, seed: int
 ) -> dict[str, np.ndarray]:
-    import cv2
-
-    from ..inference.engine import EngineError
-
     rng = np.random.default_rng(seed + i)
     feeds = {}
     for spec in engine.inputs:
@@ -101,10 +100,6 @@ def _feeds(
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.engine import EngineError
-    from ..inference.factory import open_engine
-    from ..modelops.precision import images_from_folder
-
     try:
         a = open_engine(args.reference, args.backend_a)
         b = open_engine(args.candidate, args.backend_b)

@@ -359,7 +359,7 @@ def _vehicle_summary(state: DemoState) -> None:
 
 def _run_ros(args: argparse.Namespace) -> int:
     """The perception_pipeline node in this process; the view shows what it publishes."""
-    # Deliberately lazy: ROS 2 is only needed with --ros (the plain demo runs without it).
+    # lazy: ROS 2 (rclpy, the node) only with --ros; the plain demo runs where ROS is not installed
     import rclpy
 
     from ..nodes import perception_pipeline as node_mod

@@ -24,11 +24,28 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..inference.factory import BACKENDS
+import yaml
+
+from ..evaluation.configs import (
+    config_from_file,
+    derive_precisions,
+    parse_model_arg,
+    stage_fields,
+    tensorrt_config,
+)
+from ..evaluation.report import scores_markdown, write_report
+from ..evaluation.runner import evaluate
+from ..evaluation.sources import BagSource, CocoFolderSource, Frame, Source
+from ..evaluation.tasks import EvalConfig, Task, make_task
+from ..inference.engine import EngineError
+from ..inference.factory import BACKENDS, tensorrt_available, tensorrt_unavailable_reason
+from ..io.bags import BagReadError
+from ..modelops.precision import images_from_folder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -138,20 +155,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _value(text: str) -> object:
-    import yaml
-
     return yaml.safe_load(text)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation.configs import config_from_file, derive_precisions, parse_model_arg, stage_fields
-    from ..evaluation.report import write_report
-    from ..evaluation.runner import evaluate
-    from ..evaluation.sources import BagSource, CocoFolderSource, Source
-    from ..evaluation.tasks import EvalConfig, Task, make_task
-    from ..inference.engine import EngineError
-    from ..io.bags import BagReadError
-
     def fail(msg: str) -> int:
         print(f"trt-perception evaluate: error: {msg}", file=sys.stderr)
         return 2
@@ -194,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
             b.detector = args.detector
             if not b.model.is_file():
                 return fail(f"model not found: {b.model}")
-        configs = _expand(bases, args, source, task, derive_precisions)
+        configs = _expand(bases, args, source, task)
     except (OSError, ValueError, BagReadError, EngineError) as exc:
         return fail(str(exc))
 
@@ -209,17 +216,13 @@ def run(args: argparse.Namespace) -> int:
     return 1 if len(failed) == len(result.results) else 0
 
 
-def _expand(bases, args, source, task, derive_precisions):  # type: ignore[no-untyped-def]
+def _expand(bases, args, source, task):  # type: ignore[no-untyped-def]
     """Each base configuration, or its FP32/FP16/INT8 family when ``--precisions`` is given; with
     ``--tensorrt`` each ONNX one is followed by its TensorRT engine at the same precision."""
-    families = _families(bases, args, source, task, derive_precisions)
+    families = _families(bases, args, source, task)
     flat = [c for _, family in families for c in family]
     if not args.tensorrt:
         return flat
-    from ..evaluation.configs import tensorrt_config
-    from ..inference.engine import EngineError
-    from ..inference.factory import tensorrt_available, tensorrt_unavailable_reason
-
     if not tensorrt_available():
         source.warnings.append(
             f"--tensorrt: {tensorrt_unavailable_reason()}; TensorRT configurations skipped"
@@ -239,7 +242,7 @@ def _expand(bases, args, source, task, derive_precisions):  # type: ignore[no-un
     return out
 
 
-def _families(bases, args, source, task, derive_precisions):  # type: ignore[no-untyped-def]
+def _families(bases, args, source, task):  # type: ignore[no-untyped-def]
     if not args.precisions:
         return [(b, [b]) for b in bases]
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
@@ -249,9 +252,6 @@ def _families(bases, args, source, task, derive_precisions):  # type: ignore[no-
         def make() -> list:
             if not frames:
                 if args.calibration:
-                    from ..evaluation.sources import Frame
-                    from ..modelops.precision import images_from_folder
-
                     for i, bgr in enumerate(images_from_folder(args.calibration, args.calibration_frames)):
                         frames.append(Frame(index=i, image_id=-1, stamp_ns=0, bgr=bgr))
                 else:
@@ -275,12 +275,6 @@ def _families(bases, args, source, task, derive_precisions):  # type: ignore[no-
 
 def _score_results(args: argparse.Namespace, fail: Any) -> int:
     """COCO results files scored against ``--dataset`` side by side (the 12 COCO numbers, per-class AP)."""
-    import json
-
-    from ..evaluation.report import scores_markdown
-    from ..evaluation.sources import CocoFolderSource
-    from ..evaluation.tasks import make_task
-
     if args.task != "detection" or not args.dataset:
         return fail("--results scores COCO detections: it needs --task detection and --dataset")
     try:

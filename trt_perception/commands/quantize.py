@@ -28,6 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from ..evaluation.sources import Frame
+from ..evaluation.tasks import EvalConfig
+from ..inference.engine import EngineError
+from ..inference.factory import open_engine
+from ..modelops import nncf_recipes, precision
+from ..modelops.task_metric import check_held_out, task_metric, task_of_model
+from ..vision.preprocess import Preprocessor, preset
+
 TASKS = ("detection", "plates", "segmentation", "regression")
 
 
@@ -73,24 +81,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def make_preprocess(model: Path, name: str, shape: str | None):  # type: ignore[no-untyped-def]
     """A ``bgr -> feeds`` callable for the model's single image input."""
-    from ..inference.factory import open_engine
-    from ..modelops.precision import resize_preprocess
-
     spec = open_engine(model).input()
     h, w = (int(v) for v in shape.lower().split("x")) if shape else (spec.shape[2], spec.shape[3])
     if not isinstance(h, int) or not isinstance(w, int):
         raise SystemExit(f"{model.name}: input {spec} is dynamic; give --shape HxW")
     if name == "resize":
-        return resize_preprocess(spec.name, w, h)
-    from ..vision.preprocess import Preprocessor, preset
-
+        return precision.resize_preprocess(spec.name, w, h)
     pre = Preprocessor(preset(name, width=w, height=h), batch=1)
     return lambda bgr: {spec.name: pre(bgr, 0)[0].copy()}
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.engine import EngineError
-
     if not (args.fp16 or args.int8):
         print("nothing to do: give --fp16 OUT and/or --int8 OUT", file=sys.stderr)
         return 2
@@ -108,9 +109,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..modelops import precision as P
-    from ..modelops.task_metric import check_held_out, task_metric, task_of_model
-
     model = Path(args.model)
     metric, reference = None, float("nan")
     if args.val:
@@ -129,9 +127,9 @@ def _run(args: argparse.Namespace) -> int:
     if not args.int8:
         return 0
     images = (
-        list(P.images_from_folder(args.calib_images, args.count))
+        list(precision.images_from_folder(args.calib_images, args.count))
         if args.calib_images
-        else list(P.images_from_bag(args.calib_bag, args.calib_topic, args.count))
+        else list(precision.images_from_bag(args.calib_bag, args.calib_topic, args.count))
     )
     feeds = _calibration(model, images, args, metric)
     exclude = [n for n in args.exclude.split(",") if n]
@@ -149,8 +147,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _fp16(model: Path, out: Path, backend: str) -> Path:
-    from ..modelops import nncf_recipes, precision
-
     if backend == "openvino":
         out = nncf_recipes.openvino_fp16(model, out)
     else:
@@ -160,8 +156,6 @@ def _fp16(model: Path, out: Path, backend: str) -> Path:
 
 
 def _int8(model: Path, out: Path, feeds: list[dict[str, np.ndarray]], exclude: list[str], args: Any) -> Path:
-    from ..modelops import nncf_recipes, precision
-
     if args.backend == "openvino":
         return nncf_recipes.openvino_int8(model, out, feeds, exclude)
     precision.quantize_int8(
@@ -185,8 +179,6 @@ def _accuracy_aware(
     args: Any,
 ) -> Any:
     """The accuracy-aware INT8 of the backend; ``judged``: (task metric, its FP32 value)."""
-    from ..modelops import nncf_recipes, precision
-
     metric, reference = judged
 
     def show(s: Any) -> None:
@@ -230,15 +222,12 @@ def _calibration(
 ) -> list[dict[str, np.ndarray]]:
     """Engine inputs for calibration: the task stage's own ``encode`` when the task is known (exactly
     what the deployed stage feeds), else ``--preprocess`` (default resize)."""
-    from ..modelops import precision as P
-
     if metric is not None and not args.preprocess:
-        from ..evaluation.sources import Frame
-        from ..evaluation.tasks import EvalConfig
-
         frames = [Frame(i, -1 - i, 0, img, f"calibration {i}") for i, img in enumerate(images)]
         return metric.task.calibration_feeds(EvalConfig("calibration", model), frames)
-    return P.calibration_feeds(images, make_preprocess(model, args.preprocess or "resize", args.shape))
+    return precision.calibration_feeds(
+        images, make_preprocess(model, args.preprocess or "resize", args.shape)
+    )
 
 
 def _print_metric(label: str, path: Path, metric: Any) -> None:

@@ -16,8 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
+from ..inference.model_info import METADATA_KEY, onnx_metadata
+from ..inference.openvino_backend import ir_metadata
+from ..modelops import nncf_recipes
 from ..modelops.engine_cache import BuildRecipe
+from ..modelops.precision import model_precision, quantize_int8, to_fp16
+from ..stages.detector import DetectorConfig
+from ..stages.pilot import PilotConfig
+from ..stages.plate_reader import PlateReaderConfig
+from ..stages.segmenter import SegmenterConfig
 from .tasks import EvalConfig
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -27,8 +36,6 @@ _EVALUATION_OWNED = {"conf_threshold", "model", "backend", "precision"}
 
 def read_node_params(path: str | Path) -> dict[str, Any]:
     """``ros__parameters`` of a ROS 2 parameter file (first node entry), or a plain mapping."""
-    import yaml
-
     data = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping, got {type(data).__name__}")
@@ -60,8 +67,6 @@ def config_from_file(path: str | Path, stage_fields: Iterable[str], name: str | 
 def _precision_of(model: Path, default: str) -> str:
     """What the model is (its ``model_info`` metadata or graph, an engine's cache sidecar), never its
     file name; ``default`` only for what cannot be read (a missing file, a bare TensorRT plan)."""
-    from ..modelops.precision import model_precision
-
     if not model.is_file():
         return default
     found = model_precision(model)
@@ -83,14 +88,12 @@ def parse_model_arg(arg: str, backend: str) -> EvalConfig:
 
 def stage_fields(task: str) -> set[str]:
     """Field names of the stage config a task builds (for filtering parameter files)."""
-    if task == "detection":
-        from ..stages.detector import DetectorConfig as cls
-    elif task == "plates":
-        from ..stages.plate_reader import PlateReaderConfig as cls  # type: ignore[assignment]
-    elif task == "segmentation":
-        from ..stages.segmenter import SegmenterConfig as cls  # type: ignore[assignment]
-    else:
-        from ..stages.pilot import PilotConfig as cls  # type: ignore[assignment]
+    configs: dict[str, type] = {
+        "detection": DetectorConfig,
+        "plates": PlateReaderConfig,
+        "segmentation": SegmenterConfig,
+    }
+    cls = configs.get(task, PilotConfig)
     return {f.name for f in dataclasses.fields(cls)}
 
 
@@ -136,9 +139,6 @@ def _make_copy(
     calibration: Callable[[], list[dict[str, np.ndarray]]],
     int8_target: str,
 ) -> None:
-    from ..modelops import nncf_recipes
-    from ..modelops.precision import quantize_int8, to_fp16
-
     if path.suffix == ".xml":
         if precision == "fp16":
             nncf_recipes.openvino_fp16(model, path)
@@ -152,9 +152,6 @@ def _make_copy(
 
 def _unstamped(copy: Path) -> bool:
     """A copy made before copies carried their ``ModelInfo`` (labels, charset): made again."""
-    from ..inference.model_info import METADATA_KEY, onnx_metadata
-    from ..inference.openvino_backend import ir_metadata
-
     return METADATA_KEY not in (ir_metadata(copy) if copy.suffix == ".xml" else onnx_metadata(copy))
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ..metrics.coco import DEFAULT_CONF_THRESHOLD, detections_to_coco
@@ -112,8 +114,6 @@ class LiveScorer:
             )
 
     def add_mask(self, stamp_ns: int, t: float, mask: np.ndarray) -> None:
-        import cv2
-
         task = self.tasks["segmentation"]
         assert isinstance(task, SegmentationTask)
         gt = self._gt_masks.get(stamp_ns)
@@ -161,8 +161,6 @@ class LiveScorer:
             )
         if unmatched:
             warnings.append(f"{unmatched} {task_name} messages had a stamp with no ground truth")
-        from datetime import datetime, timezone
-
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return EvalResult(task, self.source, [r], self.name, started, len(outputs), warnings)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ..inference.engine import EngineError
@@ -148,7 +149,6 @@ class DetectionTask(Task):
         return class_ids.astype(np.int64) + 1
 
     def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
-
         base = {
             "model": str(cfg.model),
             "backend": cfg.backend,
@@ -166,7 +166,6 @@ class DetectionTask(Task):
         return predict
 
     def calibration_stage(self, cfg: EvalConfig) -> Any:
-
         base = {"model": str(cfg.model), "backend": "onnxruntime"}
         return Detector(_stage_config(DetectorConfig, base, cfg.options))
 
@@ -214,7 +213,6 @@ class PlatesTask(Task):
             raise ValueError(f"{source.description}: no annotation carries a plate 'text'")
 
     def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
-
         reader = PlateReader(
             _stage_config(PlateReaderConfig, {"model": str(cfg.model), "backend": cfg.backend}, cfg.options),
             latency=latency,
@@ -279,8 +277,6 @@ class SegmentationTask(Task):
             )
 
     def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
-        import cv2
-
         seg = Segmenter(
             _stage_config(SegmenterConfig, {"model": str(cfg.model), "backend": cfg.backend}, cfg.options),
             latency=latency,
@@ -298,7 +294,6 @@ class SegmentationTask(Task):
         return predict
 
     def calibration_stage(self, cfg: EvalConfig) -> Any:
-
         base = {"model": str(cfg.model), "backend": "onnxruntime"}
         return Segmenter(_stage_config(SegmenterConfig, base, {**cfg.options, "argmax": "cpu"}))
 
@@ -322,7 +317,6 @@ class RegressionTask(Task):
     higher_is_better = False
 
     def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
-
         pilot = Pilot(
             _stage_config(PilotConfig, {"model": str(cfg.model), "backend": cfg.backend}, cfg.options),
             latency=latency,
@@ -337,7 +331,6 @@ class RegressionTask(Task):
         return predict
 
     def calibration_stage(self, cfg: EvalConfig) -> Any:
-
         base = {"model": str(cfg.model), "backend": "onnxruntime"}
         return Pilot(_stage_config(PilotConfig, base, cfg.options))
 
@@ -371,7 +364,6 @@ class TrackingTask(Task):
         self.vehicle_category = names.get("car", 1)
 
     def build(self, cfg: EvalConfig, latency: LatencyRecorder) -> Predictor:
-
         configs = tracking_stage_configs(cfg, self.reader)
         pipeline = PerceptionPipeline.build(
             configs["detector"], configs["reader"], None, latency, configs["tracker"], configs["consensus"]

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .engine import Engine, EngineError
+from .onnxruntime_backend import OnnxRuntimeEngine
+from .openvino_backend import IR_SUFFIXES, OpenVinoEngine
+from .trt_features import load_tensorrt
 
 BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
 
@@ -21,8 +24,6 @@ def tensorrt_available() -> bool:
 
 
 def tensorrt_unavailable_reason() -> str:
-    from .trt_features import load_tensorrt
-
     try:
         load_tensorrt(rtx_fallback=False)
     except ImportError as exc:
@@ -48,21 +49,15 @@ def open_engine(path: str | Path, backend: str = "auto", **options: object) -> E
     if backend == "tensorrt" or (backend == "auto" and is_plan):
         if not tensorrt_available():
             raise EngineError(f"cannot open {path}: {tensorrt_unavailable_reason()}")
-        from .tensorrt_backend import TensorRTEngine
+        from .tensorrt_backend import TensorRTEngine  # lazy: imports TensorRT, absent on most machines
 
         return TensorRTEngine(path, **options)  # type: ignore[arg-type]
     if is_plan:
         raise EngineError(f"{path} is a TensorRT plan; backend '{backend}' cannot run it")
-    from .openvino_backend import IR_SUFFIXES
-
     if backend == "openvino" or path.suffix in IR_SUFFIXES:
         if backend not in ("auto", "openvino"):
             raise EngineError(f"{path} is an OpenVINO IR; backend '{backend}' cannot run it")
-        from .openvino_backend import OpenVinoEngine
-
         return OpenVinoEngine(path, **options)  # type: ignore[arg-type]
-    from .onnxruntime_backend import OnnxRuntimeEngine
-
     return OnnxRuntimeEngine(path, **options)  # type: ignore[arg-type]
 
 

@@ -310,7 +310,7 @@ def engine_info(engine: Any, params: Mapping[str, Any] | None = None) -> ModelIn
 
 def onnx_metadata(path: str | Path) -> dict[str, str]:
     """An ONNX file's ``metadata_props`` (weights not loaded)."""
-    import onnx
+    import onnx  # lazy: ~1.7 s to import; only readers of ONNX files pay for it
 
     model = onnx.load(str(path), load_external_data=False)
     return {p.key: p.value for p in model.metadata_props}
@@ -318,7 +318,7 @@ def onnx_metadata(path: str | Path) -> dict[str, str]:
 
 def onnx_info(path: str | Path, params: Mapping[str, Any] | None = None) -> ModelInfo:
     """``resolve`` for an ONNX file without opening a runtime (precision copies, engine sidecars)."""
-    import onnx
+    import onnx  # lazy: ~1.7 s to import; only readers of ONNX files pay for it
 
     model = onnx.load(str(path), load_external_data=False)
     init = {t.name for t in model.graph.initializer}

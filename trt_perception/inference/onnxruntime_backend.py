@@ -47,7 +47,7 @@ class OnnxRuntimeEngine(LoadedSpecs, Engine):
         allow_spinning: bool = False,
     ) -> None:
         super().__init__(path)
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: ~0.4 s to import; processes running only other backends skip it
 
         if not self.path.is_file():
             raise EngineError(f"model file not found: {self.path}")

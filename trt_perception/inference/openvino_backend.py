@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .engine import Engine, EngineError, LoadedSpecs, TensorSpec
+from .model_info import onnx_metadata
 from .tensors import Dim
 
 #: Where an IR written by ``modelops.nncf_recipes`` keeps the source ONNX's ``metadata_props``.
@@ -42,7 +43,7 @@ class OpenVinoEngine(LoadedSpecs, Engine):
         max_cached_shapes: int = 8,
     ) -> None:
         super().__init__(path)
-        import openvino as ov
+        import openvino as ov  # lazy: ~0.8 s to import; only OpenVINO runs need it
 
         if not self.path.is_file():
             raise EngineError(f"model file not found: {self.path}")
@@ -107,8 +108,6 @@ def _spec(port: Any) -> TensorSpec:
 def _metadata(path: Path, model: Any) -> dict[str, str]:
     """An ONNX's ``metadata_props``; an IR's copy of them in its runtime info."""
     if path.suffix == ".onnx":
-        from .model_info import onnx_metadata
-
         return onnx_metadata(path)
     if not model.has_rt_info([IR_METADATA_KEY]):
         return {}
@@ -118,7 +117,7 @@ def _metadata(path: Path, model: Any) -> dict[str, str]:
 
 def ir_metadata(path: str | Path) -> dict[str, str]:
     """The metadata an OpenVINO IR written by ``modelops.nncf_recipes`` carries."""
-    import openvino as ov
+    import openvino as ov  # lazy: ~0.8 s to import; only OpenVINO runs need it
 
     return _metadata(Path(path), ov.Core().read_model(str(path)))
 

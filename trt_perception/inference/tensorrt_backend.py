@@ -113,7 +113,7 @@ class DeviceTensor:
 
     def cupy(self) -> Any:
         """A CuPy array over the same memory (no copy); needs CuPy."""
-        import cupy  # optional, only for GPU post-processing
+        import cupy  # lazy: optional, only for GPU post-processing
 
         mem = cupy.cuda.UnownedMemory(self.ptr, self.nbytes, self)
         return cupy.ndarray(self.shape, self.dtype, cupy.cuda.MemoryPointer(mem, 0))

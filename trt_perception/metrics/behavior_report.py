@@ -58,10 +58,10 @@ def write_outputs(
 def plot_trajectory(
     xy: np.ndarray, reference: np.ndarray, report: BehaviorReport, path: Path, title: str = ""
 ) -> None:
-    import matplotlib
+    import matplotlib  # lazy: ~1.5 s to import, for the optional plot alone
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after the Agg backend is chosen
 
     ref = np.asarray(reference, np.float64).reshape(-1, 2)
     span = np.ptp(np.vstack([ref, xy]) if len(xy) else ref, axis=0) + 1e-6

@@ -84,7 +84,7 @@ def mot_scores(
     gt: list[GtFrame], pred: list[TrackFrame], iou_threshold: float = 0.5
 ) -> tuple[dict[str, float], Any]:
     """CLEAR MOT and identity metrics of the vehicles (motmetrics), and its accumulator (events)."""
-    import motmetrics as mm
+    import motmetrics as mm  # lazy: ~4 s to import (pandas), for tracking scores alone
 
     acc = mm.MOTAccumulator(auto_id=True)
     for g, p in zip(gt, pred):

@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.message import DecodeError
+
 from ..inference.engine import EngineError
 from ..inference.engine_sidecar import sidecar_path
 from ..inference.model_info import onnx_info, onnx_metadata
@@ -83,7 +85,13 @@ class ShapeProfile:
 
 @dataclass(frozen=True)
 class BuildRecipe:
-    """How to build one engine: precision, workspace, optimization profiles, DLA."""
+    """How to build one engine: precision, workspace, optimization profiles, DLA.
+
+    ``max_batch``: the profile of an input whose only dynamic dimension is its batch (e.g. the sample
+    detector's ``[batch, 3, 288, 512]``) when ``profiles`` names none for it: batch min 1, opt and max
+    ``max_batch``. Opt at the maximum because a multi-camera pipeline's batches are full in steady
+    state (every camera delivers at its rate); a partial batch (a camera stalled) still runs, on
+    kernels tuned for the full one. 1 builds the batch-1 engine a static model gets."""
 
     precision: str = "fp16"
     workspace_mb: int = 1024
@@ -94,17 +102,22 @@ class BuildRecipe:
     #: 0-5 (TensorRT 8.6+); higher searches longer for faster kernels. None keeps TensorRT's default.
     optimization_level: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    max_batch: int = 1
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise EngineError(f"precision '{self.precision}' unknown; choose one of {', '.join(PRECISIONS)}")
         if self.workspace_mb <= 0:
             raise EngineError(f"workspace_mb must be > 0, got {self.workspace_mb}")
+        if self.max_batch < 1:
+            raise EngineError(f"max_batch must be >= 1, got {self.max_batch}")
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["profiles"] = [asdict(p) for p in self.profiles]
         d["extra"] = dict(self.extra)
+        if self.max_batch == 1:
+            del d["max_batch"]  # the cache key of every engine built before the field existed stays valid
         return d
 
 
@@ -321,8 +334,6 @@ class EngineCache:
 def model_metadata(onnx_path: Path, precision: str) -> dict[str, str]:
     """What an engine built from ``onnx_path`` at ``precision`` must know: the ONNX's metadata and
     its resolved ``ModelInfo`` (sidecar labels included), for ``engine_sidecar.engine_metadata``."""
-    from google.protobuf.message import DecodeError
-
     try:
         raw = onnx_metadata(onnx_path)
         info = onnx_info(onnx_path)
@@ -356,7 +367,7 @@ def _expected(digest: str, recipe: BuildRecipe, target: Target) -> dict[str, Any
 
 def has_qdq(onnx_path: Path) -> bool:
     """True when the ONNX holds QuantizeLinear nodes (explicit INT8)."""
-    import onnx
+    import onnx  # lazy: ~1.7 s to import
 
     model = onnx.load(str(onnx_path), load_external_data=False)
     return any(n.op_type == "QuantizeLinear" for n in model.graph.node)
@@ -398,6 +409,7 @@ def load_recipe(entry: Mapping[str, Any]) -> BuildRecipe:
         profiles=profiles,
         dla_core=int(entry.get("dla_core", -1)),
         optimization_level=None if level is None or int(level) < 0 else int(level),
+        max_batch=int(entry.get("max_batch", 1)),
     )
 
 
@@ -415,12 +427,12 @@ def parse_engine_entry(entry: str, defaults: Mapping[str, Any]) -> tuple[str, Bu
             raise EngineError(f"engine entry '{entry}': '{part}' is not key=value")
         if key.startswith("profile."):
             profiles[key.removeprefix("profile.")] = value
-        elif key in ("precision", "workspace_mb", "dla_core", "optimization_level"):
+        elif key in ("precision", "workspace_mb", "dla_core", "optimization_level", "max_batch"):
             fields[key] = value
         else:
             raise EngineError(
                 f"engine entry '{entry}': unknown key '{key}' "
-                "(precision, workspace_mb, dla_core, optimization_level, profile.<input>)"
+                "(precision, workspace_mb, dla_core, optimization_level, max_batch, profile.<input>)"
             )
     fields["profiles"] = profiles
     return model, load_recipe(fields)

@@ -33,11 +33,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ..inference.engine import EngineError
 from ..inference.engine_sidecar import engine_metadata
 from ..inference.model_info import METADATA_KEY, onnx_info, onnx_metadata, write_info
+from ..inference.openvino_backend import ir_metadata
 from ..io.bags import BagReadError
 from ..io.bags import images_from_bag as bag_images
 
@@ -51,7 +53,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def _load(path: str | Path) -> Any:
-    import onnx
+    import onnx  # lazy: ~1.7 s to import
 
     path = Path(path)
     if not path.is_file():
@@ -67,8 +69,8 @@ def _load(path: str | Path) -> Any:
 
 def to_fp16(onnx_in: str | Path, onnx_out: str | Path, op_block_list: Sequence[str] | None = None) -> Path:
     """FP16 weights and compute, FP32 inputs/outputs kept (``keep_io_types``) so callers are unchanged."""
-    import onnx
-    from onnxconverter_common import float16
+    import onnx  # lazy: ~1.7 s to import
+    from onnxconverter_common import float16  # lazy: ~2 s to import, for FP16 copies alone
 
     model = _separate_consumed_outputs(_load(onnx_in))
     kwargs: dict[str, Any] = {"keep_io_types": True}
@@ -85,7 +87,7 @@ def to_fp16(onnx_in: str | Path, onnx_out: str | Path, op_block_list: Sequence[s
 def stamp_copy(onnx_in: str | Path, onnx_out: str | Path, precision: str) -> None:
     """Write the source's ``ModelInfo`` (sidecar labels included) at ``precision`` into a copy written
     by another tool, so the copy alone knows its labels, charset and decoder."""
-    import onnx
+    import onnx  # lazy: ~1.7 s to import
 
     info = onnx_info(onnx_in).derived(precision)
     model = onnx.load(str(onnx_out))
@@ -104,8 +106,6 @@ def model_record(path: str | Path) -> dict[str, Any] | None:
         record = engine_metadata(path).get(METADATA_KEY)
         return json.loads(record) if record else None
     if path.suffix == ".xml":  # an OpenVINO IR of modelops.nncf_recipes
-        from ..inference.openvino_backend import ir_metadata
-
         record = ir_metadata(path).get(METADATA_KEY)
         return json.loads(record) if record else None
     record = onnx_metadata(path).get(METADATA_KEY)
@@ -140,7 +140,7 @@ def _separate_consumed_outputs(model: Any) -> Any:
     ``convert_float_to_float16(keep_io_types=True)`` otherwise feeds the FP32-cast output to the
     internal consumers and writes an invalid graph (a type mismatch ONNX Runtime refuses to load).
     """
-    from onnx import helper
+    from onnx import helper  # lazy: ~1.7 s to import
 
     outputs = {o.name for o in model.graph.output}
     consumed = {i for n in model.graph.node for i in n.input} & outputs
@@ -158,8 +158,6 @@ def _separate_consumed_outputs(model: Any) -> Any:
 
 def images_from_folder(folder: str | Path, limit: int = 0) -> Iterator[np.ndarray]:
     """BGR images of a folder (recursively, sorted, deterministic), at most ``limit`` (0 = all)."""
-    import cv2
-
     folder = Path(folder)
     if not folder.is_dir():
         raise EngineError(f"calibration folder not found: {folder}")
@@ -185,7 +183,6 @@ def images_from_bag(
 
 def resize_preprocess(input_name: str, width: int, height: int, scale: float = 1 / 255.0) -> Preprocess:
     """Plain resize -> RGB -> NCHW float32 * ``scale``; stages pass their own letterbox/normalize."""
-    import cv2
 
     def pre(bgr: np.ndarray) -> Feeds:
         rgb = cv2.cvtColor(
@@ -253,6 +250,7 @@ def quantize_int8(
     """
     if method == "modelopt":
         return _quantize_modelopt(onnx_in, onnx_out, calibration)
+    # lazy: ~2 s to import, for INT8 copies alone
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     model = _load(onnx_in)  # clear error for a missing/corrupt file before ORT's own
@@ -307,7 +305,7 @@ def _op_types(op_types: Sequence[str] | None, target: str) -> list[str] | None:
 
 def _quantize_modelopt(onnx_in: str | Path, onnx_out: str | Path, calibration: Sequence[Feeds]) -> Path:
     try:
-        from modelopt.onnx.quantization import quantize as mo_quantize
+        from modelopt.onnx.quantization import quantize as mo_quantize  # lazy: optional (NVIDIA ModelOpt)
     except ImportError:
         raise EngineError("method='modelopt' needs nvidia-modelopt[onnx] (not installed)") from None
     feeds = list(calibration)
@@ -348,7 +346,7 @@ def tail_nodes(model: Any, compute: Sequence[str] = DEFAULT_OP_TYPES) -> list[st
 def stem_nodes(model: Any, max_nodes: int = 8) -> list[str]:
     """Names of the first Conv on a graph input with <= 4 input channels, of the nodes before it and
     of its activation up to the next Conv; empty when the model does not start that way."""
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # lazy: ~1.7 s to import
 
     inits = {t.name: t for t in model.graph.initializer}
     consumers: dict[str, list[Any]] = {}
@@ -454,7 +452,7 @@ def quantize_int8_accuracy_aware(
     report = AccuracyAwareReport(reference, higher_is_better, max_drop, relative, output=str(onnx_out))
     with tempfile.TemporaryDirectory(prefix="trt_perception_aaq_") as tmp_dir:
         tmp = Path(tmp_dir)
-        import onnx
+        import onnx  # lazy: ~1.7 s to import
 
         quantized = quantize_int8(
             onnx_in,
@@ -529,7 +527,7 @@ def rank_nodes_by_metric(
 ) -> list[tuple[str, float]]:
     """Quantized nodes of ``op_types`` (None: every node with a quantized input or output, the CPU
     recipe's Add/Concat/Resize too) by the metric gained when each alone runs in float, best first."""
-    import onnx
+    import onnx  # lazy: ~1.7 s to import
 
     floats = {t.name: t for t in _load(fp32_path).graph.initializer}
     qdq = _load(qdq_path)
@@ -555,7 +553,7 @@ def rank_nodes_by_metric(
 def _revert_node(qdq: Any, name: str, floats: dict[str, Any]) -> Any | None:
     """A copy of ``qdq`` where node ``name`` computes in float: its input Q/DQ pairs bypassed (float
     weights from the FP32 model) and its output Q/DQ made Identity; None when nothing was quantized."""
-    import onnx
+    import onnx  # lazy: ~1.7 s to import
 
     model = onnx.ModelProto()
     model.CopyFrom(qdq)

@@ -22,10 +22,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -191,11 +194,6 @@ class PlateEvent:
 
     def to_json(self, frame_id: str = "", jpeg_quality: int = 90) -> str:
         """The event as one JSON object (the ``plate_events`` message), the crop as base64 JPEG."""
-        import base64
-        import json
-
-        import cv2
-
         crop = ""
         if self.crop.size:
             ok, jpg = cv2.imencode(".jpg", self.crop, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
