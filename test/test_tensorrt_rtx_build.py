@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from trt_perception.modelops.engine_cache import (
     BuildRecipe,
     EngineCache,
     ShapeProfile,
+    cache_key,
     parse_engine_entry,
 )
 
@@ -235,6 +237,61 @@ def test_runtime_refuses_here_with_a_clear_error(tmp_path: Path) -> None:
         backend.check_validity(tensorrt_rtx.Runtime(backend.LOGGER), plan, "detector.engine")
     assert any("compute capability" in r and "Hopper" in r for r in backend.invalidity_reasons(2))
     assert len(backend.invalidity_reasons(1 | 32)) == 2
+
+
+def test_max_batch_profile_covers_batch_1_to_n(tmp_path: Path) -> None:
+    """Issue 19: an input whose only dynamic dimension is the batch, with no profile given, gets batch
+    1..max_batch (opt = max: a multi-camera pipeline's batches are full in steady state); a model
+    whose batch is fixed refuses max_batch > 1; the cache key keeps max_batch 1 engines and tells 4."""
+    from types import SimpleNamespace
+
+    from detection_models import constant_model
+
+    class Profile:
+        def __init__(self) -> None:
+            self.shapes: dict[str, tuple[tuple[int, ...], ...]] = {}
+
+        def set_shape(self, name: str, *dims: object) -> None:
+            self.shapes[name] = tuple(backend.shape_of(d) for d in dims)  # type: ignore[arg-type]
+
+    def profile_of(recipe: BuildRecipe, shape: list[int]) -> Profile:
+        profile, added = Profile(), []
+        net = SimpleNamespace(
+            num_inputs=1, get_input=lambda i: SimpleNamespace(name="images", shape=tb.trt.Dims(shape))
+        )
+        builder = SimpleNamespace(create_optimization_profile=lambda: profile)
+        tb._add_profile(
+            builder, net, SimpleNamespace(add_optimization_profile=added.append), recipe, Path("d.onnx")
+        )
+        assert added == [profile]
+        return profile
+
+    rest = (3, 288, 512)
+    assert profile_of(BuildRecipe("fp16", max_batch=4), [-1, *rest]).shapes["images"] == (
+        (1, *rest),
+        (4, *rest),
+        (4, *rest),
+    )
+    assert profile_of(BuildRecipe("fp16"), [-1, *rest]).shapes["images"] == ((1, *rest),) * 3
+    given = BuildRecipe(
+        "fp16", profiles=(ShapeProfile.parse("images", "1x3x288x512:2x3x288x512:8x3x288x512"),)
+    )
+    assert profile_of(replace(given, max_batch=4), [-1, *rest]).shapes["images"][2] == (
+        8,
+        *rest,
+    )  # given wins
+    _, recipe = parse_engine_entry("models/detector.onnx;max_batch=4", DEFAULTS)
+    assert recipe.max_batch == 4 and "max_batch" not in BuildRecipe("fp16").as_dict()
+    target = tb.current_target(-1, -1, CC)
+    assert cache_key("x", recipe, target) != cache_key("x", replace(recipe, max_batch=1), target)
+    assert tb.build_plan(ROOT / "models" / "detector.onnx", recipe, lambda _m: None, compute_capability=CC)
+    fixed = constant_model(
+        tmp_path / "fixed.onnx", {"y": np.zeros((1, 2), np.float32)}, input_shape=(1, 3, 64, 64)
+    )
+    with pytest.raises(
+        EngineError, match=r"max_batch 4 but input 'images' has the fixed shape \(1, 3, 64, 64\)"
+    ):
+        tb.build_plan(fixed, recipe, lambda _m: None, compute_capability=CC)
 
 
 def test_report_build_times(capsys: pytest.CaptureFixture[str]) -> None:

@@ -177,10 +177,21 @@ def _add_profile(
                 tensor.name, trt.Dims(list(p.min)), trt.Dims(list(p.opt)), trt.Dims(list(p.max))
             )
             needed = True
+        elif shape and shape[0] < 0 and all(d > 0 for d in shape[1:]):
+            # Only the batch is dynamic: batch 1..max_batch, tuned for full batches (BuildRecipe).
+            rest = list(shape[1:])
+            n = recipe.max_batch
+            profile.set_shape(tensor.name, trt.Dims([1, *rest]), trt.Dims([n, *rest]), trt.Dims([n, *rest]))
+            needed = True
         elif any(d < 0 for d in shape):
             raise EngineError(
                 f"{onnx_path.name}: input '{tensor.name}' has dynamic shape {shape}; "
                 f"give profiles: {{{tensor.name}: 'min:opt:max'}} in the recipe"
+            )
+        elif recipe.max_batch > 1:
+            raise EngineError(
+                f"{onnx_path.name}: max_batch {recipe.max_batch} but input '{tensor.name}' has the fixed "
+                f"shape {shape}; export the model with a dynamic batch dimension"
             )
     if given:
         raise EngineError(f"{onnx_path.name}: profile given for unknown input(s) {sorted(given)}")
