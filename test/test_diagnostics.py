@@ -189,3 +189,15 @@ def test_published_on_diagnostics_topic(ros_node: Any) -> None:
     fqn = ros_node.get_fully_qualified_name()
     assert set(status) == {f"{fqn}: probe", f"{fqn}: latency"}
     assert _values(status[f"{fqn}: latency"])["end_to_end.mean_ms"] == "3.000"
+
+
+def test_a_new_problem_is_published_at_once(ros_node: Any) -> None:
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    received: list[Any] = []
+    ros_node.create_subscription(DiagnosticArray, "/diagnostics", received.append, 10)
+    diag = DiagnosticsPublisher(ros_node, LatencyRecorder(), component="probe", period_s=3600)
+    ros_node.spin_until(lambda: ros_node.count_publishers("/diagnostics") > 0, 30)
+    diag.report("camera", ERROR, "cannot open camera 0")
+    assert ros_node.spin_until(lambda: bool(received), timeout=30)  # not an hour later
+    assert received[0].status[0].message == "camera: cannot open camera 0"

@@ -155,6 +155,8 @@ class DiagnosticsPublisher:
             old = self._problems.get(key)
             since = old.since if old is not None and old.level == level else now
             self._problems[key] = _Problem(level, message, since, None if ttl_s is None else now + ttl_s)
+        if self._timer is not None and (old is None or old.level != level) and self._node.context.ok():
+            self.publish()  # news goes out now (as diagnostic_updater's force_update), not a period later
 
     def clear(self, key: str) -> None:
         with self._lock:
