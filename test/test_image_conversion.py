@@ -262,3 +262,16 @@ def test_same_results_as_ros2_cv_bridge(encoding: str) -> None:
     for bigendian in (False, True):
         padded = _padded(arr, encoding, pad=5, bigendian=bigendian)
         np.testing.assert_array_equal(image_to_numpy(padded), bridge.imgmsg_to_cv2(padded))
+
+
+def test_encoding_error_does_not_name_one_node() -> None:
+    # Every image node (detector, segmentation, pilot...) raises this; the node's log line and its
+    # /diagnostics status name carry who it is.
+    from sensor_msgs.msg import Image
+
+    from trt_perception.io.images import ImageEncodingError, image_to_bgr
+
+    msg = Image(encoding="32FC1", height=1, width=1, step=4, data=bytes(4))
+    with pytest.raises(ImageEncodingError, match="32FC1") as err:
+        image_to_bgr(msg)
+    assert "detector" not in str(err.value)

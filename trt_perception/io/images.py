@@ -124,7 +124,7 @@ def image_to_bgr(msg: Any) -> np.ndarray:
     """8-bit BGR ``(H, W, 3)`` for the vision stages: a view for bgr8, one conversion otherwise."""
     if msg.encoding not in _TO_BGR:
         raise ImageEncodingError(
-            f"image encoding '{msg.encoding}' is not a colour image the detector can read; "
+            f"image encoding '{msg.encoding}' is not an 8-bit colour image, which every vision stage takes; "
             f"send one of {', '.join(COLOR_ENCODINGS)}"
         )
     arr = image_to_numpy(msg)
