@@ -43,6 +43,7 @@ import numpy as np
 
 from bench.common import machine, summary, target, timed
 from trt_perception.io.stamps import set_time, stamp_ns
+from trt_perception.io.video import video_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "detection.json"
@@ -53,14 +54,7 @@ VIDEO = ROOT / "data" / "sample_scene.mp4"
 
 def sample_frames(n: int) -> list[np.ndarray]:
     """Frames of the sample video (or a synthetic 720p frame when the data is missing)."""
-    frames = []
-    cap = cv2.VideoCapture(str(VIDEO))
-    while cap.isOpened() and len(frames) < n:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
+    frames = video_frames(VIDEO, n)
     if not frames:
         rng = np.random.default_rng(0)
         frames = [rng.integers(0, 255, (720, 1280, 3), np.uint8)]

@@ -18,6 +18,7 @@ from trt_perception.inference.engine import EngineError
 from trt_perception.inference.engine_sidecar import engine_metadata
 from trt_perception.inference.factory import open_engine
 from trt_perception.inference.model_info import METADATA_KEY, onnx_info, parse_names, resolve
+from trt_perception.io.video import video_frames
 from trt_perception.modelops.engine_cache import BuildRecipe, EngineCache, Target
 from trt_perception.stages.detector import Detector, DetectorConfig
 from trt_perception.stages.plate_reader import PlateReader, PlateReaderConfig
@@ -29,14 +30,7 @@ VIDEO = ROOT / "data" / "sample_scene.mp4"
 
 
 def _frames(n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(VIDEO))
-    frames = []
-    while len(frames) < n:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
+    frames = video_frames(VIDEO, n)
     if not frames:
         pytest.skip("data/sample_scene.mp4 missing (tools/make_samples.py)")
     return frames
