@@ -25,7 +25,10 @@ from trt_perception.modelops.engine_cache import (
     Target,
     cache_key,
     load_recipe,
+    onnx_for_build,
+    parse_engine_entry,
 )
+from trt_perception.modelops.precision import quantize_int8
 
 TARGET = Target("10.13.0.35", "Orin", "8.7")
 
@@ -241,8 +244,6 @@ def test_real_tensorrt_build_cached(tmp_path: Path) -> None:
 
 
 def test_engine_entries() -> None:
-    from trt_perception.modelops.engine_cache import parse_engine_entry
-
     defaults = {"precision": "fp16", "workspace_mb": 256, "dla_core": -1, "optimization_level": -1}
     model, r = parse_engine_entry(
         "models/seg.onnx;precision=int8;profile.input=1x3x64x64:1x3x128x128:2x3x256x256", defaults
@@ -257,9 +258,6 @@ def test_engine_entries() -> None:
 
 
 def test_onnx_for_build_per_tensorrt_version(tmp_path: Path) -> None:
-    from trt_perception.modelops.engine_cache import onnx_for_build
-    from trt_perception.modelops.precision import quantize_int8
-
     onnx = make_convnet(tmp_path / "net.onnx")
     work = tmp_path / "engines"
     assert onnx_for_build(onnx, "fp16", features("10.3.0"), work) == onnx  # builder flag does FP16
