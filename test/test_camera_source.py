@@ -4,7 +4,10 @@ newest-frame hand-over for live sources, and reconnect with backoff when a sourc
 from __future__ import annotations
 
 import itertools
+import logging
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,6 +34,7 @@ from trt_perception.stages.camera import (
     Frame,
     device_index,
     open_source,
+    opencv_has_gstreamer,
     output_size,
 )
 
@@ -283,8 +287,9 @@ def test_network_stream_lost_and_recovered() -> None:
     cfg = CameraConfig(
         source=server.url, reconnect_delay_s=0.1, reconnect_max_delay_s=0.5, read_timeout_s=2.0
     )
+    lines: list[tuple[int, str]] = []
     try:
-        with CameraSource(cfg) as cam:
+        with CameraSource(cfg, log=lambda level, line: lines.append((level, line))) as cam:
             assert cam.kind == URL
             frames = [cam.read(10.0) for _ in range(5)]
             assert all(f is not None for f in frames)
@@ -303,6 +308,63 @@ def test_network_stream_lost_and_recovered() -> None:
             assert cam.state.reconnects == 1
     finally:
         server.stop()
+    # One line per change of state, however many attempts the outage took.
+    statuses = [line.split(": ")[1] for _, line in lines]
+    assert statuses == [CONNECTED, RECONNECTING, CONNECTED, "stopped"], lines
+    assert [level for level, _ in lines[:3]] == [logging.INFO, logging.WARNING, logging.INFO]
+
+
+_FAILING_SOURCE = """
+import cv2, sys, time
+from trt_perception.stages.camera import CameraConfig, CameraSource
+cfg = CameraConfig(source=sys.argv[1], reconnect_delay_s=0.05, reconnect_max_delay_s=0.05, reconnect_attempts=4)
+cam = CameraSource(cfg).start()
+deadline = time.monotonic() + 60
+while cam.state.status != "failed" and time.monotonic() < deadline:
+    time.sleep(0.05)
+print("final:", cam.state.status, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("kind", ["refused", "404"])
+def test_a_failing_stream_logs_its_states_without_opencv_or_libav_noise(kind: str) -> None:
+    # Measured before: every attempt printed "[tcp @ 0x..] Connection to tcp://... failed: Connection
+    # refused" (libav) and "[ WARN:0@0.3] global cap.cpp:212 open VIDEOIO(FFMPEG): ..." (OpenCV).
+    # cv2 is imported first, as a node does, so the camera module cannot rely on importing it first.
+    from http.server import HTTPServer, SimpleHTTPRequestHandler
+
+    http = HTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    url = (
+        "rtsp://127.0.0.1:9/stream" if kind == "refused" else f"http://127.0.0.1:{http.server_port}/none.mp4"
+    )
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", _FAILING_SOURCE, url],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        http.shutdown()
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"camera url '{url}': connecting: OpenCV could not open url source '{url}' (attempt 1)",
+        f"camera url '{url}': failed: gave up after 4 attempts: OpenCV could not open url source '{url}' "
+        "(attempt 4)",
+        "final: failed",
+    ], run.stderr
+
+
+def test_gstreamer_pipeline_on_an_opencv_without_gstreamer_says_so() -> None:
+    if opencv_has_gstreamer():
+        pytest.skip("this OpenCV has GStreamer")
+    assert "GStreamer:                   NO" in cv2.getBuildInformation()
+    with pytest.raises(
+        CameraError, match=r"OpenCV .* was built without GStreamer .* 'videotestsrc ! appsink'"
+    ):
+        CameraSource(CameraConfig(source="videotestsrc ! appsink")).start()
 
 
 def test_stop_is_prompt_and_idempotent(video: Path) -> None:

@@ -4,7 +4,9 @@ ROS-free, shared by the ``camera_bridge`` node and the in-process perception pip
 its own thread. Live sources (camera, stream, pipeline) keep only the newest frame, so a slow consumer
 never stalls the driver (the frames it missed are counted as ``dropped``); finite sources (file,
 folder) hand every frame over and play at the file's rate or ``rate_hz``. A source that fails or
-disappears is reopened with exponential backoff, and ``state`` says what is going on for diagnostics.
+disappears is reopened with exponential backoff, and ``state`` says what is going on for diagnostics;
+each change of state (opening, open, lost, reconnecting, failed...) is one log line, and OpenCV's and
+libav's own lines for each failed attempt are silenced (the state line says what failed).
 
     with CameraSource(CameraConfig(source="data/sample_scene.mp4", loop=True)) as cam:
         frame = cam.read(timeout_s=1.0)   # Frame(image=BGR uint8, stamp_ns, seq, dropped, index) or None
@@ -12,20 +14,29 @@ disappears is reopened with exponential backoff, and ``state`` says what is goin
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import cv2
+# libav prints its own line for every failed attempt ("[tcp @ 0x..] Connection to tcp://... failed:
+# Connection refused"); OpenCV's FFmpeg backend sets libav's level from this variable, once, when it first
+# opens something. AV_LOG_QUIET (-8); a user's own setting stays.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+import cv2  # after the variable above, so no FFmpeg capture can start before it
 import numpy as np
 
 from .fields import setting
+
+_LOG = logging.getLogger(__name__)
 
 # Source kinds.
 DEVICE, FILE, FOLDER, URL, GSTREAMER = "device", "file", "folder", "url", "gstreamer"
@@ -46,6 +57,41 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 
 class CameraError(RuntimeError):
     """A source that cannot work as configured (missing file, empty folder, bad setting)."""
+
+
+#: ``log(level, line)`` with a ``logging`` level: where the state lines go (a node passes its logger).
+Log = Callable[[int, str], None]
+
+_STATE_LEVELS = {
+    CONNECTED: logging.INFO,
+    FINISHED: logging.INFO,
+    STOPPED: logging.INFO,
+    FAILED: logging.ERROR,
+}
+
+
+def opencv_has_gstreamer() -> bool:
+    """Whether this OpenCV was built with its GStreamer video backend."""
+    registry = getattr(cv2, "videoio_registry", None)
+    if registry is not None and hasattr(registry, "hasBackend"):
+        return bool(registry.hasBackend(cv2.CAP_GSTREAMER))
+    return bool(re.search(r"GStreamer:\s+YES", cv2.getBuildInformation()))
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """OpenCV's own warning for a failed open ("[ WARN:0@0.3] global cap.cpp:212 open VIDEOIO(FFMPEG):
+    backend is generally available but can't be used to capture by name") off for one call."""
+    utils = getattr(getattr(cv2, "utils", None), "logging", None)
+    if utils is None:
+        yield
+        return
+    old = utils.getLogLevel()
+    utils.setLogLevel(min(old, utils.LOG_LEVEL_ERROR))
+    try:
+        yield
+    finally:
+        utils.setLogLevel(old)
 
 
 def _lossless_text(value: bool | None) -> str:
@@ -190,7 +236,8 @@ class _Reader:
             return
         if self.kind == FILE and not os.path.isfile(cfg.source):
             raise CameraError(f"video file '{cfg.source}' not found")
-        cap = _open_capture(cfg, self.kind)
+        with _quiet_opencv():
+            cap = _open_capture(cfg, self.kind)
         if cap is None or not cap.isOpened():
             raise CameraError(f"OpenCV could not open {self.kind} source '{cfg.source}'")
         self.cap = cap
@@ -310,6 +357,7 @@ class CameraSource:
         on_frame: Callable[[Frame], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
+        log: Log | None = None,
     ) -> None:
         """``on_frame``: called in the capture thread with each frame instead of handing it to ``read``;
         for a consumer that never blocks (a best-effort / keep-last publisher), it saves a thread
@@ -318,7 +366,10 @@ class CameraSource:
         ``clock`` (monotonic seconds) and ``sleep(seconds)`` time the pacing: a file's or folder's
         playback rate and the rate cap. Injected together, they let a test check the schedule exactly,
         whatever the machine's load; by default pacing waits on the stop event, so ``stop()`` cuts a
-        wait short."""
+        wait short.
+
+        ``log(level, line)`` gets one line per change of state (default: this module's ``logging``
+        logger); repeated failures in the same state are not repeated there (``state`` has the count)."""
         self.cfg = cfg
         self._on_frame = on_frame
         self._clock = clock
@@ -334,6 +385,8 @@ class CameraSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reader = _Reader(cfg, self.kind)
+        self._log: Log = log or _LOG.log
+        self._logged_status = ""
 
     # -- lifecycle
     def start(self) -> CameraSource:
@@ -417,6 +470,12 @@ class CameraSource:
             )
         if not cfg.source.strip():
             raise CameraError("camera source is empty")
+        if self.kind == GSTREAMER and not opencv_has_gstreamer():
+            raise CameraError(
+                f"OpenCV {cv2.__version__} was built without GStreamer (cv2.getBuildInformation(): "
+                f"GStreamer NO), so the pipeline '{cfg.source}' cannot be opened: use an OpenCV built with "
+                "GStreamer (e.g. the system's python3-opencv or JetPack's), or a device, file or URL source"
+            )
 
     def _set_state(self, status: str, message: str, **changes: Any) -> None:
         with self._cond:
@@ -424,6 +483,12 @@ class CameraSource:
             since = old.since if old.status == status else time.monotonic()
             self._state = replace(old, status=status, message=message, since=since, **changes)
             self._cond.notify_all()
+            changed, self._logged_status = status != self._logged_status, status
+        if changed:
+            self._log(
+                _STATE_LEVELS.get(status, logging.WARNING),
+                f"camera {self.kind} '{self.cfg.source}': {status}: {message}",
+            )
 
     def _run(self) -> None:
         period = 1.0 / self.cfg.rate_hz if self.cfg.rate_hz > 0 else 0.0
