@@ -52,3 +52,9 @@ def rebuilt(stage: S, cfg: Any) -> S:
     reaches a stage that derives state from its config at construction (a class filter's ids)."""
     extra = {"max_batch": stage.max_batch} if isinstance(stage, Detector) else {}
     return type(stage)(cfg, stage.latency, stage.engine, stage.prefix, **extra)
+
+
+def close_stage(stage: Any) -> None:
+    """Release a stage's engine now (a node's cleanup), not whenever the garbage collector gets to it."""
+    if stage is not None:
+        stage.engine.close()

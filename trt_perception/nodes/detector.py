@@ -11,22 +11,22 @@ are published on ``tracks_topic`` (Detection2DArray, track ID in ``Detection2D.i
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
-from ..inference.engine import EngineError
 from ..io.images import numpy_to_image
 from ..metrics.latency import END_TO_END
 from ..ros.detection_msgs import DetectionMsgBuilder, tracks_to_msg
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
-from ..ros.node_base import PerceptionNode, run_node
+from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
 from ..stages.detector import Detector
 from ..stages.tracker import Tracker
 from ..vision.draw import draw_detections, draw_tracks
-from ._stages import DETECTOR, TRACKER
+from ._stages import DETECTOR, TRACKER, close_stage, rebuilt
 
 MESSAGE = "message"
 
@@ -36,55 +36,69 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "image_topic",
         "camera/image_raw",
-        "Input image topic (sensor-data QoS: best-effort and reliable publishers match).",
+        "Input image topic (reliability follows its publishers; depth 1: the newest frame).",
     ),
     Param("detections_topic", "detections", "Output vision_msgs/Detection2DArray topic."),
     Param("annotated_topic", "detections/image", "Annotated image topic, drawn only while subscribed."),
     Param("publish_annotated", True, "Offer the annotated image at all."),
-    Param("qos_depth", 5, "Image subscription queue depth."),
     Param("tracking", False, "Track the detections and publish them with track IDs on tracks_topic."),
     Param("tracks_topic", "tracks", "Tracked objects (Detection2DArray, id = track ID) when tracking."),
     *TRACKER.params("tracker."),
+    *LIFECYCLE_PARAMETERS,
 )
 
 
-class DetectorNode(PerceptionNode):
+class DetectorNode(ManagedPerceptionNode):
+    """Lifecycle: configure loads the model (and the tracker), activate subscribes to the images."""
+
     PARAMETERS = PARAMETERS
     COMPONENT = "detector"
+    detector: Detector | None = None
+    tracker: Tracker | None = None
 
-    def __init__(self) -> None:
-        super().__init__("detector")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("detector", **kwargs)
+
+    def build(self) -> None:
         p = self.params
-        self.detector: Detector | None = None
-        try:
-            model = params_model_file(self, p)
-            self.detector = Detector(DETECTOR.config(p, model=model), self.latency)
-            self.detector.warmup()
-            self.diagnostics.set_value("model", model)
-            self.diagnostics.set_value("backend", self.detector.engine.backend)
-            self.get_logger().info(
-                f"detector ready: {model} ({self.detector.engine.backend}, decoder {self.detector.info.decoder}, "
-                f"input {self.detector.input_size[0]}x{self.detector.input_size[1]}, labels {self.detector.labels})"
-            )
-        except (EngineError, ValueError, OSError) as exc:
-            self.startup_error("model", f"cannot start the detector: {exc}")
-        self.pub = self.create_publisher(Detection2DArray, str(p["detections_topic"]), reliable_qos(10))
-        self.tracker: Tracker | None = None
+        model = params_model_file(self, p)
+        self.detector = Detector(DETECTOR.config(p, model=model), self.latency)
+        self.detector.warmup()
+        self.latency.reset()  # the warm-up pass is not a camera frame
+        self.diagnostics.set_value("model", model)
+        self.diagnostics.set_value("backend", self.detector.engine.backend)
+        self.get_logger().info(
+            f"detector ready: {model} ({self.detector.engine.backend}, decoder {self.detector.info.decoder}, "
+            f"input {self.detector.input_size[0]}x{self.detector.input_size[1]}, labels {self.detector.labels})"
+        )
+        self.pub = self.publisher(Detection2DArray, str(p["detections_topic"]), reliable_qos(10))
         self.tracks_pub = None
         if p["tracking"]:
             self.tracker = Tracker(TRACKER.config(p, "tracker."), self.latency)
-            self.tracks_pub = self.create_publisher(
-                Detection2DArray, str(p["tracks_topic"]), reliable_qos(10)
-            )
+            self.tracks_pub = self.publisher(Detection2DArray, str(p["tracks_topic"]), reliable_qos(10))
         self._det_msg = DetectionMsgBuilder()  # reused message, or its CDR bytes: ~0.1 ms less per frame
         self.annotated_pub = (
-            self.create_publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
+            self.publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
             if p["publish_annotated"]
             else None
         )
-        self.subscribe_images(str(p["image_topic"]), self.on_image, int(p["qos_depth"]))
+
+    def start(self) -> None:
+        # Depth 1: a detector slower than its camera answers the newest frame, not a stale queue.
+        self.subscribe_images(str(self.params["image_topic"]), self.on_image, depth=1)
+
+    def release(self) -> None:
+        close_stage(self.detector)
+        self.detector = self.tracker = None
+
+    def apply_parameters(self, names: set[str]) -> None:
+        if self.detector is not None and names & DETECTOR.names(live=True):
+            cfg = DETECTOR.config(self.params, model=self.detector.cfg.model)
+            self.detector = rebuilt(self.detector, cfg)
 
     def on_image(self, msg: Image) -> None:
+        if not self.processing:
+            return
         start = time.perf_counter()
         frame = self.input_frame(msg, self.detector is not None)
         if frame is None or self.detector is None:

@@ -51,7 +51,7 @@ from ..ros.params import Param
 from ..ros.qos import latched_qos, reliable_qos
 from ..stages.camera import CameraState, Frame
 from ..vision.draw import draw_result
-from ._stages import CAMERA, DETECTOR, PLATE_CONSENSUS, PLATE_READER, SEGMENTER, TRACKER, rebuilt
+from ._stages import CAMERA, DETECTOR, PLATE_CONSENSUS, PLATE_READER, SEGMENTER, TRACKER, close_stage, rebuilt
 
 PARAMETERS: tuple[Param, ...] = (
     *CAMERA.params("camera."),
@@ -176,6 +176,9 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
             self.runner.stop()
 
     def release(self) -> None:
+        if self.pipeline is not None:
+            for stage in (self.pipeline.detector, self.pipeline.plate_reader, self.pipeline.segmenter):
+                close_stage(stage)
         self.pipeline = None
         self.runner = None
 

@@ -309,7 +309,9 @@ class ManagedPerceptionNode(LifecycleNodeMixin, PerceptionNode):
             self.exit_code = 1
             self.get_logger().fatal("configure failed and exit_on_error is set: exiting with code 1")
             self.diagnostics.publish()  # the cause, for whoever watches /diagnostics
-            self.context.try_shutdown()  # spin returns; run_node exits with exit_code
+            # Once the transition is complete (shutting down inside it fails it): spin returns and
+            # run_node exits with exit_code.
+            self.create_timer(0.0, self.context.try_shutdown)
         return _FAILURE
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
