@@ -13,6 +13,8 @@ every figure, so rqt_runtime_monitor stays readable:
   publisher, never processed here: see ``LatencyRecorder.drops``) and the subscriptions' own values
   (reliability, DDS-lost messages); WARN/ERROR from the frame-age and dropped-frame thresholds, so a
   pipeline that falls behind its camera is not OK.
+- a node's own statuses from ``add_status_source`` (one per camera of a multi-camera pipeline), whose
+  levels count in the summary's.
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ class DiagnosticsPublisher:
         self._problems: dict[str, _Problem] = {}
         self._values: dict[str, str] = {}
         self._input_values: dict[str, str] = {}
+        self._status_sources: list[Callable[[], list[DiagnosticStatus]]] = []
         self._lock = threading.Lock()
         self._pub = node.create_publisher(DiagnosticArray, topic, 10)
         self._timer = node.create_timer(period_s, self.publish) if period_s > 0 else None
@@ -172,12 +175,22 @@ class DiagnosticsPublisher:
         with self._lock:
             self._input_values[key] = _fmt(value)
 
+    def add_status_source(self, source: Callable[[], list[DiagnosticStatus]]) -> None:
+        """``source()`` gives more statuses at every publish (named ``<fqn>: <task>`` by the node; their
+        messages name what they describe, since the summary's message may quote them)."""
+        self._status_sources.append(source)
+
+    def remove_status_source(self, source: Callable[[], list[DiagnosticStatus]]) -> None:
+        if source in self._status_sources:
+            self._status_sources.remove(source)
+
     def status(self) -> DiagnosticStatus:
         """The node's summary status (its overall level and one-line message)."""
         return self.statuses()[0]
 
     def statuses(self) -> list[DiagnosticStatus]:
-        """The summary status first, then latency, then input (when the node takes frames)."""
+        """The summary status first, then latency, then input (when the node takes frames), then those
+        of the status sources."""
         now = self._clock()
         with self._lock:
             for key in [k for k, p in self._problems.items() if p.expires is not None and p.expires < now]:
@@ -188,6 +201,7 @@ class DiagnosticsPublisher:
         latency = self._latency_status(summary)
         inputs = self._input_status(summary, input_values)
         parts = [s for s in (latency, inputs) if s is not None]
+        parts += [s for source in self._status_sources for s in source()]
         level = max([_level(s) for s in parts] + [p.level for _, p in problems] + [OK])
         if problems:
             key, worst = problems[0]
