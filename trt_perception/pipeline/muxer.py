@@ -94,10 +94,15 @@ class Muxer:
         self._closed = False
 
     # -- producers
-    def push(self, source: int, image: np.ndarray, stamp_ns: int, seq: int = -1) -> None:
-        """The newest frame of ``source``; replaces (and counts as dropped) one not yet batched."""
+    def push(
+        self, source: int, image: np.ndarray, stamp_ns: int, seq: int = -1, frame_id: str | None = None
+    ) -> None:
+        """The newest frame of ``source``; replaces (and counts as dropped) one not yet batched.
+        ``frame_id``: the frame's own (an image message's header) instead of the source's."""
         s = self.sources[source]
-        frame = SourceFrame(source, s.name, s.frame_id, image, stamp_ns, seq)
+        frame = SourceFrame(
+            source, s.name, s.frame_id if frame_id is None else frame_id, image, stamp_ns, seq
+        )
         with self._cond:
             if self._pending[source] is not None:
                 self._drops[source] += 1
