@@ -7,6 +7,8 @@ import time
 from typing import Any
 
 import pytest
+from conftest import CONFIG
+from ros_domain import use_own_domain
 
 from trt_perception.metrics.latency import END_TO_END, FRAME_AGE, INFERENCE, LatencyRecorder
 from trt_perception.ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, threshold_level
@@ -201,3 +203,22 @@ def test_a_new_problem_is_published_at_once(ros_node: Any) -> None:
     diag.report("camera", ERROR, "cannot open camera 0")
     assert ros_node.spin_until(lambda: bool(received), timeout=30)  # not an hour later
     assert received[0].status[0].message == "camera: cannot open camera 0"
+
+
+@pytest.fixture
+def own_domain(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    return use_own_domain(request, monkeypatch)
+
+
+@pytest.mark.slow
+def test_namespaced_node_processes_publish_apart(own_domain: str, start_node: Any, ros_node: Any) -> None:
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    names: set[str] = set()
+    ros_node.create_subscription(
+        DiagnosticArray, "/diagnostics", lambda m: names.update(s.name for s in m.status), 50
+    )
+    wanted = {f"/{ns}/detector: {task}" for ns in ("front", "rear") for task in ("detector", "latency")}
+    for ns in ("front", "rear"):
+        start_node("detector", params_file=CONFIG / "detector.yaml", remap={"__ns": f"/{ns}"})
+    assert ros_node.spin_until(lambda: wanted <= names, 60), names

@@ -362,7 +362,7 @@ class AdaptiveSubscription:
             worst = max(upstream, key=lambda u: u.level)
             self._report(
                 "no_data",
-                worst.level,
+                WARN,  # the fault is upstream and raised there: one ERROR per root cause, not one per node
                 f"no image on {self.topic} for {silent:.0f} s: upstream {worst.name} reports "
                 f"{LEVEL_NAMES[worst.level]}: {worst.message}",
             )
