@@ -158,7 +158,7 @@ class DiagnosticsPublisher:
             old = self._problems.get(key)
             since = old.since if old is not None and old.level == level else now
             self._problems[key] = _Problem(level, message, since, None if ttl_s is None else now + ttl_s)
-        if self._timer is not None and (old is None or old.level != level) and self._node.context.ok():
+        if self._timer is not None and (old is None or old.level != level):
             self.publish()  # news goes out now (as diagnostic_updater's force_update), not a period later
 
     def clear(self, key: str) -> None:
@@ -277,6 +277,8 @@ class DiagnosticsPublisher:
         )
 
     def publish(self) -> None:
+        if not self._node.context.ok():  # shutting down (Ctrl-C): a report then has nowhere to go
+            return
         msg = DiagnosticArray()
         msg.header.stamp = self._node.get_clock().now().to_msg()
         msg.status = self.statuses()
