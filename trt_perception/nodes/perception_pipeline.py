@@ -28,12 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from sensor_msgs.msg import Image
-from std_msgs.msg import Header, String
-from vision_msgs.msg import Detection2DArray
 
-from ..io.images import numpy_to_image
-from ..io.stamps import set_time
 from ..pipeline.perception import (
     ConsensusStep,
     DetectStep,
@@ -43,14 +38,12 @@ from ..pipeline.perception import (
     SegmentStep,
 )
 from ..pipeline.runner import ENDED, OK, PipelineRunner, camera_status
-from ..ros.detection_msgs import DetectionMsgBuilder, readings_to_msg, tracks_to_msg
 from ..ros.diagnostics import WARN
 from ..ros.files import params_model_file, resolve_file
 from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
-from ..ros.qos import latched_qos, reliable_qos
 from ..stages.camera import CameraState, Frame
-from ..vision.draw import draw_result
+from ._pipeline_outputs import PipelineOutputs
 from ._stages import CAMERA, DETECTOR, PLATE_CONSENSUS, PLATE_READER, SEGMENTER, TRACKER, close_stage, rebuilt
 
 PARAMETERS: tuple[Param, ...] = (
@@ -126,7 +119,6 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
     def build(self) -> None:
         p = self.params
         self._frame_id = str(p["frame_id"])
-        self._det_msg = DetectionMsgBuilder()
         engine = lambda key: params_model_file(self, p, key)  # noqa: E731
         seg_cfg = (
             SEGMENTER.config(p, "segmentation.", model=engine("segmentation.model"))
@@ -146,19 +138,7 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
         )
         self.pipeline.warmup()
         self._camera_cfg = CAMERA.config(p, "camera.", source=resolve_file(str(p["camera.source"])))
-        qos = reliable_qos(10)
-        self.det_pub = self.publisher(Detection2DArray, str(p["detections_topic"]), qos)
-        self.plate_pub = self.publisher(Detection2DArray, str(p["plates_topic"]), qos)
-        self.tracks_pub = self.publisher(Detection2DArray, str(p["tracks_topic"]), qos)
-        # Events are rare and must not be lost: reliable, and the last 100 kept for late subscribers.
-        self.events_pub = self.publisher(String, str(p["plate_events_topic"]), latched_qos(100))
-        self.image_pub = self.publisher(Image, str(p["image_topic"]), reliable_qos(2))
-        self.annotated_pub = self.publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
-        self.mask_pub = (
-            self.publisher(Image, str(p["segmentation.mask_topic"]), reliable_qos(2))
-            if p["segmentation.enabled"]
-            else None
-        )
+        self.outputs = PipelineOutputs(self, p)
 
     def start(self) -> None:
         """Once the publishers are enabled: an inline camera runs the stages from its first frame."""
@@ -232,7 +212,7 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
         self.runner.poll()
 
     def _on_camera_end(self, state: CameraState, events: list[Any]) -> None:
-        self._publish_events(events)
+        self.outputs.publish_events(events, self._frame_id)
         if self.end_hook is not None:
             self.end_hook(events)
         self.diagnostics.report("camera", WARN, f"source {state.status}: {state.message}", ttl_s=None)
@@ -241,7 +221,7 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
     def _on_result(self, frame: Frame, result: PipelineResult) -> None:
         if not self.processing:  # `enabled` false: the camera runs on, nothing goes out
             return
-        self._publish(frame.image, result, self._frame_id)
+        self.outputs.publish(frame.image, result, self._frame_id)
         if self.result_hook is not None:
             self.result_hook(result)
         self.diagnostics.set_value("frames", self.frames + 1)
@@ -249,26 +229,6 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
 
     def _on_error(self, exc: Exception) -> None:
         self.warn_input("pipeline", f"{type(exc).__name__}: {exc}")
-
-    def _publish(self, bgr: Any, result: PipelineResult, frame_id: str) -> None:
-        header = Header(frame_id=frame_id)
-        set_time(header.stamp, result.stamp_ns)
-        self.det_pub.publish(self._det_msg(result.detections, header))
-        if self.pipeline is not None and self.pipeline.plate_reader is not None:
-            self.plate_pub.publish(readings_to_msg(result.plates, header))
-        if result.tracks is not None:
-            self.tracks_pub.publish(tracks_to_msg(result.tracks, header, result.plate_of()))
-        self._publish_events(result.events)
-        if self.mask_pub is not None and result.segmentation is not None:
-            self.mask_pub.publish(numpy_to_image(result.segmentation.mask, "mono8", header=header))
-        if self.params["publish_image"]:
-            self.image_pub.publish(numpy_to_image(bgr, "bgr8", header=header))
-        if self.annotated_pub.get_subscription_count() > 0:
-            self.annotated_pub.publish(numpy_to_image(draw_result(bgr, result), "bgr8", header=header))
-
-    def _publish_events(self, events: list[Any]) -> None:
-        for event in events:
-            self.events_pub.publish(String(data=event.to_json(self._frame_id)))
 
 
 def main(args: list[str] | None = None) -> int:
