@@ -281,6 +281,19 @@ def torch_replay(
                 )
             elif op == "Identity":
                 y = a[0]
+            elif op == "Softplus":
+                y = F.softplus(a[0])
+            elif op == "Reshape":  # the shape is a graph constant; 0 copies the input's dimension
+                shape = [int(d) for d in host[n.input[1]].tolist()]
+                y = a[0].reshape([a[0].shape[i] if d == 0 else d for i, d in enumerate(shape)])
+            elif op == "Slice":
+                starts, ends = host[n.input[1]].tolist(), host[n.input[2]].tolist()
+                axes = host[n.input[3]].tolist() if len(n.input) > 3 else list(range(len(starts)))
+                steps = host[n.input[4]].tolist() if len(n.input) > 4 else [1] * len(starts)
+                index = [slice(None)] * a[0].dim()
+                for ax, lo, hi, step in zip(axes, starts, ends, steps):
+                    index[ax] = slice(lo, min(hi, a[0].shape[ax]), step)
+                y = a[0][tuple(index)]
             else:
                 raise NotImplementedError(f"op {op} not in the replay")
             env[n.output[0]] = y

@@ -95,6 +95,19 @@ def test_each_camera_in_a_batch_equals_the_camera_alone(sample_data: Any) -> Non
     assert all(e.kind == "ended" for e in flushed)
 
 
+def test_without_tracker_every_plate_is_read_as_alone(sample_data: Any) -> None:
+    feeds = [camera_frames(sample_data.video, start, size, 3) for start, size in CAMERAS[:2]]
+    multi = MultiCameraPipeline.build(2, DET, READER)
+    single = PerceptionPipeline.build(DET, READER)
+    for k in range(3):
+        out = multi([SourceFrame(c, f"cam{c}", "", feeds[c][k], k) for c in range(2)])
+        for cam in out.cameras:
+            alone = single(feeds[cam.source][k], k)
+            assert cam.result.tracks is None and cam.result.reads == alone.reads
+            assert [p.text for p in cam.result.plates] == [p.text for p in alone.plates]
+    assert out.stats.plate_crops == sum(c.result.reads for c in out.cameras) > 0
+
+
 def test_fixed_batch_detector_is_refused_at_build(tmp_path: Path) -> None:
     from detection_models import constant_model, yolov8_output
 

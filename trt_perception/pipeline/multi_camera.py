@@ -181,10 +181,10 @@ class MultiCameraPipeline:
                 r.events, r.reads, r.readings = out.events, out.reads, out.readings
             return len(crops)
         plates = self.reader.read_batch([f.image for f in frames], [r.detections for r in results])
-        for r, mine in zip(results, plates):
-            r.plates = mine
+        for r, readings_of_frame in zip(results, plates):
+            r.plates = readings_of_frame
             r.reads = len(self.reader.select(r.detections))
-            r.readings = [(p.box, p.text) for p in mine]
+            r.readings = [(p.box, p.text) for p in readings_of_frame]
         return sum(r.reads for r in results)
 
     def warmup(self) -> None:
