@@ -36,13 +36,15 @@ from .runner import ENDED
 @dataclass
 class CameraResult:
     """One camera's share of a batch: its frame's source, header data and the chain's result
-    (detections, tracks, plates, plate events, reads) as the single-camera pipeline gives it."""
+    (detections, tracks, plates, plate events, reads) as the single-camera pipeline gives it, and the
+    frame itself (a node publishes or draws on it)."""
 
     source: int
     name: str
     frame_id: str
     seq: int
     result: PipelineResult
+    image: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,9 @@ class MultiCameraPipeline:
             (t3 - t2) * 1e3,
             total_ms,
         )
-        cams = [CameraResult(f.source, f.name, f.frame_id, f.seq, r) for f, r in zip(frames, results)]
+        cams = [
+            CameraResult(f.source, f.name, f.frame_id, f.seq, r, f.image) for f, r in zip(frames, results)
+        ]
         return BatchResult(cams, stats)
 
     def _read(self, frames: Sequence[SourceFrame], results: list[PipelineResult]) -> int:
@@ -208,7 +212,8 @@ class MultiCameraRunner:
     ``on_batch(result)`` after each batch; ``on_error(exc)`` when the pipeline raises on a batch (the
     run goes on); ``on_end(source, state, events)`` once per camera when it has ended, with the
     events of its flush. ``sources`` name the cameras (names/namespaces and frame_ids); by default
-    ``camera0``, ``camera1``...
+    ``camera0``, ``camera1``... No ``cameras`` (an empty sequence): the frames are pushed into
+    ``muxer`` from outside (image topics), one source per camera of ``pipeline``.
     """
 
     def __init__(
@@ -221,22 +226,19 @@ class MultiCameraRunner:
         on_error: Callable[[Exception], None] | None = None,
         on_end: Callable[[int, CameraState, list[PlateEvent]], None] | None = None,
     ) -> None:
-        if len(cameras) != len(pipeline.cameras):
-            raise ValueError(
-                f"{len(cameras)} camera configs for a pipeline of {len(pipeline.cameras)} cameras"
-            )
+        n = len(pipeline.cameras)
+        if cameras and len(cameras) != n:
+            raise ValueError(f"{len(cameras)} camera configs for a pipeline of {n} cameras")
         self.pipeline = pipeline
         self.camera_cfgs = list(cameras)
-        srcs = (
-            list(sources) if sources is not None else [MuxSource(f"camera{i}") for i in range(len(cameras))]
-        )
-        if len(srcs) != len(cameras):
-            raise ValueError(f"{len(srcs)} sources named for {len(cameras)} cameras")
+        srcs = list(sources) if sources is not None else [MuxSource(f"camera{i}") for i in range(n)]
+        if len(srcs) != n:
+            raise ValueError(f"{len(srcs)} sources named for {n} cameras")
         self.muxer = Muxer(srcs, timeout_s)
         self.cameras: list[CameraSource] = []
         self.batches = 0
         self._on_batch, self._on_error, self._on_end = on_batch, on_error, on_end
-        self._ended = [False] * len(cameras)
+        self._ended = [False] * n
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
 
