@@ -20,6 +20,9 @@ By default the stages run in the camera's capture thread, straight after the fra
 hand-over, no thread switch, the frame still in that core's cache; the detections go out serialised
 straight to CDR (``DetectionMsgBuilder``). With ``camera.process_in_capture_thread`` off, a worker thread takes the
 newest frame instead, so a pipeline slower than the camera never holds up a live camera's driver.
+
+With ``camera.sources`` or ``image_topics`` it runs several cameras through one batched detector call,
+each camera's outputs under its name (``nodes/_multi_camera.py``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from ..ros.files import params_model_file, resolve_file
 from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
 from ..stages.camera import CameraState, Frame
+from ._multi_camera import MULTI_CAMERA_PARAMETERS, MultiCamera, multi_camera_requested
 from ._pipeline_outputs import PipelineOutputs
 from ._stages import CAMERA, DETECTOR, PLATE_CONSENSUS, PLATE_READER, SEGMENTER, TRACKER, close_stage, rebuilt
 
@@ -54,6 +58,7 @@ PARAMETERS: tuple[Param, ...] = (
         "Run the stages in the capture thread (no hand-over); false: a worker takes the newest frame, "
         "so a pipeline slower than a live camera never holds up its driver.",
     ),
+    *MULTI_CAMERA_PARAMETERS,
     Param("frame_id", "camera", "frame_id of the published headers."),
     Param("publish_image", False, "Also publish the camera frames (costs a copy and the transport)."),
     Param("image_topic", "camera/image_raw", "Where the camera frames go when publish_image is set."),
@@ -108,6 +113,8 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
     COMPONENT = "perception_pipeline"
     pipeline: PerceptionPipeline | None = None
     runner: PipelineRunner | None = None
+    #: Several cameras (camera.sources or image_topics): they run there instead.
+    multi: MultiCamera | None = None
     #: Called with each PipelineResult after publishing (the demo's terminal view).
     result_hook: Callable[[PipelineResult], None] | None = None
     #: Called with the events of the final flush when the camera has ended (the demo's summary).
@@ -125,16 +132,19 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
             if p["segmentation.enabled"]
             else None
         )
-        tracking = bool(p["tracking.enabled"])
-        self.pipeline = PerceptionPipeline.build(
-            DETECTOR.config(p, "detector.", model=engine("detector.model")),
+        detector = DETECTOR.config(p, "detector.", model=engine("detector.model"))
+        reader = (
             PLATE_READER.config(p, "plate_reader.", model=engine("plate_reader.model"))
             if p["plate_reader.enabled"]
-            else None,
-            seg_cfg,
-            self.latency,
-            tracker=TRACKER.config(p, "tracker.") if tracking else None,
-            consensus=PLATE_CONSENSUS.config(p, "plate_consensus."),
+            else None
+        )
+        tracker = TRACKER.config(p, "tracker.") if p["tracking.enabled"] else None
+        consensus = PLATE_CONSENSUS.config(p, "plate_consensus.")
+        if multi_camera_requested(p):
+            self.multi = MultiCamera.build(self, detector, reader, tracker, consensus)
+            return
+        self.pipeline = PerceptionPipeline.build(
+            detector, reader, seg_cfg, self.latency, tracker=tracker, consensus=consensus
         )
         self.pipeline.warmup()
         self._camera_cfg = CAMERA.config(p, "camera.", source=resolve_file(str(p["camera.source"])))
@@ -142,6 +152,9 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
 
     def start(self) -> None:
         """Once the publishers are enabled: an inline camera runs the stages from its first frame."""
+        if self.multi is not None:
+            self.multi.start()
+            return
         assert self.pipeline is not None
         inline = bool(self.params["camera.process_in_capture_thread"])
         runner = PipelineRunner(
@@ -154,8 +167,13 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
         super().stop()
         if self.runner is not None:
             self.runner.stop()
+        if self.multi is not None:
+            self.multi.stop()
 
     def release(self) -> None:
+        if self.multi is not None:
+            self.multi.release()
+            self.multi = None
         if self.pipeline is not None:
             for stage in (self.pipeline.detector, self.pipeline.plate_reader, self.pipeline.segmenter):
                 close_stage(stage)
@@ -172,6 +190,9 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
 
     def apply_parameters(self, names: set[str]) -> None:
         """Live stage parameters: the stage is rebuilt around its engine and swapped into its step."""
+        if self.multi is not None:
+            self.multi.apply_parameters(names)
+            return
         if self.pipeline is None:
             return
         p = self.params
