@@ -12,6 +12,7 @@ on a Jetson is another parser): ``trt_perception/inference/trt_features.py``.
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import time
 from dataclasses import replace
@@ -285,6 +286,10 @@ def test_max_batch_profile_covers_batch_1_to_n(tmp_path: Path) -> None:
     target = tb.current_target(-1, -1, CC)
     assert cache_key("x", recipe, target) != cache_key("x", replace(recipe, max_batch=1), target)
     assert tb.build_plan(ROOT / "models" / "detector.onnx", recipe, lambda _m: None, compute_capability=CC)
+    cli = ["build", str(ROOT / "models/detector.onnx"), "--max-batch", "4", "--precision", "fp32"]
+    assert main([*cli, "--compute-capability", CC, "--cache-dir", str(tmp_path / "engines")]) == 0
+    sidecar = json.loads((tmp_path / "engines" / "detector.fp32.engine.json").read_text())
+    assert sidecar["recipe"]["max_batch"] == 4
     fixed = constant_model(
         tmp_path / "fixed.onnx", {"y": np.zeros((1, 2), np.float32)}, input_shape=(1, 3, 64, 64)
     )

@@ -35,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dla-core", type=int, default=-1)
     p.add_argument("--optimization-level", type=int, default=-1)
     p.add_argument(
+        "--max-batch",
+        type=int,
+        default=1,
+        help="profile batch 1..N for inputs whose only dynamic dimension is the batch (one engine call for N cameras)",
+    )
+    p.add_argument(
         "--profile",
         action="append",
         default=[],
@@ -59,6 +65,7 @@ def _entries(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], str]:
         "workspace_mb": args.workspace_mb,
         "dla_core": args.dla_core,
         "optimization_level": args.optimization_level,
+        "max_batch": args.max_batch,
         "profiles": dict(p.split("=", 1) for p in args.profile),
     }
     entries, cache_dir = list(args.models), args.cache_dir
