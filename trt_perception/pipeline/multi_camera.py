@@ -71,12 +71,12 @@ class BatchResult:
     stats: BatchStats
 
 
-class _Camera:
+@dataclass
+class CameraChain:
     """What belongs to one camera: its tracker and plate consensus (None when the chain has none)."""
 
-    def __init__(self, tracker: Tracker | None, consensus: PlateConsensus | None) -> None:
-        self.tracker = tracker
-        self.consensus = consensus
+    tracker: Tracker | None = None
+    consensus: PlateConsensus | None = None
 
 
 class MultiCameraPipeline:
@@ -91,7 +91,7 @@ class MultiCameraPipeline:
     def __init__(
         self,
         detector: Detector,
-        cameras: Sequence[_Camera],
+        cameras: Sequence[CameraChain],
         reader: PlateReader | None = None,
         latency: LatencyRecorder | None = None,
     ) -> None:
@@ -125,7 +125,7 @@ class MultiCameraPipeline:
                 trk = Tracker(_track_classes(tracker, det.labels, plate_class), latency, TRACKER)
                 if reader is not None:
                     cons = PlateConsensus(consensus or PlateConsensusConfig(), reader, latency, CONSENSUS)
-            chains.append(_Camera(trk, cons))
+            chains.append(CameraChain(trk, cons))
         return cls(det, chains, reader, latency)
 
     def __call__(self, batch: Batch | Sequence[SourceFrame]) -> BatchResult:
