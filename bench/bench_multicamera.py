@@ -1,6 +1,6 @@
 """Many cameras on one CPU: one batched pipeline against N independent pipelines, in one process and in N.
 
-    .venv/bin/python -m bench.bench_multicamera          # -> bench/results/multicamera.json (~4 min)
+    .venv/bin/python -m bench.bench_multicamera          # -> bench/results/multicamera.json (~5 min)
 
 N = 1, 2, 4, 8 cameras, each the sample video played as a live 30 Hz camera (``CameraSource``, newest
 frame kept: a consumer that falls behind drops frames, it does not queue them). Every camera goes
