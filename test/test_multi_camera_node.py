@@ -13,16 +13,16 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+import yaml
 from detection_models import constant_model, yolov8_output
 from ros_domain import use_own_domain
 
 from trt_perception.io.images import numpy_to_image
 from trt_perception.io.stamps import set_time, stamp_ns
+from trt_perception.nodes.perception_pipeline import PARAMETERS
 from trt_perception.ros.detection_msgs import msg_to_detections
 from trt_perception.ros.qos import reliable_qos
 from trt_perception.stages.detector import Detector, DetectorConfig
-
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config"
@@ -99,6 +99,8 @@ class Listener:
         return found[-1] if found else None
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_two_camera_sources_publish_each_cameras_own_results(
     own_domain: str, ros_node: Any, start_node: Any, sample_data: Any, tmp_path: Path
 ) -> None:
@@ -135,6 +137,8 @@ def test_two_camera_sources_publish_each_cameras_own_results(
     assert proc.alive()
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_a_camera_that_cannot_open_stalls_nobody(
     own_domain: str, ros_node: Any, start_node: Any, sample_data: Any, tmp_path: Path
 ) -> None:
@@ -173,6 +177,8 @@ def test_a_camera_that_cannot_open_stalls_nobody(
     assert proc.alive()
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_image_topics_of_two_drivers(
     own_domain: str, ros_node: Any, start_node: Any, sample_data: Any
 ) -> None:
@@ -239,6 +245,8 @@ def _video_frames(video: Path, start: int, count: int) -> list[np.ndarray]:
     return frames
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_a_fixed_batch_detector_is_a_configure_error(
     own_domain: str, start_node: Any, tmp_path: Path
 ) -> None:
@@ -256,3 +264,13 @@ def test_a_fixed_batch_detector_is_a_configure_error(
     assert proc.proc.wait(60) == 1, proc.log()
     log = proc.log()
     assert "detector.model for 2 cameras: fixed.onnx: 2 frames per call requested" in log, log
+
+
+def test_the_example_config_sets_declared_parameters_for_one_setup() -> None:
+    """config/multi_camera.yaml: only perception_pipeline's parameters, one name and frame_id per source."""
+    values = yaml.safe_load((CONFIG / "multi_camera.yaml").read_text())["/**"]["ros__parameters"]
+    declared = {p.name for p in PARAMETERS}
+    assert set(values) <= declared, set(values) - declared
+    assert (
+        len(values["camera.sources"]) == len(values["camera_names"]) == len(values["camera_frame_ids"]) >= 2
+    )

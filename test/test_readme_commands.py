@@ -53,6 +53,7 @@ EXERCISES: dict[str, str] = {
     r"\.venv/bin/python -m bench\.bench_thesis$": "test_seed_tables.py::test_thesis_table_quick_on_the_ctc_reader",
     r"\.venv/bin/python -m bench\.bench_brains$": "test_seed_tables.py::test_brains_table_quick",
     r"\.venv/bin/python -m bench\.bench_segmentation$": "test_bench_segmentation_quick",
+    r"\.venv/bin/python -m bench\.bench_multicamera$": "test_bench_multicamera_short_run",
     r"bash scripts/jetson_check\.sh$": "test_jetson_check.py::test_quick_check_reports_what_it_skipped_and_why",
     r"\.venv/bin/opt_in_out --opt_out$": "test_openvino_telemetry_opt_out",
     r"(\.venv/bin/)?trt-perception compare( .*)?": "test_quantize_compare_fuse",
@@ -271,6 +272,19 @@ def test_bench_segmentation_quick(sample_data: SampleData, tmp_path: Path) -> No
     res = run([sys.executable, "-m", "bench.bench_segmentation", "--quick", "--frames", "2", "--out", str(out)], timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert json.loads(out.read_text())["targets"], res.stdout[-2000:]
+
+
+def test_bench_multicamera_short_run(sample_data: SampleData, tmp_path: Path) -> None:
+    """The 4-minute benchmark with 1 and 2 cameras over 2 s windows: every mode runs and the engine's
+    batching curve is measured (the N = 4 targets need the full run)."""
+    out = tmp_path / "multicamera.json"
+    args = ["--seconds", "2", "--rounds", "1", "--warmup", "0.5", "--counts", "1", "2", "--curve-iters", "2"]
+    res = run([sys.executable, "-m", "bench.bench_multicamera", *args, "--out", str(out)], timeout=600)
+    assert res.returncode in (0, 1), res.stderr[-2000:]
+    result = json.loads(out.read_text())
+    for mode in ("batched", "separate_threads", "separate_processes"):
+        assert all(result["modes"][mode][n]["aggregate_fps"] > 0 for n in ("1", "2")), result["modes"][mode]
+    assert result["batching_curve_ort_cpu"]["2"]["p10_ms"] > 0
 
 
 def test_openvino_telemetry_opt_out() -> None:
