@@ -326,12 +326,12 @@ class MultiCamera:
 
     def _batch_status(self) -> DiagnosticStatus:
         total, inference, wait = (self._batch.stats(s) for s in (END_TO_END, "inference", "wait"))
-        if total is None or inference is None or wait is None or not self._batches:
+        batches = list(self._batches)  # one copy: the worker thread appends meanwhile
+        if total is None or inference is None or wait is None or not batches:
             return self._status("batch", OK, "waiting for frames", {"cameras": len(self.cameras)})
-        sizes = [s for s, _ in self._batches]
-        size = sum(sizes) / len(sizes)
+        size = sum(s for s, _ in batches) / len(batches)
         fill = size / len(self.cameras)
-        timed_out = sum(t for _, t in self._batches)
+        timed_out = sum(t for _, t in batches)
         message = (
             f"{size:.1f} of {len(self.cameras)} cameras a batch ({fill:.0%} full), {total.rate_hz:.1f} "
             f"batches/s, detector engine {inference.mean_ms:.1f} ms a batch, {timed_out} timed out"
