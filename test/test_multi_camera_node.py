@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 from detection_models import constant_model, yolov8_output
+from ros_clients import change_state, set_params
 from ros_domain import use_own_domain
 
 from trt_perception.io.images import numpy_to_image
@@ -174,6 +175,17 @@ def test_a_camera_that_cannot_open_stalls_nobody(
     ok = listener.status("camera front")
     assert ok is not None and ok.level == b"\x00" and ok.message.startswith("front: connected"), ok
     assert listener.got["dead/detections"] == []
+    # A live detector parameter reaches the shared batched detector.
+    assert set_params(ros_node, "perception_pipeline", **{"detector.conf_threshold": 0.999}).successful
+    assert ros_node.spin_until(lambda: len(front[-1].detections) == 0, 10)
+    # Deactivate stops every camera; activate opens them again, the dead one failing on its own.
+    assert change_state(ros_node, "perception_pipeline", "deactivate")
+    ros_node.spin_until(lambda: False, 0.5)
+    before = len(front)
+    ros_node.spin_until(lambda: False, 1.5)
+    assert len(front) == before, "inactive: nothing published"
+    assert change_state(ros_node, "perception_pipeline", "activate"), proc.log()[-2000:]
+    assert ros_node.spin_until(lambda: len(front) >= before + 5, 30), proc.log()[-2000:]
     assert proc.alive()
 
 
