@@ -8,7 +8,7 @@ scored by ``metrics.behavior.evaluate_run`` against each circuit's reference lap
   brain iteration frequency (simulated Hz), mean inference time, real-time factor (simulated seconds
   per wall second of the loop), lap completed;
 * offline table: model size, MSE of (v, w) (the ``Pilot`` stage's m/s and rad/s against the expert's
-  recorded commands, ``modelops.task_metric.driving_metric``) on held-out simulator views, inference time;
+  recorded commands, ``evaluation.task_metric.driving_metric``) on held-out simulator views, inference time;
 * accuracy-aware recipes: ONNX Runtime Q/DQ (``precision.quantize_int8_accuracy_aware``) and NNCF
   (``nncf_recipes.openvino_int8_accuracy_aware``), both judged by that MSE (<= 1 % relative rise):
   the layers they kept in float and the MSE before (FP32) and after.
@@ -43,7 +43,7 @@ from trt_perception.evaluation.tasks import EvalConfig
 from trt_perception.io.files import model_size_bytes
 from trt_perception.metrics.behavior import RunRecord, evaluate_run
 from trt_perception.modelops.precision import AccuracyAwareReport
-from trt_perception.modelops.task_metric import TaskMetric, driving_metric
+from trt_perception.evaluation.task_metric import TaskMetric, driving_metric
 from trt_perception.sim.circuits import circuit_names, get_circuit, load_reference
 from trt_perception.sim.world import Simulation, drive
 from trt_perception.stages.pilot import Pilot, PilotConfig

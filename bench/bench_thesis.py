@@ -4,7 +4,7 @@ Table 1 -- detector and both plate readers x {FP32, FP16, INT8, INT8 accuracy-aw
 OpenVINO}: latency mean/std, FPS, model size, task metric and its change vs ONNX Runtime FP32.
 ONNX Runtime recipes are ONNX files (``modelops.precision``: FP16, Q/DQ for the CPU, the accuracy-aware
 Q/DQ loop); OpenVINO recipes are IRs through NNCF (``modelops.nncf_recipes``). Both accuracy-aware
-recipes are judged by the task metric (mAP@[.5:.95], exact match; ``modelops.task_metric``) on the
+recipes are judged by the task metric (mAP@[.5:.95], exact match; ``evaluation.task_metric``) on the
 held-out data/val frames and calibrated on the sample bag (other frames).
 
 Table 2 -- the plate pipeline end to end (detector -> every plate read by the CTC reader) per backend
@@ -113,7 +113,7 @@ def make_variants(
 
 
 def bench_model(task: Any, work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from trt_perception.modelops.task_metric import task_metric
+    from trt_perception.evaluation.task_metric import task_metric
 
     print(f"== {task.name}", flush=True)
     rec = Recording(OnnxRuntimeEngine(task.onnx))

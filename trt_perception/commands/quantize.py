@@ -33,7 +33,7 @@ from ..evaluation.tasks import EvalConfig
 from ..inference.engine import EngineError
 from ..inference.factory import open_engine
 from ..modelops import nncf_recipes, precision
-from ..modelops.task_metric import check_held_out, task_metric, task_of_model
+from ..evaluation.task_metric import check_held_out, task_metric, task_of_model
 from ..vision.preprocess import Preprocessor, preset
 
 TASKS = ("detection", "plates", "segmentation", "regression")

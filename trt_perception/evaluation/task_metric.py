@@ -16,9 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluation.sources import CocoFolderSource, Frame, Source
-from ..evaluation.tasks import EvalConfig, Task, make_task
 from ..inference.engine import Engine, EngineError
+from ..inference.factory import in_memory
+from ..inference.model_info import onnx_info
+from ..metrics.latency import LatencyRecorder
+from ..stages.pilot import PilotConfig, denormalise
+from .sources import CocoFolderSource, Frame, Source
+from .tasks import EvalConfig, RegressionTask, Task, make_task
 
 #: ModelInfo ``task`` / ``decoder`` -> evaluation task, for models that say what they are.
 _TASK_OF_MODEL = {"detect": "detection", "ctc": "plates", "heads": "plates"}
@@ -26,8 +30,6 @@ _TASK_OF_MODEL = {"detect": "detection", "ctc": "plates", "heads": "plates"}
 
 def task_of_model(model: str | Path) -> str:
     """The evaluation task a model's metadata implies ('' when it does not say)."""
-    from ..inference.model_info import onnx_info
-
     info = onnx_info(model)
     return _TASK_OF_MODEL.get(info.task, _TASK_OF_MODEL.get(info.decoder, ""))
 
@@ -56,8 +58,6 @@ class TaskMetric:
 
     def scores(self, model: str | Path, frames: Sequence[Frame] | None = None) -> dict[str, float]:
         """Every number of the task's score (the primary one and its parts, e.g. ``MSE[w]``)."""
-        from ..metrics.latency import LatencyRecorder
-
         cfg = EvalConfig("candidate", Path(model), self.backend, options=self.options)
         predict = self.task.build(cfg, LatencyRecorder())
         outputs = {f.image_id: predict(f) for f in (self.frames if frames is None else frames)}
@@ -65,8 +65,6 @@ class TaskMetric:
 
     def of_engine(self, engine: Engine, frames: Sequence[Frame] | None = None) -> float:
         """The metric of an engine that has no file (NNCF's compiled candidates)."""
-        from ..inference.factory import in_memory
-
         with in_memory(engine) as path:
             return self(path, frames)
 
@@ -100,9 +98,6 @@ def driving_metric(views_rgb: np.ndarray, commands: np.ndarray, description: str
     ``tools.train_pilotnet.collect`` records them; the MSE is in (m/s, rad/s), the stage's units,
     the commands mapped through the stage's default ranges (those the trainer labelled with).
     """
-    from ..evaluation.tasks import RegressionTask
-    from ..stages.pilot import PilotConfig, denormalise
-
     if len(views_rgb) != len(commands) or not len(views_rgb):
         raise EngineError(f"driving samples: {len(views_rgb)} views for {len(commands)} commands")
     cfg = PilotConfig(model="")  # only its default ranges
