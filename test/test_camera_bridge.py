@@ -20,7 +20,7 @@ from trt_perception.ros.qos import sensor_qos
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 PARAMS_FILE = CONFIG / "camera_bridge.yaml"
-STATUS_NAME = "camera_bridge: camera"
+STATUS_NAME = "/camera_bridge: camera"
 
 
 def _frame(i: int) -> np.ndarray:
@@ -47,12 +47,16 @@ class Listener:
         self.images: list[Any] = []
         self.infos: list[Any] = []
         self.statuses: list[Any] = []
+        self.latency: dict[str, str] = {}  # the node's 'latency' group
         node.create_subscription(Image, "camera/image_raw", self.images.append, sensor_qos(50))
         node.create_subscription(CameraInfo, "camera/camera_info", self.infos.append, sensor_qos(50))
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
 
     def _on_diag(self, msg: Any) -> None:
         self.statuses += [s for s in msg.status if s.name == STATUS_NAME]
+        for s in msg.status:
+            if s.name == "/camera_bridge: latency":
+                self.latency.update({kv.key: kv.value for kv in s.values})
 
     def wait(self, condition: Any, timeout: float, proc: Any = None) -> bool:
         ok = self.node.spin_until(condition, timeout)
@@ -97,7 +101,7 @@ def test_png_folder_frames_arrive_pixel_exact_in_order(
     assert listener.wait(
         lambda: bool(listener.statuses) and int(listener.values().get("frames_published", 0)) >= 20, 60, proc
     )
-    values = listener.values()
+    values = {**listener.values(), **listener.latency}
     for key in (
         "end_to_end.mean_ms",
         "end_to_end.p95_ms",

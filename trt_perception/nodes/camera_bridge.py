@@ -14,19 +14,18 @@ import time
 from typing import Any
 
 import numpy as np
-from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from ..io.images import ImageEncodingError, bgr_to_encoding, numpy_to_image
+from ..io.images import bgr_to_encoding, numpy_to_image
 from ..io.stamps import set_time
 from ..metrics.latency import END_TO_END
 from ..pipeline.runner import OK, camera_status
-from ..ros.node_base import PerceptionNode, run_node
+from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import sensor_qos
 from ..stages.camera import CameraError, CameraSource, Frame
-from ..vision.calibration import CalibrationError, CameraCalibration, load_calibration
+from ..vision.calibration import CameraCalibration, load_calibration
 from ._stages import CAMERA
 
 #: Output encodings the bridge converts BGR frames into.
@@ -35,14 +34,8 @@ CONVERT, PUBLISH = "convert", "publish"
 
 PARAMETERS: tuple[Param, ...] = (
     *CAMERA.params(),
-    Param("frame_id", "camera", "header.frame_id of the images and camera info."),
-    Param("encoding", "bgr8", f"Output encoding: {', '.join(OUTPUT_ENCODINGS)}."),
-    Param("qos_depth", 5, "Image publisher queue depth (sensor-data QoS)."),
-    Param(
-        "reliability",
-        "best_effort",
-        "best_effort (sensor data) or reliable (also matches subscribers that insist on reliable, e.g. rviz2 defaults).",
-    ),
+    Param("frame_id", "camera", "header.frame_id of the images and camera info (live).", live=True),
+    Param("encoding", "bgr8", f"Output encoding (live): {', '.join(OUTPUT_ENCODINGS)}.", live=True),
     Param("image_topic", "camera/image_raw", "Output sensor_msgs/Image topic."),
     Param("camera_info_topic", "camera/camera_info", "Output sensor_msgs/CameraInfo topic."),
     Param(
@@ -57,71 +50,75 @@ PARAMETERS: tuple[Param, ...] = (
         "is lost to discovery (offline evaluation, tests).",
     ),
     Param("stats_period", 0.0, "Seconds between one-line rate/latency logs in the terminal; 0 = off."),
+    *LIFECYCLE_PARAMETERS,
 )
 
 
-class CameraBridge(PerceptionNode):
+class CameraBridge(ManagedPerceptionNode):
+    """Lifecycle: configure checks the source, encoding and calibration; activate opens the device and
+    publishes; deactivate stops the capture and frees the device."""
+
     PARAMETERS = PARAMETERS
     COMPONENT = "camera"
+    source: CameraSource | None = None
 
-    def __init__(self) -> None:
-        super().__init__("camera_bridge")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("camera_bridge", **kwargs)
+
+    def build(self) -> None:
         p = self.params
-        self.encoding = str(p["encoding"])
+        self.encoding = _checked_encoding(str(p["encoding"]))
         self.frame_id = str(p["frame_id"])
-        self.source: CameraSource | None = None
-        self.calibration: CameraCalibration | None = None
+        self.calibration: CameraCalibration | None = (
+            load_calibration(str(p["calibration_file"])) if p["calibration_file"] else None
+        )
         self._info_cache: dict[tuple[int, int], CameraInfo] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._published = 0
         self._sim_time = bool(self.get_parameter("use_sim_time").value)
-        reliability = str(p["reliability"])
-        qos = sensor_qos(int(p["qos_depth"]))
-        if reliability == "reliable":
-            qos.reliability = ReliabilityPolicy.RELIABLE
-        self.image_pub = self.create_publisher(Image, str(p["image_topic"]), qos)
-        self.info_pub = self.create_publisher(CameraInfo, str(p["camera_info_topic"]), qos)
-        try:
-            self.source = self._configure(reliability)
-        except (CameraError, CalibrationError, ImageEncodingError, ValueError) as exc:
-            self.startup_error("config", str(exc))
-            return
-        if self._thread is not None:
+        self._camera_cfg = CAMERA.config(p)
+        CameraSource(self._camera_cfg).check()  # a file that is not there fails here, not at activate
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # Best effort, keep last 5 (sensor data); qos_overrides./<topic>.publisher.reliability: reliable
+        # also matches subscribers that insist on reliable (rviz2 defaults).
+        qos = sensor_qos(5)
+        self.image_pub = self.publisher(Image, str(p["image_topic"]), qos)
+        self.info_pub = self.publisher(CameraInfo, str(p["camera_info_topic"]), qos)
+
+    def start(self) -> None:
+        # A new source per activation: the device is opened here and freed at deactivate.
+        self.source = CameraSource(self._camera_cfg, on_frame=self._on_frame)
+        self._stop.clear()
+        self._thread = None
+        if bool(self.params["wait_for_subscriber"]) and not self.source.cfg.is_live():
+            self._thread = threading.Thread(
+                target=self._start_when_subscribed, name="camera-wait", daemon=True
+            )
             self._thread.start()
-        self.create_timer(0.5, self._update_status)
-        period = float(p["stats_period"])
+        else:
+            self.source.start()
+        self.track(self.create_timer(0.5, self._update_status))
+        period = float(self.params["stats_period"])
         if period > 0:
-            self.create_timer(period, self._print_stats)
+            self.track(self.create_timer(period, self._print_stats))
         self.get_logger().info(
             f"publishing {self.source.kind} '{self.source.cfg.source}' as {self.encoding} on "
             f"{self.image_pub.topic_name} (frame_id '{self.frame_id}')"
         )
 
-    # -- setup
-    def _configure(self, reliability: str) -> CameraSource:
-        p = self.params
-        if self.encoding not in OUTPUT_ENCODINGS:
-            raise ImageEncodingError(
-                f"unknown output encoding '{self.encoding}'; choose one of {', '.join(OUTPUT_ENCODINGS)}"
-            )
-        if reliability not in ("best_effort", "reliable"):
-            raise ValueError(f"reliability must be best_effort or reliable, got '{reliability}'")
-        if int(p["qos_depth"]) < 1:
-            raise ValueError(f"qos_depth must be >= 1, got {p['qos_depth']}")
-        if p["calibration_file"]:
-            self.calibration = load_calibration(str(p["calibration_file"]))
-        cfg = CAMERA.config(p)
-        if self.encoding.startswith("yuv422"):
-            bgr_to_encoding(np.zeros((2, 2, 3), np.uint8), self.encoding)  # fails early on a bad encoding
-        source = CameraSource(cfg, on_frame=self._on_frame)
-        if bool(p["wait_for_subscriber"]) and not cfg.is_live():
-            source.check()
-            self._thread = threading.Thread(
-                target=self._start_when_subscribed, name="camera-wait", daemon=True
-            )
-            return source
-        return source.start()
+    def stop(self) -> None:
+        super().stop()
+        if self.source is not None:
+            self._stop.set()
+            self.source.stop()
+            if self._thread is not None:
+                self._thread.join(2.0)
+            self.source = None
+
+    def apply_parameters(self, names: set[str]) -> None:
+        if "encoding" in names:
+            self.encoding = _checked_encoding(str(self.params["encoding"]))
+        self.frame_id = str(self.params["frame_id"])
 
     # -- publishing: in the capture thread (best-effort / keep-last publish never blocks), so a frame
     # goes out without a thread switch; the executor never waits on the camera.
@@ -137,7 +134,7 @@ class CameraBridge(PerceptionNode):
             self.startup_error("config", str(exc))
 
     def _on_frame(self, frame: Frame) -> None:
-        if self._stop.is_set():
+        if self._stop.is_set() or not self.processing:
             return
         try:
             self._publish(frame.image, frame.stamp_ns)
@@ -209,12 +206,13 @@ class CameraBridge(PerceptionNode):
             f"published {self._published}  dropped {st.dropped}  source {st.status}"
         )
 
-    def on_shutdown(self) -> None:
-        self._stop.set()
-        if self.source is not None:
-            self.source.stop()
-        if self._thread is not None:
-            self._thread.join(2.0)
+
+def _checked_encoding(encoding: str) -> str:
+    """``encoding`` when the bridge can produce it; ValueError naming the choices otherwise."""
+    if encoding not in OUTPUT_ENCODINGS:
+        raise ValueError(f"unknown output encoding '{encoding}'; choose one of {', '.join(OUTPUT_ENCODINGS)}")
+    bgr_to_encoding(np.zeros((2, 2, 3), np.uint8), encoding)  # fails early where a conversion is missing
+    return encoding
 
 
 def main(args: Any = None) -> int:

@@ -14,72 +14,101 @@ import contextlib
 import threading
 import time
 from collections import deque
+from typing import Any
 
 from geometry_msgs.msg import Twist
 from sensor_msgs.msg import Image
 
-from ..inference.engine import EngineError
 from ..metrics.behavior_run import FRAMES_KEY, INFERENCE_SAMPLES_KEY, format_samples
 from ..metrics.latency import FRAME_AGE
 from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
-from ..ros.node_base import PerceptionNode, run_node
+from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
 from ..stages.pilot import Pilot
-from ._stages import PILOT
+from ._stages import PILOT, close_stage
 
 PARAMETERS: tuple[Param, ...] = (
     *PILOT.params(),
     *ENGINE_PARAMETERS,
-    Param("image_topic", "camera/image_raw", "Input camera topic (sensor-data QoS)."),
+    Param("image_topic", "camera/image_raw", "Input camera topic (reliability follows its publishers)."),
     Param("cmd_vel_topic", "cmd_vel", "Output geometry_msgs/Twist topic."),
-    Param("stop_on_shutdown", True, "Publish a zero Twist when the node stops."),
+    Param(
+        "stop_on_shutdown",
+        True,
+        "Publish a zero Twist when the node stops (shutdown, deactivate, enabled false).",
+    ),
+    *LIFECYCLE_PARAMETERS,
 )
 
 
 SAMPLES_KEPT = 1000
 
 
-class PilotNode(PerceptionNode):
+class PilotNode(ManagedPerceptionNode):
+    """Lifecycle: configure loads the brain, activate subscribes to the camera; deactivate (and
+    ``enabled`` false) send a zero Twist with ``stop_on_shutdown``, so a paused brain stops the car."""
+
     PARAMETERS = PARAMETERS
     COMPONENT = "pilot"
+    pilot: Pilot | None = None
 
-    def __init__(self) -> None:
-        super().__init__("pilot")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("pilot", **kwargs)
+
+    def build(self) -> None:
         p = self.params
-        self.pilot: Pilot | None = None
-        try:
-            model = params_model_file(self, p)
-            self.pilot = Pilot(
-                PILOT.config(p, model=model),
-                self.latency,
-            )
-            self.pilot.warmup()
-            self.latency.reset()  # the warm-up pass is not a camera frame
-            for warning in self.pilot.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence
-                self.get_logger().warning(warning)
-                self.diagnostics.report("model_info", WARN, warning, ttl_s=None)
-            self.diagnostics.set_value("model", model)
-            self.diagnostics.set_value("backend", self.pilot.engine.backend)
-            self.get_logger().info(f"pilot ready: {model} ({self.pilot.engine.backend})")
-        except (EngineError, ValueError, OSError) as exc:
-            self.startup_error("model", f"cannot start the pilot: {exc}")
-        self.pub = self.create_publisher(Twist, str(p["cmd_vel_topic"]), reliable_qos(10))
+        model = params_model_file(self, p)
+        self.pilot = Pilot(PILOT.config(p, model=model), self.latency)
+        self.pilot.warmup()
+        self.latency.reset()  # the warm-up pass is not a camera frame
+        for warning in self.pilot.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence
+            self.get_logger().warning(warning)
+            self.diagnostics.report("model_info", WARN, warning, ttl_s=None)
+        self.diagnostics.set_value("model", model)
+        self.diagnostics.set_value("backend", self.pilot.engine.backend)
+        self.get_logger().info(f"pilot ready: {model} ({self.pilot.engine.backend})")
+        self.pub = self.publisher(Twist, str(p["cmd_vel_topic"]), reliable_qos(10))
         self._data_lock = threading.Lock()
         # the newest inference times, re-sent every period with the index of the first one, so the
         # evaluator neither loses samples nor counts them twice when diagnostics messages drop or repeat
         self._samples: deque[float] = deque(maxlen=SAMPLES_KEPT)
         self._frames = 0
         self._iterations = 0
-        self._window_start = (time.monotonic(), self.get_clock().now().nanoseconds)
         self._window_iterations = 0
-        self.subscribe_images(str(p["image_topic"]), self.on_image, depth=1)
-        period = float(p["diagnostics_period"])
+
+    def start(self) -> None:
+        self._window_start = (time.monotonic(), self.get_clock().now().nanoseconds)
+        self.subscribe_images(str(self.params["image_topic"]), self.on_image, depth=1)
+        period = float(self.params["diagnostics_period"])
         if period > 0:
-            self.create_timer(period, self._update_rates)
+            self.track(self.create_timer(period, self._update_rates))
+
+    def stop(self) -> None:
+        self._halt()
+        super().stop()
+
+    def release(self) -> None:
+        close_stage(self.pilot)
+        self.pilot = None
+
+    def apply_parameters(self, names: set[str]) -> None:
+        if self.pilot is not None and names & PILOT.names(live=True):
+            cfg = PILOT.config(self.params, model=self.pilot.config.model)
+            self.pilot = Pilot(cfg, self.latency, self.pilot.engine)  # the same engine: no reload
+        if "enabled" in names and not self.params["enabled"]:
+            self._halt()
+
+    def _halt(self) -> None:
+        """A zero Twist (with ``stop_on_shutdown``): the car must not drive on the last command."""
+        if self.params["stop_on_shutdown"] and self.pilot is not None:
+            with contextlib.suppress(Exception):  # the context may be going down with the process
+                self.pub.publish(Twist())
 
     def on_image(self, msg: Image) -> None:
+        if not self.processing:
+            return
         with self._data_lock:
             self._frames += 1
         frame = self.input_frame(msg, self.pilot is not None)
@@ -118,11 +147,6 @@ class PilotNode(PerceptionNode):
             d.set_value("brain_iteration_frequency_ros_hz", n / ((now_ros - ros0) / 1e9))
         d.set_value(INFERENCE_SAMPLES_KEY, format_samples(total - len(samples), samples))
         d.set_value(FRAMES_KEY, frames)
-
-    def on_shutdown(self) -> None:
-        if self.params.get("stop_on_shutdown", True):
-            with contextlib.suppress(Exception):
-                self.pub.publish(Twist())
 
 
 def main(args: list[str] | None = None) -> int:

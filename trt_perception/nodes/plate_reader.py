@@ -13,7 +13,6 @@ from typing import Any
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
-from ..inference.engine import EngineError
 from ..io.images import numpy_to_image
 from ..io.stamps import stamp_ns
 from ..metrics.latency import END_TO_END
@@ -21,59 +20,68 @@ from ..pipeline.stamp_sync import StampMatcher
 from ..ros.detection_msgs import msg_to_detections, readings_to_msg
 from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
-from ..ros.node_base import PerceptionNode, run_node
+from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos, sensor_qos
 from ..stages.plate_reader import PlateReader
 from ..vision.draw import draw_readings
-from ._stages import PLATE_READER
+from ._stages import PLATE_READER, close_stage, rebuilt
 
 PARAMETERS: tuple[Param, ...] = (
     *PLATE_READER.params(),
     *ENGINE_PARAMETERS,
-    Param("image_topic", "camera/image_raw", "Input image topic (sensor-data QoS)."),
+    Param("image_topic", "camera/image_raw", "Input image topic (reliability follows its publishers)."),
     Param("detections_topic", "detections", "Detector output (vision_msgs/Detection2DArray)."),
     Param("plates_topic", "plates", "Output: one Detection2D per read plate, class_id = text."),
     Param("annotated_topic", "plates/image", "Annotated image topic, drawn only while subscribed."),
     Param("publish_annotated", True, "Offer the annotated image at all."),
-    Param("qos_depth", 5, "Image subscription queue depth."),
     Param("sync_queue_size", 10, "Messages kept per input while waiting for the matching stamp."),
     Param("sync_slop", 0.0, "Largest stamp difference (s) still paired; 0 = exact stamps."),
     Param("use_message_filters", True, "Use message_filters where importable (else the built-in matcher)."),
+    *LIFECYCLE_PARAMETERS,
 )
 
 
-class PlateReaderNode(PerceptionNode):
+class PlateReaderNode(ManagedPerceptionNode):
+    """Lifecycle: configure loads the reader, activate subscribes to the image and detection pair."""
+
     PARAMETERS = PARAMETERS
     COMPONENT = "plate_reader"
+    reader: PlateReader | None = None
 
-    def __init__(self) -> None:
-        super().__init__("plate_reader")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("plate_reader", **kwargs)
+
+    def build(self) -> None:
         p = self.params
-        self.reader: PlateReader | None = None
-        try:
-            model = params_model_file(self, p)
-            self.reader = PlateReader(PLATE_READER.config(p, model=model), self.latency)
-            self.reader.warmup()
-            self.latency.reset()  # the warm-up pass is not a camera frame
-            for warning in self.reader.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence
-                self.get_logger().warning(warning)
-                self.diagnostics.report("model_info", WARN, warning, ttl_s=None)
-            self.diagnostics.set_value("model", model)
-            self.get_logger().info(
-                f"plate reader ready: {model} ({self.reader.decoder}, {self.reader.width}x{self.reader.height})"
-            )
-        except (EngineError, ValueError, OSError) as exc:
-            self.startup_error("model", f"cannot start the plate reader: {exc}")
-        self.pub = self.create_publisher(Detection2DArray, str(p["plates_topic"]), reliable_qos(10))
+        model = params_model_file(self, p)
+        self.reader = PlateReader(PLATE_READER.config(p, model=model), self.latency)
+        self.reader.warmup()
+        self.latency.reset()  # the warm-up pass is not a camera frame
+        for warning in self.reader.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence
+            self.get_logger().warning(warning)
+            self.diagnostics.report("model_info", WARN, warning, ttl_s=None)
+        self.diagnostics.set_value("model", model)
+        self.get_logger().info(
+            f"plate reader ready: {model} ({self.reader.decoder}, {self.reader.width}x{self.reader.height})"
+        )
+        self.pub = self.publisher(Detection2DArray, str(p["plates_topic"]), reliable_qos(10))
         self.annotated_pub = (
-            self.create_publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
+            self.publisher(Image, str(p["annotated_topic"]), reliable_qos(2))
             if p["publish_annotated"]
             else None
         )
-        self._sync_setup(p)
 
-    def _sync_setup(self, p: dict[str, Any]) -> None:
+    def release(self) -> None:
+        close_stage(self.reader)
+        self.reader = None
+
+    def apply_parameters(self, names: set[str]) -> None:
+        if self.reader is not None and names & PLATE_READER.names(live=True):
+            self.reader = rebuilt(self.reader, PLATE_READER.config(self.params, model=self.reader.cfg.model))
+
+    def start(self) -> None:
+        p = self.params
         queue, slop = int(p["sync_queue_size"]), float(p["sync_slop"])
         mf = None
         if p["use_message_filters"]:
@@ -83,13 +91,13 @@ class PlateReaderNode(PerceptionNode):
                 mf = None
         if mf is not None:
             subs = [
-                mf.Subscriber(
-                    self, Image, str(p["image_topic"]), qos_profile=sensor_qos(int(p["qos_depth"]))
-                ),
+                mf.Subscriber(self, Image, str(p["image_topic"]), qos_profile=sensor_qos(1)),
                 mf.Subscriber(
                     self, Detection2DArray, str(p["detections_topic"]), qos_profile=reliable_qos(10)
                 ),
             ]
+            for sub in subs:
+                self.track(sub.sub)
             sync = (
                 mf.ApproximateTimeSynchronizer(subs, queue, slop)
                 if slop > 0
@@ -100,12 +108,15 @@ class PlateReaderNode(PerceptionNode):
             self.diagnostics.set_value("sync", "message_filters")
             return
         self.matcher = StampMatcher(queue, int(slop * 1e9))
-        self.subscribe_images(str(p["image_topic"]), lambda m: self._add("a", m), int(p["qos_depth"]))
-        self.create_subscription(
-            Detection2DArray,
-            str(p["detections_topic"]),
-            self.guarded("detections", lambda m: self._add("b", m)),
-            reliable_qos(10),
+        # Depth 1 in DDS: the matcher holds the queue that waits for the detections.
+        self.subscribe_images(str(p["image_topic"]), lambda m: self._add("a", m), depth=1)
+        self.track(
+            self.create_subscription(
+                Detection2DArray,
+                str(p["detections_topic"]),
+                self.guarded("detections", lambda m: self._add("b", m)),
+                reliable_qos(10),
+            )
         )
         self.diagnostics.set_value("sync", "stamp_matcher")
 
@@ -115,6 +126,8 @@ class PlateReaderNode(PerceptionNode):
             self.on_pair(pair[0], pair[1])
 
     def on_pair(self, image: Image, detections: Detection2DArray) -> None:
+        if not self.processing:
+            return
         start = time.perf_counter()
         frame = self.input_frame(image, self.reader is not None)
         if frame is None or self.reader is None:

@@ -10,75 +10,86 @@ stage (preprocess, inference, postprocess, message, end_to_end, frame_age) and i
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sensor_msgs.msg import Image
 
-from ..inference.engine import EngineError
 from ..io.images import numpy_to_image
 from ..metrics.latency import END_TO_END
 from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
-from ..ros.node_base import PerceptionNode, run_node
+from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import reliable_qos
 from ..stages.segmenter import Segmenter
-from ._stages import SEGMENTER
+from ._stages import SEGMENTER, close_stage, rebuilt
 
 MESSAGE = "message"
 
 PARAMETERS: tuple[Param, ...] = (
     *SEGMENTER.params(),
     *ENGINE_PARAMETERS,
-    Param("image_topic", "camera/image_raw", "Input image topic (sensor-data QoS)."),
+    Param("image_topic", "camera/image_raw", "Input image topic (reliability follows its publishers)."),
     Param("mask_topic", "segmentation/mask", "Output mono8 class-index mask, header copied from the input."),
     Param("overlay_topic", "segmentation/overlay", "Colour overlay (bgr8), drawn only while subscribed."),
     Param("publish_overlay", True, "Offer the overlay topic at all."),
-    Param(
-        "qos_depth", 2, "Image subscription queue depth (small: a late mask is worth less than a fresh one)."
-    ),
+    *LIFECYCLE_PARAMETERS,
 )
 
 
-class SegmentationNode(PerceptionNode):
+class SegmentationNode(ManagedPerceptionNode):
+    """Lifecycle: configure loads the segmenter, activate subscribes to the images."""
+
     PARAMETERS = PARAMETERS
     COMPONENT = "segmentation"
+    segmenter: Segmenter | None = None
 
-    def __init__(self) -> None:
-        super().__init__("segmentation")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("segmentation", **kwargs)
+
+    def build(self) -> None:
         p = self.params
-        self.segmenter: Segmenter | None = None
-        try:
-            model = params_model_file(self, p)
-            self.segmenter = Segmenter(SEGMENTER.config(p, model=model), self.latency)
-            self.segmenter.warmup()
-            for warning in self.segmenter.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence
-                self.get_logger().warning(warning)
-                self.diagnostics.report("model_info", WARN, warning, ttl_s=None)
-            self.latency.reset()  # the warm-up frame is not a camera frame
-            seg = self.segmenter
-            w, h = seg.network_size(int(p["input_width"]) or 640, int(p["input_height"]) or 352)
-            for key, value in (
-                ("model", model),
-                ("backend", seg.engine.backend),
-                ("argmax", p["argmax"]),
-                ("classes", ",".join(seg.class_names)),
-            ):
-                self.diagnostics.set_value(key, value)
-            self.get_logger().info(
-                f"segmentation ready: {model} ({seg.engine.backend}, argmax {p['argmax']}, network {w}x{h}, "
-                f"mask at {p['output_resolution']} resolution, classes {seg.class_names})"
-            )
-        except (EngineError, ValueError, OSError, RuntimeError) as exc:
-            self.startup_error("model", f"cannot start the segmenter: {exc}")
-        self.mask_pub = self.create_publisher(Image, str(p["mask_topic"]), reliable_qos(2))
-        self.overlay_pub = (
-            self.create_publisher(Image, str(p["overlay_topic"]), reliable_qos(2))
-            if p["publish_overlay"]
-            else None
+        model = params_model_file(self, p)
+        self.segmenter = Segmenter(SEGMENTER.config(p, model=model), self.latency)
+        self.segmenter.warmup()
+        for warning in self.segmenter.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence
+            self.get_logger().warning(warning)
+            self.diagnostics.report("model_info", WARN, warning, ttl_s=None)
+        self.latency.reset()  # the warm-up frame is not a camera frame
+        seg = self.segmenter
+        w, h = seg.network_size(int(p["input_width"]) or 640, int(p["input_height"]) or 352)
+        for key, value in (
+            ("model", model),
+            ("backend", seg.engine.backend),
+            ("argmax", p["argmax"]),
+            ("classes", ",".join(seg.class_names)),
+        ):
+            self.diagnostics.set_value(key, value)
+        self.get_logger().info(
+            f"segmentation ready: {model} ({seg.engine.backend}, argmax {p['argmax']}, network {w}x{h}, "
+            f"mask at {p['output_resolution']} resolution, classes {seg.class_names})"
         )
-        self.subscribe_images(str(p["image_topic"]), self.on_image, int(p["qos_depth"]))
+        self.mask_pub = self.publisher(Image, str(p["mask_topic"]), reliable_qos(2))
+        self.overlay_pub = (
+            self.publisher(Image, str(p["overlay_topic"]), reliable_qos(2)) if p["publish_overlay"] else None
+        )
+
+    def start(self) -> None:
+        # Depth 1: a late mask is worth less than a fresh one.
+        self.subscribe_images(str(self.params["image_topic"]), self.on_image, depth=1)
+
+    def release(self) -> None:
+        close_stage(self.segmenter)
+        self.segmenter = None
+
+    def apply_parameters(self, names: set[str]) -> None:
+        if self.segmenter is not None and names & SEGMENTER.names(live=True):
+            cfg = SEGMENTER.config(self.params, model=self.segmenter.cfg.model)
+            self.segmenter = rebuilt(self.segmenter, cfg)
 
     def on_image(self, msg: Image) -> None:
+        if not self.processing:
+            return
         start = time.perf_counter()
         frame = self.input_frame(msg, self.segmenter is not None)
         if frame is None or self.segmenter is None:
@@ -92,7 +103,7 @@ class SegmentationNode(PerceptionNode):
         self.mask_pub.publish(out)
         self.latency.record(END_TO_END, (time.perf_counter() - start) * 1e3)
         if self.overlay_pub is not None and self.overlay_pub.get_subscription_count() > 0:
-            overlay = result.overlay(bgr, float(self.params["overlay_alpha"]))
+            overlay = result.overlay(bgr, self.segmenter.cfg.overlay_alpha)
             self.overlay_pub.publish(numpy_to_image(overlay, "bgr8", header=msg.header))
 
 

@@ -9,7 +9,8 @@ lists its own ``PARAMETERS`` (the common ones below are added), builds its ROS-f
 
 A managed node's lifecycle: ``configure`` runs ``build()`` (load and validate: the model, the stage, the
 publishers); a failure leaves it unconfigured with an ERROR status on /diagnostics naming the cause and,
-with ``exit_on_error``, ends the process with code 1 so launch can respawn it. ``activate`` runs
+with ``exit_on_error``, ends the process with code 1 so launch can respawn it (so does a failed
+activate, e.g. a camera that cannot open). ``activate`` runs
 ``start()`` (subscriptions, timers, capture) and enables the lifecycle publishers; ``deactivate``
 undoes it (``stop()``); ``cleanup`` drops the stage and its engine (``release()``). With ``autostart``
 (the default) the node configures and activates itself at startup, so ``ros2 run`` stays one step.
@@ -63,8 +64,8 @@ LIFECYCLE_PARAMETERS: tuple[Param, ...] = (
     Param(
         "exit_on_error",
         False,
-        "Exit with code 1 when configure fails (launch files set it, so respawn can act); false: stay "
-        "up unconfigured with an ERROR status.",
+        "Exit with code 1 when configure (or activate) fails (launch files set it, so respawn can act); "
+        "false: stay up, unconfigured (inactive), with an ERROR status naming the cause.",
     ),
     Param(
         "enabled",
@@ -292,22 +293,24 @@ class ManagedPerceptionNode(LifecycleNodeMixin, PerceptionNode):
     # -- lifecycle transitions (rclpy turns an exception here into a silent ERROR: none escapes)
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self.param_errors:  # already an ERROR status and log line, naming each parameter
-            return self._configure_failed("")
+            return self._transition_failed("configure", "")
         try:
             self.build()
         except Exception as exc:  # whatever the cause, a failed configure that names it
             self.get_logger().debug(traceback.format_exc())
             self._release_all()
-            return self._configure_failed(str(exc) or type(exc).__name__)
+            return self._transition_failed("configure", str(exc) or type(exc).__name__)
         self.diagnostics.clear("configure")
+        self.diagnostics.clear("activate")
         return super().on_configure(state)
 
-    def _configure_failed(self, message: str) -> TransitionCallbackReturn:
+    def _transition_failed(self, key: str, message: str) -> TransitionCallbackReturn:
+        """An ERROR status and line under ``key`` naming the cause; with exit_on_error, exit code 1."""
         if message:
-            self.startup_error("configure", message)
+            self.startup_error(key, message)
         if self.params["exit_on_error"]:
             self.exit_code = 1
-            self.get_logger().fatal("configure failed and exit_on_error is set: exiting with code 1")
+            self.get_logger().fatal(f"{key} failed and exit_on_error is set: exiting with code 1")
             self.diagnostics.publish()  # the cause, for whoever watches /diagnostics
             # Once the transition is complete (shutting down inside it fails it): spin returns and
             # run_node exits with exit_code.
@@ -320,8 +323,7 @@ class ManagedPerceptionNode(LifecycleNodeMixin, PerceptionNode):
         except Exception as exc:  # e.g. a camera that cannot open: stays inactive, says why
             self.get_logger().debug(traceback.format_exc())
             self.stop()
-            self.startup_error("activate", str(exc) or type(exc).__name__)
-            return _FAILURE
+            return self._transition_failed("activate", str(exc) or type(exc).__name__)
         self.diagnostics.clear("activate")
         self._active = True
         return super().on_activate(state)
