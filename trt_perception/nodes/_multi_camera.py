@@ -36,7 +36,7 @@ from ..ros.diagnostics import threshold_level
 from ..ros.files import resolve_file
 from ..ros.node_base import ManagedPerceptionNode
 from ..ros.params import Param
-from ..stages.camera import CameraError, CameraState
+from ..stages.camera import FAILED, CameraError, CameraState
 from ..stages.detector import DetectorConfig
 from ..stages.plate_consensus import PlateConsensusConfig
 from ..stages.plate_reader import PlateReaderConfig
@@ -258,7 +258,10 @@ class MultiCamera:
     def _on_end(self, source: int, state: CameraState, events: list[Any]) -> None:
         cam = self.cameras[source]
         cam.outputs.publish_events(events, cam.frame_id)
-        self.node.get_logger().info(f"camera {cam.name} {state.status}: {state.message}")
+        log = self.node.get_logger()
+        (log.warning if state.status == FAILED else log.info)(
+            f"camera {cam.name} {state.status}: {state.message}"
+        )
 
     def _now_ns(self) -> int:
         # Image stamps are ROS time (the node's clock); a camera source stamps with the system clock.
