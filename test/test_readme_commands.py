@@ -275,7 +275,7 @@ def test_bench_segmentation_quick(sample_data: SampleData, tmp_path: Path) -> No
 
 
 def test_bench_multicamera_short_run(sample_data: SampleData, tmp_path: Path) -> None:
-    """The 4-minute benchmark with 1 and 2 cameras over 2 s windows: every mode runs and the engine's
+    """The 5-minute benchmark with 1 and 2 cameras over 2 s windows: every mode runs and the engine's
     batching curve is measured (the N = 4 targets need the full run)."""
     out = tmp_path / "multicamera.json"
     args = ["--seconds", "2", "--rounds", "1", "--warmup", "0.5", "--counts", "1", "2", "--curve-iters", "2"]
