@@ -42,7 +42,7 @@ from ..stages.plate_consensus import PlateConsensusConfig
 from ..stages.plate_reader import PlateReaderConfig
 from ..stages.tracker import TrackerConfig
 from ._pipeline_outputs import PipelineOutputs
-from ._stages import CAMERA, DETECTOR, PLATE_READER, rebuilt
+from ._stages import CAMERA, DETECTOR, PLATE_READER, close_stage, rebuilt
 
 MULTI_CAMERA_PARAMETERS: tuple[Param, ...] = (
     Param(
@@ -193,7 +193,7 @@ class MultiCamera:
         )  # fmt: skip
         now = time.monotonic()
         for i, cam in enumerate(self.cameras):
-            cam.pushed, cam.drops, cam.last_frame, cam.silent = 0, 0, now, False
+            cam.pushed, cam.drops, cam.last_frame, cam.silent, cam.state = 0, 0, now, False, None
             if self.topics:
                 self.node.subscribe_images(cam.source, functools.partial(self._on_image, i))
         try:
@@ -209,9 +209,8 @@ class MultiCamera:
 
     def release(self) -> None:
         self.node.diagnostics.remove_status_source(self.statuses)
-        for stage in (self.pipeline.detector, self.pipeline.reader):
-            if stage is not None:
-                stage.engine.close()
+        close_stage(self.pipeline.detector)
+        close_stage(self.pipeline.reader)
 
     def apply_parameters(self, names: set[str]) -> None:
         """Live detector and reader parameters: the stage rebuilt around its engine, shared by all."""
