@@ -39,11 +39,11 @@ from bench.bench_engines import interleaved_latency, open_timed
 from bench.bench_thesis import cpu_isa
 from bench.common import machine
 from tools.train_pilotnet import collect
+from trt_perception.evaluation.task_metric import TaskMetric, driving_metric
 from trt_perception.evaluation.tasks import EvalConfig
 from trt_perception.io.files import model_size_bytes
 from trt_perception.metrics.behavior import RunRecord, evaluate_run
 from trt_perception.modelops.precision import AccuracyAwareReport
-from trt_perception.evaluation.task_metric import TaskMetric, driving_metric
 from trt_perception.sim.circuits import circuit_names, get_circuit, load_reference
 from trt_perception.sim.world import Simulation, drive
 from trt_perception.stages.pilot import Pilot, PilotConfig

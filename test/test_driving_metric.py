@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trt_perception.evaluation.task_metric import driving_metric
 from trt_perception.inference.engine import EngineError
 from trt_perception.modelops.nncf_recipes import _RevertedLog
-from trt_perception.evaluation.task_metric import driving_metric
 from trt_perception.stages.pilot import denormalise
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from trt_perception.cli import main
+from trt_perception.evaluation.task_metric import check_held_out, task_metric, task_of_model
 from trt_perception.inference.engine import EngineError
 from trt_perception.inference.factory import open_engine
 from trt_perception.modelops import nncf_recipes as N
 from trt_perception.modelops.precision import images_from_bag, model_precision
-from trt_perception.evaluation.task_metric import check_held_out, task_metric, task_of_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS, DATA = ROOT / "models", ROOT / "data"

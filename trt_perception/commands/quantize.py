@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from ..evaluation.sources import Frame
+from ..evaluation.task_metric import check_held_out, task_metric, task_of_model
 from ..evaluation.tasks import EvalConfig
 from ..inference.engine import EngineError
 from ..inference.factory import open_engine
 from ..modelops import nncf_recipes, precision
-from ..evaluation.task_metric import check_held_out, task_metric, task_of_model
 from ..vision.preprocess import Preprocessor, preset
 
 TASKS = ("detection", "plates", "segmentation", "regression")
