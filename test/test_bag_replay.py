@@ -181,7 +181,12 @@ def test_truncated_bag_replays_up_to_the_damage(
     # Reliable both ways, and spinning while it replays: every message the node counts must arrive,
     # even where a loaded machine would make a best-effort subscriber miss some.
     images = subscribe(ros_node, "/camera/image_raw", Image, best_effort=False)
-    node = replay(start_node, cut, topics=["/camera/image_raw"], image_reliability="reliable")
+    node = replay(
+        start_node,
+        cut,
+        topics=["/camera/image_raw"],
+        **{"qos_overrides./camera/image_raw.publisher.reliability": "reliable"},
+    )
     assert ros_node.spin_until(lambda: node.proc.poll() is not None, timeout=60), node.log()
     assert node.proc.returncode == 0, node.log()
     ros_node.spin_until(lambda: False, timeout=0.5)

@@ -234,3 +234,30 @@ def test_bad_parameters_give_one_error_and_error_status(
     assert log.count(expected) == 1, log
     assert "Traceback" not in log
     assert not listener.images
+
+
+def test_publisher_qos_from_the_standard_overrides(start_node: Any, ros_node: Any, png_folder: Path) -> None:
+    """``qos_overrides./camera/image_raw.publisher.*`` (rclpy's QoSOverridingOptions) instead of
+    bespoke reliability / depth parameters: the default is best effort, keep last 5."""
+    from rclpy.qos import ReliabilityPolicy
+
+    proc = start_node(
+        "camera_bridge",
+        params_file=PARAMS_FILE,
+        params={
+            "source": str(png_folder),
+            "loop": True,
+            "qos_overrides./camera/image_raw.publisher.reliability": "reliable",
+            "qos_overrides./camera/image_raw.publisher.depth": 3,
+        },
+    )
+
+    def publisher_qos() -> Any:
+        infos = ros_node.get_publishers_info_by_topic("/camera/image_raw")
+        return infos[0].qos_profile if infos else None
+
+    assert ros_node.spin_until(lambda: publisher_qos() is not None, 30), proc.log()
+    assert publisher_qos().reliability == ReliabilityPolicy.RELIABLE
+    assert publisher_qos().depth == 3 or publisher_qos().depth == 0  # depth is not always in discovery data
+    info = ros_node.get_publishers_info_by_topic("/camera/camera_info")
+    assert info and info[0].qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT  # its own override

@@ -80,10 +80,11 @@ def test_node_reports_tensorrt_absent(start_node: Any, ros_node: Any) -> None:
     assert st["tensorrt"] is False and "TensorRT is not installed" in st["reason"]
     assert [e["state"] for e in st["engines"]] == ["unavailable"]
     assert st["engines"][0]["model"].endswith("models/detector.onnx")
-    assert ros_node.spin_until(lambda: any(s.name.startswith("engine_builder") for s in diags), 60.0)
-    mine = [s for s in diags if s.name.startswith("engine_builder")][-1]
+    assert ros_node.spin_until(lambda: any(s.name.startswith("/engine_builder:") for s in diags), 60.0)
+    mine = [s for s in diags if s.name == "/engine_builder: engine_builder"][-1]  # the summary
     assert mine.level[0] == 2  # ERROR: the bad entry
-    assert "unknown key 'bogus'" in mine.message and "TensorRT is not installed" in mine.message
+    text = " ".join([mine.message, *(kv.value for kv in mine.values)])  # problems past the first: values
+    assert "unknown key 'bogus'" in text and "TensorRT is not installed" in text
     assert node.alive()
 
 

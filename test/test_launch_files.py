@@ -2,8 +2,10 @@
 
 Launch files: each <node> names a console script of setup.py (or a package declared in package.xml),
 each parameter file exists and holds only parameters the node declares (its module's PARAMETERS +
-COMMON_PARAMETERS), each inline <param> is declared, each $(find-pkg-share ...) / $(var ...) resolves,
-each <include> exists. Config files: every declared parameter with its default, nothing else.
+COMMON_PARAMETERS, or rclpy's own ``qos_overrides.*``), each inline <param> is declared, each
+$(find-pkg-share ...) / $(var ...) resolves, each <include> exists, and each lifecycle node sets
+``exit_on_error`` true (a failed configure exits, so launch can respawn it). Config files: every
+declared parameter with its default, nothing else.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ STRICT_NODES = True
 
 #: Parameters every rclpy node declares itself.
 ROS_BUILTIN_PARAMETERS = {"use_sim_time", "start_type_description_service"}
+#: Declared by rclpy for each publisher made with QoSOverridingOptions (qos_overrides./topic.publisher.depth).
+QOS_OVERRIDES = "qos_overrides."
 #: Substitutions of ROS 2 launch XML this test can check (others would be typos).
 KNOWN_SUBSTITUTIONS = {
     "var",
@@ -197,6 +201,10 @@ class LaunchChecker:
             return
         declared = _declared(NODES[exe])
         node_name = node.get("name", exe)
+        if declared is not None and "exit_on_error" in declared:
+            inline = {p.get("name"): p.get("value") for p in node.findall("param") if p.get("name")}
+            if inline.get("exit_on_error") != "true":
+                self.error(f"{exe}: a lifecycle node: set <param name='exit_on_error' value='true'/>")
         for param in node.findall("param"):
             if param.get("from"):
                 target = self.resolve(param.get("from", ""), f"<param from> of {exe}")
@@ -213,7 +221,11 @@ class LaunchChecker:
                 names, where = {param.get("name", "")}, "inline <param>"
             if declared is None:
                 continue  # module not written yet: only file existence is checked
-            unknown = sorted(n for n in names - set(declared) - ROS_BUILTIN_PARAMETERS if n)
+            unknown = sorted(
+                n
+                for n in names - set(declared) - ROS_BUILTIN_PARAMETERS
+                if n and not n.startswith(QOS_OVERRIDES)
+            )
             if unknown:
                 self.error(f"{exe}: {where} sets undeclared parameter(s) {unknown}")
 
@@ -236,6 +248,7 @@ def test_checker_catches_mistakes(tmp_path: Path) -> None:
   <node pkg="trt_perception" exec="camera_bridgee" name="x"/>
   <node pkg="trt_perception" exec="camera_bridge" name="camera_bridge">
     <param from="$(find-pkg-share trt_perception)/config/missing.yaml"/>
+    <param name="qos_overrides./camera/image_raw.publisher.reliability" value="reliable"/>
     <param name="sourc" value="$(var source)"/>
     <param name="frame_id" value="$(var frame)"/>
   </node>
@@ -248,6 +261,8 @@ def test_checker_catches_mistakes(tmp_path: Path) -> None:
     assert "undeclared parameter(s) ['sourc']" in text
     assert "$(var frame) is not a declared" in text
     assert "not_a_dependency" in text
+    assert "camera_bridge: a lifecycle node: set <param name='exit_on_error'" in text
+    assert "qos_overrides" not in text  # rclpy's own parameters are fine
 
 
 @pytest.mark.parametrize("exe", sorted(NODES))

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 
 from ..io.bags import Bag, BagMessage, BagReadError
@@ -52,8 +51,6 @@ PARAMETERS: tuple[Param, ...] = (
     Param("wait_timeout", 10.0, "Most seconds to wait for those subscribers."),
     Param("publish_clock", False, "Publish the bag time on /clock (for nodes with use_sim_time)."),
     Param("clock_rate_hz", 100.0, "How often /clock is published."),
-    Param("image_reliability", "best_effort", "QoS of sensor_msgs/Image topics: best_effort | reliable."),
-    Param("qos_depth", 10, "Publisher queue depth."),
     Param("queue_size", 16, "Messages read ahead of the publisher (bounded: images are large)."),
     Param("exit_when_done", False, "Shut the node down after the last message (no loop)."),
 )
@@ -133,7 +130,7 @@ class BagReplayNode(PerceptionNode):
                 self.context.try_shutdown()
             return
         if p["publish_clock"]:
-            self._clock_pub = self.create_publisher(Clock, "/clock", 10)
+            self._clock_pub = self.publisher(Clock, "/clock", reliable_qos(10))
             self._clock_msg = Clock()
             self.create_timer(1.0 / max(1.0, float(p["clock_rate_hz"])), self._publish_clock)
         self.diagnostics.set_value("bag", str(p["bag"]))
@@ -147,7 +144,6 @@ class BagReplayNode(PerceptionNode):
         missing = [t for t in wanted if t not in self.info.topics]
         if missing:
             raise ValueError(f"topics {missing} are not in the bag; it has {sorted(self.info.topics)}")
-        depth = int(p["qos_depth"])
         for topic in wanted:
             msgtype = self.info.topics[topic]
             try:
@@ -155,12 +151,10 @@ class BagReplayNode(PerceptionNode):
             except (ImportError, AttributeError, ValueError):
                 self.warn_input("types", f"{topic}: message type {msgtype} is not installed; not replayed")
                 continue
-            qos: QoSProfile
-            if msgtype == "sensor_msgs/msg/Image" and p["image_reliability"] != "reliable":
-                qos = sensor_qos(depth)
-            else:
-                qos = reliable_qos(depth)
-            self._outputs[topic] = self.create_publisher(cls, self.remaps.get(topic, topic), qos)
+            # Images best effort (sensor data), the rest reliable; depth 10. Per topic, the standard
+            # qos_overrides./<topic>.publisher.{reliability,depth,history} parameters change them.
+            qos = sensor_qos(10) if msgtype == "sensor_msgs/msg/Image" else reliable_qos(10)
+            self._outputs[topic] = self.publisher(cls, self.remaps.get(topic, topic), qos)
         if not self._outputs:
             raise ValueError("no topic of the bag can be replayed")
         self.get_logger().info(

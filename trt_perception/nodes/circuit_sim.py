@@ -106,10 +106,10 @@ class CircuitSimNode(PerceptionNode):
         self._next_camera = 0.0
         self._next_odom = 0.0
         self._frames = 0
-        self.clock_pub = self.create_publisher(Clock, str(p["clock_topic"]), reliable_qos(10))
-        self.odom_pub = self.create_publisher(Odometry, str(p["odom_topic"]), reliable_qos(50))
-        self.image_pub = self.create_publisher(Image, str(p["image_topic"]), sensor_qos(2))
-        self.info_pub = self.create_publisher(CameraInfo, str(p["camera_info_topic"]), sensor_qos(2))
+        self.clock_pub = self.publisher(Clock, str(p["clock_topic"]), reliable_qos(10))
+        self.odom_pub = self.publisher(Odometry, str(p["odom_topic"]), reliable_qos(50))
+        self.image_pub = self.publisher(Image, str(p["image_topic"]), sensor_qos(2))
+        self.info_pub = self.publisher(CameraInfo, str(p["camera_info_topic"]), sensor_qos(2))
         self.create_subscription(
             Twist, str(p["cmd_vel_topic"]), self.guarded("cmd_vel", self.on_cmd), reliable_qos(10)
         )

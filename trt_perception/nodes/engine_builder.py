@@ -63,7 +63,7 @@ class EngineBuilderNode(PerceptionNode):
     def __init__(self) -> None:
         super().__init__("engine_builder")
         p = self.params
-        self._pub = self.create_publisher(String, STATUS_TOPIC, latched_qos())
+        self._pub = self.publisher(String, STATUS_TOPIC, latched_qos())
         self._lock = threading.Lock()
         self._entries: list[dict[str, Any]] = []
         self._recipes = []

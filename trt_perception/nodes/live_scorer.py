@@ -116,7 +116,7 @@ class LiveScorerNode(PerceptionNode):
             self.create_subscription(
                 Image, str(p["mask_topic"]), self.guarded("mask", self.on_mask), sensor_qos(10)
             )
-        self.status_pub = self.create_publisher(String, "~/report", latched_qos())
+        self.status_pub = self.publisher(String, "~/report", latched_qos())
         self.create_timer(0.5, self._maybe_write)
 
     # -- inputs

@@ -18,6 +18,7 @@ undoes it (``stop()``); ``cleanup`` drops the stage and its engine (``release()`
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import sys
@@ -132,9 +133,13 @@ class PerceptionNode(Node):
 
     def publisher(self, msg_type: Any, topic: str, qos: QoSProfile) -> Any:
         """A publisher whose history, depth and reliability users override with the standard
-        ``qos_overrides./<topic>.publisher.<policy>`` parameters (at startup, e.g. in a params file)."""
+        ``qos_overrides./<topic>.publisher.<policy>`` parameters (at startup, e.g. in a params file).
+        rclpy applies them to the profile in place: a copy keeps them off the caller's shared one."""
         return self.create_publisher(
-            msg_type, topic, qos, qos_overriding_options=QoSOverridingOptions.with_default_policies()
+            msg_type,
+            topic,
+            copy.copy(qos),
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
 
     def finish(self) -> None:
@@ -277,7 +282,10 @@ class ManagedPerceptionNode(LifecycleNodeMixin, PerceptionNode):
         """A lifecycle publisher (publishes only while active; destroyed at cleanup) whose history, depth
         and reliability users override with the standard ``qos_overrides`` parameters."""
         pub = self.create_lifecycle_publisher(
-            msg_type, topic, qos, qos_overriding_options=QoSOverridingOptions.with_default_policies()
+            msg_type,
+            topic,
+            copy.copy(qos),
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
         self._publishers_made.append(pub)
         return pub
