@@ -1,4 +1,5 @@
-"""PerceptionNode: declared parameters, tolerant typing, startup errors, guarded callbacks and the
+"""PerceptionNode: declared parameters, tolerant typing, startup errors, guarded callbacks, live
+parameters and the lifecycle of ManagedPerceptionNode (in-process, real rclpy), and the
 no-data watchdog that points at QoS / transport when a publisher exists but no image arrives."""
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from trt_perception.ros.diagnostics import ERROR, OK, WARN
-from trt_perception.ros.node_base import COMMON_PARAMETERS, PerceptionNode
+from trt_perception.ros.node_base import (
+    COMMON_PARAMETERS,
+    LIFECYCLE_PARAMETERS,
+    ManagedPerceptionNode,
+    PerceptionNode,
+)
 from trt_perception.ros.params import Param, coerce
 
 pytestmark = pytest.mark.ros
@@ -109,5 +115,86 @@ def test_no_data_watchdog_warns_when_a_publisher_sends_nothing(ros_node: Any) ->
         status = node.diagnostics.status()
         assert status.level == bytes([WARN])
         assert "no_data" in status.message and "fastdds_images.xml" in status.message
+    finally:
+        node.destroy_node()
+
+
+class Managed(ManagedPerceptionNode):
+    """A lifecycle node whose build fails while ``model`` is 'missing'; records what it applied."""
+
+    PARAMETERS = (
+        Param("model", "ok", "Read at configure."),
+        Param("threshold", 0.5, "Live.", range=(0.0, 1.0), live=True),
+        Param("names", [], "Live list.", live=True),
+        *LIFECYCLE_PARAMETERS,
+    )
+    COMPONENT = "managed"
+    applied: list[set[str]] = []
+
+    def build(self) -> None:
+        if self.params["model"] == "missing":
+            raise FileNotFoundError("model file not found: missing")
+        self.built = True
+
+    def apply_parameters(self, names: set[str]) -> None:
+        if "bad" in self.params["names"]:
+            raise ValueError("unknown class 'bad'")
+        self.applied = [*self.applied, names]
+
+
+def _managed(ros_node: Any, **params: Any) -> Managed:
+    return Managed(
+        "managed",
+        context=ros_node.context,
+        parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
+    )
+
+
+def test_managed_node_autostarts_and_a_failed_configure_says_why(ros_node: Any) -> None:
+    node = _managed(ros_node)
+    try:
+        assert node.lifecycle_state == "active" and node.processing and node.exit_code == 0
+    finally:
+        node.destroy_node()
+    node = _managed(ros_node, model="missing")
+    try:
+        assert node.lifecycle_state == "unconfigured" and not node.processing
+        status = node.diagnostics.status()
+        assert status.level == bytes([ERROR]) and "configure: model file not found: missing" in status.message
+        assert node.exit_code == 0  # exit_on_error is off by default
+    finally:
+        node.destroy_node()
+    node = _managed(ros_node, model="missing", exit_on_error=True)
+    try:
+        assert node.exit_code == 1  # run_node's exit code once spin returns
+    finally:
+        node.destroy_node()
+
+
+def test_live_parameters_apply_and_the_others_wait_for_a_reconfigure(ros_node: Any) -> None:
+    node = _managed(ros_node)
+    try:
+        [result] = node.set_parameters([Parameter("threshold", value=0.9)])
+        assert result.successful and node.params["threshold"] == 0.9 and node.applied == [{"threshold"}]
+        [result] = node.set_parameters([Parameter("names", value=[1, 2])])  # ids for a string list
+        assert result.successful and node.params["names"] == ["1", "2"]
+        [result] = node.set_parameters([Parameter("names", value=["bad"])])
+        assert not result.successful and "unknown class 'bad'" in result.reason
+        assert node.params["names"] == ["1", "2"]  # refused: the old value stays
+        [result] = node.set_parameters([Parameter("threshold", value="high")])
+        assert (
+            not result.successful and "parameter 'threshold': expected float, got str 'high'" in result.reason
+        )
+        [result] = node.set_parameters([Parameter("model", value="other")])
+        assert not result.successful and "parameter 'model' is read at configure" in result.reason
+        assert node.params["model"] == "ok"
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+        [result] = node.set_parameters([Parameter("model", value="missing")])
+        assert result.successful  # unconfigured: the next configure reads it
+        node.trigger_configure()
+        assert node.lifecycle_state == "unconfigured" and "missing" in node.diagnostics.status().message
+        [result] = node.set_parameters([Parameter("enabled", value=False)])
+        assert result.successful and not node.processing
     finally:
         node.destroy_node()
