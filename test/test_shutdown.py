@@ -1,6 +1,7 @@
 """Ctrl-C (and launch's SIGTERM) end a node with exit code 0 and no traceback, also while its capture
 thread is publishing (rclpy's own SIGINT handler used to shut the context down under it: "RCLError:
-Failed to publish: publisher's context is invalid")."""
+Failed to publish: publisher's context is invalid"). Lifecycle nodes go through their shutdown
+transition (the pilot's zero Twist included) on the way out."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ def _params(exe: str, video: str) -> dict[str, Any]:
         "detector": {"model": str(MODELS / "detector.onnx")},
         "camera_bridge": {"source": video, "loop": True},
         "perception_pipeline": {"camera.source": video, "camera.loop": True},
+        "pilot": {},
+        "segmentation": {},
     }[exe]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-@pytest.mark.parametrize("exe", ["detector", "camera_bridge", "perception_pipeline"])
+@pytest.mark.parametrize("exe", ["detector", "camera_bridge", "perception_pipeline", "pilot", "segmentation"])
 def test_signal_ends_the_node_cleanly(
     exe: str, sig: int, start_node: Any, ros_node: Any, sample_data: SampleData
 ) -> None:
