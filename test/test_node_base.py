@@ -198,3 +198,17 @@ def test_live_parameters_apply_and_the_others_wait_for_a_reconfigure(ros_node: A
         assert result.successful and not node.processing
     finally:
         node.destroy_node()
+
+
+def test_a_parameter_fixed_at_run_time_lets_the_node_configure(ros_node: Any) -> None:
+    node = _managed(ros_node, threshold="high")
+    try:
+        assert node.lifecycle_state == "unconfigured"
+        assert "parameter 'threshold': expected float, got str 'high'" in node.diagnostics.status().message
+        [result] = node.set_parameters([Parameter("threshold", value=0.7)])
+        assert result.successful
+        node.trigger_configure()
+        node.trigger_activate()
+        assert node.lifecycle_state == "active" and node.diagnostics.status().level != bytes([ERROR])
+    finally:
+        node.destroy_node()

@@ -121,7 +121,18 @@ class PerceptionNode(Node):
             return SetParametersResult(successful=False, reason=reason)
         if values:
             self.get_logger().info("set " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+            self._forget_parameter_errors(set(values))
         return SetParametersResult(successful=True)
+
+    def _forget_parameter_errors(self, names: set[str]) -> None:
+        """A parameter given a good value no longer fails the next configure."""
+        kept = [e for e in self.param_errors if not any(e.startswith(f"parameter '{n}'") for n in names)]
+        if len(kept) < len(self.param_errors):
+            self.param_errors[:] = kept
+            if kept:
+                self.diagnostics.report("parameters", ERROR, "; ".join(kept), ttl_s=None)
+            else:
+                self.diagnostics.clear("parameters")
 
     def why_locked(self, name: str) -> str:
         """Why the non-live parameter ``name`` cannot change now (empty: it can)."""
