@@ -4,7 +4,8 @@
 markers of README.md and every node's ``config/<exe>.yaml`` (its leading comment lines kept, then
 every parameter with its description and default); ``--check`` exits 1 when one is out of date (the
 test suite runs it). Stage parameters come from the stage config dataclasses, so this is where a new
-config field reaches the README and the YAML.
+config field reaches the README and the YAML. Live parameters (``Param.live``: they apply from the next
+frame when set at run time) are marked in both.
 """
 
 from __future__ import annotations
@@ -47,8 +48,12 @@ def _cell(value: object) -> str:
 
 
 def _table(title: str, params: Any) -> list[str]:
-    rows = [f"| `{p.name}` | `{_cell(p.default)}` | {_escape(p.description)} |" for p in params]
-    return [title, "", "| parameter | default | description |", "| --- | --- | --- |", *rows]
+    """``live``: set at run time, it applies from the next frame (the others are read at configure)."""
+    rows = [
+        f"| `{p.name}` | `{_cell(p.default)}` | {'yes' if p.live else ''} | {_escape(p.description)} |"
+        for p in params
+    ]
+    return [title, "", "| parameter | default | live | description |", "| --- | --- | --- | --- |", *rows]
 
 
 def node_parameters(module: str) -> Any:
@@ -82,7 +87,8 @@ def config_text(exe: str, old: str) -> str:
     header = list(itertools.takewhile(lambda line: line.startswith("#"), old.splitlines()))
     lines = [*header, "/**:", "  ros__parameters:"]
     for p in (*node_parameters(node_modules()[exe]), *COMMON_PARAMETERS):
-        lines += [f"    # {p.description}", *_yaml_entry(p.name, p.default)]
+        live = "(live) " if p.live else ""
+        lines += [f"    # {live}{p.description}", *_yaml_entry(p.name, p.default)]
     return "\n".join(lines) + "\n"
 
 

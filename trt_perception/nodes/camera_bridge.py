@@ -34,8 +34,8 @@ CONVERT, PUBLISH = "convert", "publish"
 
 PARAMETERS: tuple[Param, ...] = (
     *CAMERA.params(),
-    Param("frame_id", "camera", "header.frame_id of the images and camera info (live).", live=True),
-    Param("encoding", "bgr8", f"Output encoding (live): {', '.join(OUTPUT_ENCODINGS)}.", live=True),
+    Param("frame_id", "camera", "header.frame_id of the images and camera info.", live=True),
+    Param("encoding", "bgr8", f"Output encoding: {', '.join(OUTPUT_ENCODINGS)}.", live=True),
     Param("image_topic", "camera/image_raw", "Output sensor_msgs/Image topic."),
     Param("camera_info_topic", "camera/camera_info", "Output sensor_msgs/CameraInfo topic."),
     Param(

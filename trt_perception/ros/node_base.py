@@ -71,7 +71,7 @@ LIFECYCLE_PARAMETERS: tuple[Param, ...] = (
     Param(
         "enabled",
         True,
-        "Live: false pauses processing (no output) without tearing anything down; true resumes.",
+        "False pauses processing (no output) without tearing anything down; true resumes.",
         live=True,
     ),
 )
