@@ -57,6 +57,11 @@ def _resolve(path: str) -> str:
 
 
 class EngineBuilderNode(PerceptionNode):
+    """A plain node, not a lifecycle one: a build job that serves no model (it holds the GPU only while a
+    build runs, in its worker thread), whose latched status the inference nodes wait on at their own
+    configure; deactivating it would only stop a build half-way, and a failed entry is already an
+    ERROR naming it while the other engines still build."""
+
     PARAMETERS = PARAMETERS
     COMPONENT = "engine_builder"
 
