@@ -52,6 +52,18 @@ def test_decide_states() -> None:
     assert decide(status("ready"), "/other/detector.onnx", "fp16")[0] == "/e/detector.fp16.engine"
 
 
+def test_decide_takes_an_engine_only_for_the_batch_it_was_built_for() -> None:
+    """A 4-camera pipeline needs an engine built with max_batch >= 4: a batch-1 engine would fail at
+    its first batch, so it keeps the ONNX model and says how to get one."""
+    path, why = decide(status("ready"), "/m/detector.onnx", "fp16", batch=4)
+    assert path == "/m/detector.onnx"
+    assert "detector.onnx:fp16 for batches of 4" in why and "';max_batch=4'" in why
+    ready4 = status("ready", max_batch=4)
+    assert decide(ready4, "/m/detector.onnx", "fp16", batch=4)[0] == "/e/detector.fp16.engine"
+    assert decide(ready4, "/m/detector.onnx", "fp16", batch=2)[0] == "/e/detector.fp16.engine"
+    assert "(max_batch 4)" in decide(ready4, "/m/detector.onnx", "fp16", batch=8)[1]
+
+
 def wait_status(ros_node: Any) -> dict[str, Any]:
     from std_msgs.msg import String
 

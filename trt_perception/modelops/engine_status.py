@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import Any
 
 
-def find_entry(status: dict[str, Any], model: str, precision: str) -> dict[str, Any] | None:
-    """The status entry for ``model`` (same resolved path, else same file name) and ``precision``."""
-    engines = [e for e in status.get("engines", []) if e.get("precision") == precision]
+def find_entry(status: dict[str, Any], model: str, precision: str, batch: int = 1) -> dict[str, Any] | None:
+    """The status entry for ``model`` (same resolved path, else same file name) and ``precision``
+    whose engine takes ``batch`` frames per call (its ``max_batch``; 1 when the entry has none)."""
+    engines = [
+        e
+        for e in status.get("engines", [])
+        if e.get("precision") == precision and int(e.get("max_batch", 1)) >= batch
+    ]
     wanted = Path(model).resolve()
     for e in engines:
         if Path(str(e.get("model", ""))).resolve() == wanted:
@@ -21,21 +26,25 @@ def find_entry(status: dict[str, Any], model: str, precision: str) -> dict[str, 
     return same_name[0] if len(same_name) == 1 else None
 
 
-def decide(status: dict[str, Any] | None, model: str, precision: str) -> tuple[str | None, str]:
-    """(file to load or None to keep waiting, why) for one status message (None: nothing yet)."""
+def decide(
+    status: dict[str, Any] | None, model: str, precision: str, batch: int = 1
+) -> tuple[str | None, str]:
+    """(file to load or None to keep waiting, why) for one status message (None: nothing yet);
+    ``batch``: the frames per call the stage needs (a multi-camera detector: one per camera)."""
     if status is None:
         return None, "no status from the engine builder yet"
     if not status.get("tensorrt", False):
         return model, f"engine builder reports TensorRT unavailable ({status.get('reason', '')})"
-    entry = find_entry(status, model, precision)
+    entry = find_entry(status, model, precision, batch)
     if entry is None:
         listed = ", ".join(
-            f"{Path(str(e.get('model'))).name}:{e.get('precision')}" for e in status.get("engines", [])
+            f"{Path(str(e.get('model'))).name}:{e.get('precision')}"
+            + (f" (max_batch {e['max_batch']})" if int(e.get("max_batch", 1)) > 1 else "")
+            for e in status.get("engines", [])
         )
-        return (
-            model,
-            f"engine builder does not list {Path(model).name}:{precision} (it has: {listed or 'none'})",
-        )
+        wanted = f"{Path(model).name}:{precision}" + (f" for batches of {batch}" if batch > 1 else "")
+        hint = f"; give its engines entry ';max_batch={batch}'" if batch > 1 else ""
+        return model, f"engine builder does not list {wanted} (it has: {listed or 'none'}){hint}"
     state = entry.get("state")
     if state == "ready":
         return str(entry["engine"]), "ready"

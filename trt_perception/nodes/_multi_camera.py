@@ -95,6 +95,11 @@ def multi_camera_requested(params: Mapping[str, Any]) -> bool:
     return bool(_entries(params["camera.sources"]) or _entries(params["image_topics"]))
 
 
+def camera_count(params: Mapping[str, Any]) -> int:
+    """Frames per detector call: one per camera (1 for the single ``camera.source``)."""
+    return max(1, len(_entries(params["camera.sources"])), len(_entries(params["image_topics"])))
+
+
 def _entries(values: list[str]) -> list[str]:
     return [v for v in values if v]  # a launch argument's empty entry is no camera
 

@@ -39,8 +39,9 @@ PARAMETERS: tuple[Param, ...] = (
             "models/segmenter.onnx;profile.input=1x3x256x256:1x3x352x640:1x3x736x1280",
             "models/pilotnet.onnx;profile.image=1x3x66x200:1x3x66x200:8x3x66x200",
         ],
-        "Engines to build: '<onnx>[;precision=fp16][;workspace_mb=N][;dla_core=N]"
-        "[;profile.<input>=min:opt:max]' (shapes as 1x3x640x640).",
+        "Engines to build: '<onnx>[;precision=fp16][;workspace_mb=N][;dla_core=N][;max_batch=N]"
+        "[;profile.<input>=min:opt:max]' (shapes as 1x3x640x640; max_batch: batches 1..N of a "
+        "dynamic-batch model, e.g. one frame per camera of a multi-camera perception_pipeline).",
     ),
     Param("cache_dir", "engines", "Folder of the built engines, their JSON sidecars and the timing cache."),
     Param("precision", "fp16", "Default precision: fp32 | fp16 | int8 (int8 needs a Q/DQ ONNX)."),
@@ -90,6 +91,7 @@ class EngineBuilderNode(PerceptionNode):
                 {
                     "model": model,
                     "precision": recipe.precision,
+                    "max_batch": recipe.max_batch,
                     "engine": "",
                     "state": "pending",
                     "message": "",

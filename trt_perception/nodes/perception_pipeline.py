@@ -46,7 +46,7 @@ from ..ros.files import params_model_file, resolve_file
 from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
 from ..stages.camera import CameraState, Frame
-from ._multi_camera import MULTI_CAMERA_PARAMETERS, MultiCamera, multi_camera_requested
+from ._multi_camera import MULTI_CAMERA_PARAMETERS, MultiCamera, camera_count, multi_camera_requested
 from ._pipeline_outputs import PipelineOutputs
 from ._stages import CAMERA, DETECTOR, PLATE_CONSENSUS, PLATE_READER, SEGMENTER, TRACKER, close_stage, rebuilt
 
@@ -132,7 +132,9 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
             if p["segmentation.enabled"]
             else None
         )
-        detector = DETECTOR.config(p, "detector.", model=engine("detector.model"))
+        # The engine builder's detector engine must take every camera's frame in one call.
+        det_model = params_model_file(self, p, "detector.model", batch=camera_count(p))
+        detector = DETECTOR.config(p, "detector.", model=det_model)
         reader = (
             PLATE_READER.config(p, "plate_reader.", model=engine("plate_reader.model"))
             if p["plate_reader.enabled"]

@@ -4,7 +4,7 @@ The ``engine_builder`` node publishes a latched (transient-local) ``std_msgs/Str
 ``engine_builder/status`` holding JSON::
 
     {"tensorrt": true, "reason": "", "engines": [
-        {"model": "/abs/models/detector.onnx", "precision": "fp16", "engine": "/abs/engines/detector.fp16.engine",
+        {"model": "/abs/models/detector.onnx", "precision": "fp16", "max_batch": 1, "engine": "/abs/engines/detector.fp16.engine",
          "state": "pending|building|ready|failed|unavailable", "message": "...", "elapsed_s": 12.3}]}
 
 ``resolve_model`` returns the engine once its entry is ``ready`` (``modelops.engine_status.decide``). It falls back to the ONNX (run
@@ -31,8 +31,11 @@ STATUS_TOPIC = "engine_builder/status"
 PLAN_SUFFIXES = (".engine", ".plan", ".trt")
 
 
-def resolve_model(node: Node, model: str, precision: str, use_builder: bool, timeout_s: float) -> str:
-    """The path an inference node should load (see module docstring); logs why."""
+def resolve_model(
+    node: Node, model: str, precision: str, use_builder: bool, timeout_s: float, batch: int = 1
+) -> str:
+    """The path an inference node should load (see module docstring); logs why. ``batch``: the frames
+    per engine call the stage needs (the builder's entry must have that ``max_batch``)."""
     log = node.get_logger()
     if not use_builder or Path(model).suffix in PLAN_SUFFIXES:
         return model
@@ -61,7 +64,7 @@ def resolve_model(node: Node, model: str, precision: str, use_builder: bool, tim
     try:
         while node.context.ok():
             executor.spin_once(timeout_sec=0.2)
-            path, why = decide(latest.get("status"), model, precision)
+            path, why = decide(latest.get("status"), model, precision, batch)
             waited = time.monotonic() - start
             if path is not None:
                 if path == model:

@@ -58,13 +58,16 @@ def resolve_file(path: str) -> str:
     return str(found) if found is not None else path
 
 
-def model_file(node: Node, model: str, precision: str, use_builder: bool, timeout_s: float) -> str:
+def model_file(
+    node: Node, model: str, precision: str, use_builder: bool, timeout_s: float, batch: int = 1
+) -> str:
     """The file an inference node loads: ``model`` resolved as above, or the engine builder's engine
-    for it when ``use_builder`` is set and one is ready (see ``engine_wait.resolve_model``)."""
-    return resolve_model(node, resolve_file(model), precision, use_builder, timeout_s)
+    for it (taking ``batch`` frames per call) when ``use_builder`` is set and one is ready (see
+    ``engine_wait.resolve_model``)."""
+    return resolve_model(node, resolve_file(model), precision, use_builder, timeout_s, batch)
 
 
-def params_model_file(node: Node, params: Mapping[str, Any], key: str = "model") -> str:
+def params_model_file(node: Node, params: Mapping[str, Any], key: str = "model", batch: int = 1) -> str:
     """``model_file`` for ``params[key]`` with the node's ``ENGINE_PARAMETERS`` values."""
     return model_file(
         node,
@@ -72,4 +75,5 @@ def params_model_file(node: Node, params: Mapping[str, Any], key: str = "model")
         str(params["precision"]),
         bool(params["use_engine_builder"]),
         float(params["engine_wait_timeout"]),
+        batch,
     )
