@@ -205,8 +205,20 @@ def test_network_camera_vanishes_warns_and_recovers(start_node: Any, ros_node: A
         assert listener.wait(lambda: listener.status_level() == OK, 60, proc)
         assert int(listener.values()["reconnects"]) >= 1
         assert proc.alive()
+        # The source's own line per change of state in the ROS log, at its severity; its status goes to
+        # /diagnostics only (no "source: ..." line repeated every few seconds while it reconnects).
+        log = proc.log()
+        assert "[WARN]" in _line(log, f"'{server.url}': reconnecting: ") and "[INFO]" in _line(
+            log, f"'{server.url}': connected: "
+        ), log
+        assert "]: source: " not in log, log
     finally:
         server.stop()
+
+
+def _line(log: str, text: str) -> str:
+    """The first line of ``log`` that holds ``text`` (empty when none does)."""
+    return next((line for line in log.splitlines() if text in line), "")
 
 
 @pytest.mark.parametrize(

@@ -205,6 +205,33 @@ def test_a_new_problem_is_published_at_once(ros_node: Any) -> None:
     assert received[0].status[0].message == "camera: cannot open camera 0"
 
 
+def test_qos_overrides_apply_to_the_diagnostics_publisher(ros_node: Any) -> None:
+    import rclpy
+    from rclpy.parameter import Parameter
+    from rclpy.qos import ReliabilityPolicy
+
+    node = rclpy.create_node(
+        "diag_qos",
+        context=ros_node.context,
+        parameter_overrides=[
+            Parameter("qos_overrides./diagnostics.publisher.reliability", value="best_effort"),
+            Parameter("qos_overrides./diagnostics.publisher.depth", value=3),
+        ],
+    )
+    try:
+        DiagnosticsPublisher(node, LatencyRecorder(), component="probe", period_s=0)
+        assert node.get_parameter("qos_overrides./diagnostics.publisher.depth").value == 3
+
+        def offered() -> list[Any]:
+            infos = ros_node.get_publishers_info_by_topic("/diagnostics")
+            return [i.qos_profile.reliability for i in infos if i.node_name == "diag_qos"]
+
+        assert ros_node.spin_until(lambda: bool(offered()), timeout=30)
+        assert offered() == [ReliabilityPolicy.BEST_EFFORT]  # the default is RELIABLE
+    finally:
+        node.destroy_node()
+
+
 @pytest.fixture
 def own_domain(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     return use_own_domain(request, monkeypatch)

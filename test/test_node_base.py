@@ -212,3 +212,73 @@ def test_a_parameter_fixed_at_run_time_lets_the_node_configure(ros_node: Any) ->
         assert node.lifecycle_state == "active" and node.diagnostics.status().level != bytes([ERROR])
     finally:
         node.destroy_node()
+
+
+class Consumer(ManagedPerceptionNode):
+    """A lifecycle node that counts the frames ``input_frame`` lets through."""
+
+    PARAMETERS = LIFECYCLE_PARAMETERS
+    COMPONENT = "consumer"
+    processed = 0
+
+    def start(self) -> None:
+        self.subscribe_images("frames/image", self.on_image)
+
+    def on_image(self, msg: Any) -> None:
+        if self.input_frame(msg, ready=True) is not None:
+            self.processed += 1
+
+
+def test_frames_reach_the_input_status_once_and_unprocessed_ones_count_as_dropped(ros_node: Any) -> None:
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    node = Consumer("consumer", context=ros_node.context)
+    # Best effort: the subscription stays as it started (no reliable re-subscription mid-test).
+    pub = ros_node.create_publisher(Image, "frames/image", qos_profile_sensor_data)
+    executor = SingleThreadedExecutor(context=ros_node.context)
+    executor.add_node(node)
+
+    def spin_until(condition: Any, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not condition():
+            executor.spin_once(timeout_sec=0.05)
+        return bool(condition())
+
+    def send(encoding: str = "bgr8") -> None:
+        """One frame, in lock-step: it has arrived (its age recorded) before the next goes."""
+        received = node.latency.drops().total_received
+        msg = Image(height=2, width=2, encoding=encoding, step=6, data=bytes(12))
+        msg.header.stamp = ros_node.get_clock().now().to_msg()
+        pub.publish(msg)
+        assert spin_until(lambda: node.latency.drops().total_received > received)
+
+    try:
+        assert spin_until(lambda: pub.get_subscription_count() > 0)
+        for _ in range(3):
+            send()
+        node.set_parameters([Parameter("enabled", value=False)])
+        for _ in range(2):
+            send()  # paused: dropped
+        summary = node.diagnostics.status()
+        assert summary.message.startswith("paused (enabled: false)"), summary.message
+        node.set_parameters([Parameter("enabled", value=True)])
+        assert not node.diagnostics.status().message.startswith("paused")
+        for _ in range(2):
+            send("no_such_encoding")  # cannot be converted: dropped
+        send()
+        drops = node.latency.drops()
+        # Every delivered frame's age once (the subscription records it, the node no longer does).
+        assert node.processed == 4 and (drops.total_received, drops.total_dropped) == (8, 4)
+        assert spin_until(lambda: "/frames/image.reliability" in _values(node, "input"))
+        values = _values(node, "input")
+        assert values["/frames/image.reliability"] == "BEST_EFFORT" and values["dropped.total"] == "4"
+        assert "/frames/image.reliability" not in _values(node, "consumer")  # on the input status only
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+
+
+def _values(node: PerceptionNode, task: str) -> dict[str, str]:
+    [status] = [s for s in node.diagnostics.statuses() if s.name == f"/consumer: {task}"]
+    return {kv.key: kv.value for kv in status.values}

@@ -87,7 +87,7 @@ class CameraBridge(ManagedPerceptionNode):
 
     def start(self) -> None:
         # A new source per activation: the device is opened here and freed at deactivate.
-        self.source = CameraSource(self._camera_cfg, on_frame=self._on_frame)
+        self.source = CameraSource(self._camera_cfg, on_frame=self._on_frame, log=self.camera_log)
         self._stop.clear()
         self._thread = None
         if bool(self.params["wait_for_subscriber"]) and not self.source.cfg.is_live():
@@ -192,8 +192,8 @@ class CameraBridge(ManagedPerceptionNode):
         status = camera_status(st)
         if status is not None and status[0] == OK:
             d.clear("source")
-        elif status is not None:
-            self.warn_input("source", status[1], level=status[0])
+        elif status is not None:  # /diagnostics only: the source logged the change itself (camera_log)
+            d.report("source", status[0], status[1])
 
     def _print_stats(self) -> None:
         s = self.latency.stats(END_TO_END)

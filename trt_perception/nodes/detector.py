@@ -97,15 +97,11 @@ class DetectorNode(ManagedPerceptionNode):
             self.detector = rebuilt(self.detector, cfg)
 
     def on_image(self, msg: Image) -> None:
-        if not self.processing:
-            return
         start = time.perf_counter()
         frame = self.input_frame(msg, self.detector is not None)
         if frame is None or self.detector is None:
             return
-        bgr, stamp = frame
-        if stamp:
-            self.latency.record_frame_age(stamp, self.get_clock().now().nanoseconds)
+        bgr, stamp = frame  # its age was recorded on arrival (subscribe_images)
         dets = self.detector(bgr, stamp)
         with self.latency.measure(MESSAGE):
             out = self._det_msg(dets, msg.header)

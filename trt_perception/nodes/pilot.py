@@ -20,7 +20,6 @@ from geometry_msgs.msg import Twist
 from sensor_msgs.msg import Image
 
 from ..metrics.behavior_run import FRAMES_KEY, INFERENCE_SAMPLES_KEY, format_samples
-from ..metrics.latency import FRAME_AGE
 from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
@@ -107,10 +106,9 @@ class PilotNode(ManagedPerceptionNode):
                 self.pub.publish(Twist())
 
     def on_image(self, msg: Image) -> None:
-        if not self.processing:
-            return
-        with self._data_lock:
-            self._frames += 1
+        if self.processing:
+            with self._data_lock:
+                self._frames += 1
         frame = self.input_frame(msg, self.pilot is not None)
         if frame is None or self.pilot is None:
             return
@@ -124,8 +122,6 @@ class PilotNode(ManagedPerceptionNode):
         out.linear.x = cmd.v
         out.angular.z = cmd.w
         self.pub.publish(out)
-        if stamp:
-            self.latency.record(FRAME_AGE, (self.get_clock().now().nanoseconds - stamp) / 1e6)
         with self._data_lock:
             self._iterations += 1
             self._window_iterations += 1

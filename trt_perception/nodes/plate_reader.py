@@ -126,8 +126,6 @@ class PlateReaderNode(ManagedPerceptionNode):
             self.on_pair(pair[0], pair[1])
 
     def on_pair(self, image: Image, detections: Detection2DArray) -> None:
-        if not self.processing:
-            return
         start = time.perf_counter()
         frame = self.input_frame(image, self.reader is not None)
         if frame is None or self.reader is None:

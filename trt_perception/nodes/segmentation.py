@@ -88,15 +88,11 @@ class SegmentationNode(ManagedPerceptionNode):
             self.segmenter = rebuilt(self.segmenter, cfg)
 
     def on_image(self, msg: Image) -> None:
-        if not self.processing:
-            return
         start = time.perf_counter()
         frame = self.input_frame(msg, self.segmenter is not None)
         if frame is None or self.segmenter is None:
             return
-        bgr, stamp = frame
-        if stamp:
-            self.latency.record_frame_age(stamp, self.get_clock().now().nanoseconds)
+        bgr, stamp = frame  # its age was recorded on arrival (subscribe_images)
         result = self.segmenter(bgr, stamp)
         with self.latency.measure(MESSAGE):
             out = numpy_to_image(result.mask, "mono8", header=msg.header)

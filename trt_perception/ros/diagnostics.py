@@ -27,9 +27,11 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
 
 from ..metrics.latency import END_TO_END, FRAME_AGE, LatencyRecorder
 from .params import Param
+from .qos import overridable_publisher
 
 # Levels as ints for comparison; the message field itself is a one-byte ``bytes``.
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
@@ -127,8 +129,13 @@ class DiagnosticsPublisher:
         self._values: dict[str, str] = {}
         self._input_values: dict[str, str] = {}
         self._status_sources: list[Callable[[], list[DiagnosticStatus]]] = []
+        #: Why the node does not process its input now (``enabled`` false), or empty. While set, the
+        #: summary says so and dropped input frames are counted but raise no WARN/ERROR (chosen, not
+        #: fallen behind).
+        self.paused = ""
         self._lock = threading.Lock()
-        self._pub = node.create_publisher(DiagnosticArray, topic, 10)
+        # Reliable, keep last 10 (diagnostic_updater's), overridable like every node publisher.
+        self._pub = overridable_publisher(node.create_publisher, DiagnosticArray, topic, QoSProfile(depth=10))
         self._timer = node.create_timer(period_s, self.publish) if period_s > 0 else None
 
     @classmethod
@@ -209,9 +216,9 @@ class DiagnosticsPublisher:
             if len(problems) > 1:
                 message += f" (+{len(problems) - 1} more, see values)"
         else:
-            message = "; ".join(s.message for s in parts if _level(s) > OK) or (
-                latency.message if latency is not None else "running"
-            )
+            notes = [self.paused] if self.paused else []
+            notes += [s.message for s in parts if _level(s) > OK]
+            message = "; ".join(notes) or (latency.message if latency is not None else "running")
         kvs = [
             KeyValue(key=f"problem.{k}", value=f"{LEVEL_NAMES[p.level]}: {p.message}") for k, p in problems
         ]
@@ -254,7 +261,7 @@ class DiagnosticsPublisher:
         ]
         values += [KeyValue(key=k, value=v) for k, v in extra.items()]
         enough = drops.window_dropped + drops.window_received >= _MIN_FRAMES_FOR_DROPS
-        drop_level = threshold_level(drops.ratio if enough else None, *self._dropped)
+        drop_level = threshold_level(drops.ratio if enough and not self.paused else None, *self._dropped)
         age_level = threshold_level(age.mean_ms if age else None, *self._frame_age_ms)
         sent = drops.window_dropped + drops.window_received
         parts = []
@@ -265,6 +272,8 @@ class DiagnosticsPublisher:
         parts.append(f"{drops.ratio:.0%} of input frames dropped ({drops.window_dropped} of {sent})")
         if drop_level > OK:
             parts[-1] += f", limit {self._dropped[drop_level - 1]:.0%}: the node falls behind its input"
+        elif self.paused:
+            parts[-1] += f" ({self.paused})"
         return self._status("input", max(age_level, drop_level), ", ".join(parts), values)
 
     def _status(self, task: str, level: int, message: str, values: list[KeyValue]) -> DiagnosticStatus:

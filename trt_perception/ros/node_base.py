@@ -18,7 +18,7 @@ undoes it (``stop()``); ``cleanup`` drops the stage and its engine (``release()`
 
 from __future__ import annotations
 
-import copy
+import logging
 import os
 import signal
 import sys
@@ -35,7 +35,6 @@ from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallba
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
-from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
@@ -48,6 +47,7 @@ from .image_subscription import FASTDDS_PROFILE_NAME, IMAGE_SUBSCRIPTION_PARAMET
 from .live_params import check_changes
 from .params import Param, declare_all
 from .problem_log import ProblemLog
+from .qos import overridable_publisher
 
 COMMON_PARAMETERS: tuple[Param, ...] = (
     Param("latency_window", 300, "Samples kept per stage for the latency statistics."),
@@ -75,6 +75,10 @@ LIFECYCLE_PARAMETERS: tuple[Param, ...] = (
         live=True,
     ),
 )
+
+
+#: The diagnostics' note while ``enabled`` is false.
+PAUSED = "paused (enabled: false): input frames dropped"
 
 
 class PerceptionNode(Node):
@@ -122,6 +126,8 @@ class PerceptionNode(Node):
         if values:
             self.get_logger().info("set " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
             self._forget_parameter_errors(set(values))
+            if "enabled" in values:
+                self.diagnostics.paused = "" if values["enabled"] else PAUSED
         return SetParametersResult(successful=True)
 
     def _forget_parameter_errors(self, names: set[str]) -> None:
@@ -144,14 +150,8 @@ class PerceptionNode(Node):
 
     def publisher(self, msg_type: Any, topic: str, qos: QoSProfile) -> Any:
         """A publisher whose history, depth and reliability users override with the standard
-        ``qos_overrides./<topic>.publisher.<policy>`` parameters (at startup, e.g. in a params file).
-        rclpy applies them to the profile in place: a copy keeps them off the caller's shared one."""
-        return self.create_publisher(
-            msg_type,
-            topic,
-            copy.copy(qos),
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-        )
+        ``qos_overrides./<topic>.publisher.<policy>`` parameters (``qos.overridable_publisher``)."""
+        return overridable_publisher(self.create_publisher, msg_type, topic, qos)
 
     def finish(self) -> None:
         """The end of the process (``run_node``): stop threads before rclpy shuts down."""
@@ -169,6 +169,20 @@ class PerceptionNode(Node):
         status key (each bad encoding gets its own line)."""
         self._problem_log(f"{key}:{problem}", level, f"{key}: {message}", throttle_s)
         self.diagnostics.report(key, level, message)
+
+    def camera_log(self, level: int, line: str) -> None:
+        """``CameraSource``'s ``log(level, line)`` (a ``logging`` level): its one line per change of
+        state into the node's log. One call site per severity: rclpy refuses a call site whose
+        severity changes."""
+        logger = self.get_logger()
+        if level >= logging.ERROR:
+            logger.error(line)
+        elif level >= logging.WARNING:
+            logger.warning(line)
+        elif level >= logging.INFO:
+            logger.info(line)
+        else:
+            logger.debug(line)
 
     def startup_error(self, key: str, message: str) -> None:
         """A configuration that cannot work (bad parameter, missing file): one error line and an ERROR
@@ -189,10 +203,21 @@ class PerceptionNode(Node):
         return wrapper
 
     # -- images
+    @property
+    def processing(self) -> bool:
+        """True while input frames are to be processed (a plain node: always)."""
+        return True
+
     def input_frame(self, msg: Image, ready: bool) -> tuple[np.ndarray, int] | None:
-        """``(bgr, stamp_ns)`` of an input image, or None after a throttled report: the node has no
-        model (``ready`` False, an ERROR: see the startup error) or the image cannot be converted."""
+        """``(bgr, stamp_ns)`` of an input image to process, or None for one that is not, counted as a
+        dropped input frame on /diagnostics: the node is paused (``enabled`` false), has no model
+        (``ready`` False, an ERROR: see the startup error) or the image cannot be converted (a
+        throttled report)."""
+        if not self.processing:
+            self.latency.record_dropped()
+            return None
         if not ready:
+            self.latency.record_dropped()
             # The startup error already holds the ERROR status (it never expires); a report under its
             # key here would replace it with one that does, and the node would look healthy again.
             self._problem_log(
@@ -202,13 +227,17 @@ class PerceptionNode(Node):
         try:
             return image_to_bgr(msg), stamp_ns(msg.header)
         except ImageEncodingError as exc:
+            self.latency.record_dropped()
             self.warn_input("input", str(exc), problem=f"{msg.encoding}:{msg.width}x{msg.height}")
             return None
 
     def subscribe_images(self, topic: str, callback: Callable[[Image], None], depth: int = 1) -> Any:
         """An image subscription with the reliability of its publishers (``AdaptiveSubscription``:
-        reliable publishers on Fast DDS defaults lose nothing), DDS-lost messages counted on
-        /diagnostics, and a watchdog that warns when no publisher exists or nothing arrives."""
+        reliable publishers on Fast DDS defaults lose nothing), a watchdog that warns when no publisher
+        exists or nothing arrives, and on the ``<fqn>: input`` status: the age of every frame delivered
+        (node clock: sim time under ``use_sim_time``), publisher sequence gaps as dropped frames, and
+        the subscription's values (reliability, DDS-lost messages, publishers). The callback records
+        no frame age itself; a frame it does not process is dropped through ``input_frame``."""
         sub = AdaptiveSubscription(
             self,
             Image,
@@ -217,7 +246,8 @@ class PerceptionNode(Node):
             depth,
             report=lambda key, level, message: self.warn_input(key, message, level),
             no_data_timeout_s=float(self.params["no_data_timeout"]),
-            set_value=self.diagnostics.set_value,
+            set_value=self.diagnostics.set_input_value,
+            recorder=self.latency,
         )
         self._image_subs.append(sub)
         return sub
@@ -247,6 +277,7 @@ class ManagedPerceptionNode(LifecycleNodeMixin, PerceptionNode):
         self._active = False
         self._tracked: list[Any] = []
         self._publishers_made: list[Any] = []
+        self.diagnostics.paused = "" if self.params["enabled"] else PAUSED
         if self.params["autostart"] and self.trigger_configure() == _SUCCESS:
             self.trigger_activate()
 
@@ -292,12 +323,7 @@ class ManagedPerceptionNode(LifecycleNodeMixin, PerceptionNode):
     def publisher(self, msg_type: Any, topic: str, qos: QoSProfile) -> Any:
         """A lifecycle publisher (publishes only while active; destroyed at cleanup) whose history, depth
         and reliability users override with the standard ``qos_overrides`` parameters."""
-        pub = self.create_lifecycle_publisher(
-            msg_type,
-            topic,
-            copy.copy(qos),
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-        )
+        pub = overridable_publisher(self.create_lifecycle_publisher, msg_type, topic, qos)
         self._publishers_made.append(pub)
         return pub
 

@@ -1,6 +1,10 @@
-"""QoS profiles shared by the nodes."""
+"""QoS profiles shared by the nodes, and the one way they make publishers (standard ``qos_overrides``)."""
 
 from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
 
 from rclpy.qos import (
     DurabilityPolicy,
@@ -9,6 +13,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
+from rclpy.qos_overriding_options import QoSOverridingOptions
 
 
 def sensor_qos(depth: int = 5) -> QoSProfile:
@@ -35,4 +40,17 @@ def latched_qos(depth: int = 1) -> QoSProfile:
         durability=DurabilityPolicy.TRANSIENT_LOCAL,
         history=HistoryPolicy.KEEP_LAST,
         depth=depth,
+    )
+
+
+def overridable_publisher(create: Callable[..., Any], msg_type: Any, topic: str, qos: QoSProfile) -> Any:
+    """``create`` (a node's ``create_publisher`` or ``create_lifecycle_publisher``) with the standard
+    ``qos_overrides./<topic>.publisher.{history,depth,reliability}`` parameters, which users set at
+    startup (e.g. in a params file). rclpy applies them to the profile in place: a copy keeps them off
+    the caller's shared one."""
+    return create(
+        msg_type,
+        topic,
+        copy.copy(qos),
+        qos_overriding_options=QoSOverridingOptions.with_default_policies(),
     )
