@@ -136,6 +136,67 @@ def test_perception_pipeline_node(ros_node: Any, start_node: Any, tmp_path: Path
     assert proc.alive()
 
 
+@pytest.mark.ros
+@pytest.mark.slow
+def test_enabled_false_pauses_the_stages_and_true_resumes(
+    ros_node: Any, start_node: Any, tmp_path: Path
+) -> None:
+    """``enabled: false``: no stage runs (the detector's inference count stands still), nothing goes
+    out, the camera stays open and its frames are counted as dropped; ``true`` resumes."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from ros_clients import set_params
+    from vision_msgs.msg import Detection2DArray
+
+    from trt_perception.ros.qos import reliable_qos
+
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (1280, 720))
+    for _ in range(4):
+        writer.write(scene())
+    writer.release()
+    detections: list[Any] = []
+    ros_node.create_subscription(Detection2DArray, "detections", detections.append, reliable_qos(50))
+    statuses: dict[str, Any] = {}
+    ros_node.create_subscription(
+        DiagnosticArray, "/diagnostics", lambda m: statuses.update({s.name: s for s in m.status}), 50
+    )
+    proc = start_node(
+        "perception_pipeline",
+        params_file=CONFIG / "perception_pipeline.yaml",
+        params={
+            "camera.source": str(video),
+            "camera.rate_hz": 10.0,
+            "camera.loop": True,
+            "detector.model": str(plate_detector(tmp_path)),
+            "plate_reader.enabled": False,
+            "latency_window": 5000,  # window counts that do not saturate during the test
+            "diagnostics_period": 0.2,
+        },
+    )
+
+    def value(task: str, key: str) -> int:
+        status = statuses.get(f"/perception_pipeline: {task}")
+        kv = {k.key: k.value for k in status.values} if status is not None else {}
+        return int(kv.get(key, 0))
+
+    def inferences() -> int:
+        return value("latency", "detector.inference.count")
+
+    assert ros_node.spin_until(lambda: len(detections) >= 3 and inferences() >= 3, 60), proc.log()[-3000:]
+    assert set_params(ros_node, "perception_pipeline", enabled=False).successful
+    ros_node.spin_until(lambda: False, 1.0)  # a frame under way when the parameter came finishes
+    counted, sent, dropped = inferences(), len(detections), value("input", "dropped.total")
+    ros_node.spin_until(lambda: False, 2.5)
+    summary = statuses["/perception_pipeline: perception_pipeline"]
+    assert (inferences(), len(detections)) == (counted, sent), "a stage ran or an output went out"
+    assert value("input", "dropped.total") >= dropped + 10, "the camera is no longer read"
+    assert summary.message.startswith("paused (enabled: false)") and summary.level == bytes([0])
+    assert set_params(ros_node, "perception_pipeline", enabled=True).successful
+    resumed = lambda: len(detections) >= sent + 3 and inferences() >= counted + 3  # noqa: E731
+    assert ros_node.spin_until(resumed, 30), proc.log()[-3000:]
+    assert proc.alive()
+
+
 @pytest.mark.slow
 def test_segmenter_joins_the_chain(sample_data: Any) -> None:
     """The optional segmentation stage runs on the same frame; its mask matches the frame size."""

@@ -36,7 +36,7 @@ from ..ros.diagnostics import threshold_level
 from ..ros.files import resolve_file
 from ..ros.node_base import ManagedPerceptionNode
 from ..ros.params import Param
-from ..stages.camera import FAILED, CameraError, CameraState
+from ..stages.camera import CameraError, CameraState
 from ..stages.detector import DetectorConfig
 from ..stages.plate_consensus import PlateConsensusConfig
 from ..stages.plate_reader import PlateReaderConfig
@@ -195,6 +195,8 @@ class MultiCamera:
         self.runner = MultiCameraRunner(
             self.pipeline, configs, self._on_batch, sources, float(p["batch.timeout"]),
             self._on_error, self._on_end,
+            enabled=lambda: self.node.processing,  # `enabled` false: cameras read, the stages pause
+            log=self.node.camera_log,
         )  # fmt: skip
         now = time.monotonic()
         for i, cam in enumerate(self.cameras):
@@ -246,13 +248,12 @@ class MultiCamera:
         self._batches.append((stats.size, stats.timed_out))
         self._timeouts += stats.timed_out
         now_ns = self._now_ns()
-        publish = self.node.processing  # `enabled` false: the cameras run on, nothing goes out
         for r in batch.cameras:
             cam = self.cameras[r.source]
-            if publish:
-                cam.outputs.publish(r.image, r.result, r.frame_id)
-            # Capture (or image stamp) to the start of its batch, and to its results out.
-            for rec in (cam.recorder, self.node.latency):
+            cam.outputs.publish(r.image, r.result, r.frame_id)
+            # Capture (or image stamp) to the start of its batch, and to its results out; an image
+            # topic's frame age is in the node's recorder already, from its arrival (subscribe_images).
+            for rec in (cam.recorder,) if self.topics else (cam.recorder, self.node.latency):
                 rec.record_frame_age(r.result.stamp_ns, now_ns - int(stats.total_ms * 1e6))
             cam.recorder.record(LATENCY, (self._now_ns() - r.result.stamp_ns) * 1e-6)
 
@@ -261,11 +262,7 @@ class MultiCamera:
 
     def _on_end(self, source: int, state: CameraState, events: list[Any]) -> None:
         cam = self.cameras[source]
-        cam.outputs.publish_events(events, cam.frame_id)
-        log = self.node.get_logger()
-        (log.warning if state.status == FAILED else log.info)(
-            f"camera {cam.name} {state.status}: {state.message}"
-        )
+        cam.outputs.publish_events(events, cam.frame_id)  # the source logged its end (camera_log)
 
     def _now_ns(self) -> int:
         # Image stamps are ROS time (the node's clock); a camera source stamps with the system clock.
@@ -277,7 +274,9 @@ class MultiCamera:
         if runner is None:
             return
         now, silent_s = time.monotonic(), float(self.node.params["batch.drop_silent_after"])
-        pushed, drops, states = runner.muxer.pushed, runner.muxer.drops, runner.states
+        pushed, states = runner.muxer.pushed, runner.states
+        # Overwritten in the muxer, or read while paused (`enabled` false).
+        drops = [m + p for m, p in zip(runner.muxer.drops, runner.paused_drops)]
         for i, cam in enumerate(self.cameras):
             if pushed[i] != cam.pushed:
                 cam.pushed, cam.last_frame, cam.silent = pushed[i], now, False

@@ -160,7 +160,13 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
         assert self.pipeline is not None
         inline = bool(self.params["camera.process_in_capture_thread"])
         runner = PipelineRunner(
-            self.pipeline, self._camera_cfg, self._on_result, self._on_error, self._on_camera_end
+            self.pipeline,
+            self._camera_cfg,
+            self._on_result,
+            self._on_error,
+            self._on_camera_end,
+            enabled=lambda: self.processing,  # `enabled` false: the camera is read, the stages pause
+            log=self.camera_log,
         )
         self.runner = runner.start(inline=inline, worker=not inline)
         self.track(self.create_timer(0.5, self._watch_camera))  # the source's state, its end
@@ -231,7 +237,8 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
         state = self.runner.camera.state
         status = camera_status(state)
         if state.status not in ENDED and status is not None and status[0] != OK:
-            self.warn_input("camera", f"{state.status}: {status[1]}", level=status[0])
+            # /diagnostics only: the source logs each change of state itself (camera_log).
+            self.diagnostics.report("camera", status[0], f"{state.status}: {status[1]}")
         self.runner.poll()
 
     def _on_camera_end(self, state: CameraState, events: list[Any]) -> None:
@@ -242,8 +249,6 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
         self.get_logger().info(f"camera source {state.status} after {self.frames} frames")
 
     def _on_result(self, frame: Frame, result: PipelineResult) -> None:
-        if not self.processing:  # `enabled` false: the camera runs on, nothing goes out
-            return
         self.outputs.publish(frame.image, result, self._frame_id)
         if self.result_hook is not None:
             self.result_hook(result)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..metrics.latency import END_TO_END, LatencyRecorder
-from ..stages.camera import CameraConfig, CameraSource, CameraState, Frame
+from ..stages.camera import CameraConfig, CameraSource, CameraState, Frame, Log
 from ..stages.detector import Detector, DetectorConfig
 from ..stages.plate_consensus import PlateConsensus, PlateConsensusConfig, PlateEvent
 from ..stages.plate_reader import PlateReader, PlateReaderConfig
@@ -213,7 +213,9 @@ class MultiCameraRunner:
     run goes on); ``on_end(source, state, events)`` once per camera when it has ended, with the
     events of its flush. ``sources`` name the cameras (names/namespaces and frame_ids); by default
     ``camera0``, ``camera1``... No ``cameras`` (an empty sequence): the frames are pushed into
-    ``muxer`` from outside (image topics), one source per camera of ``pipeline``.
+    ``muxer`` from outside (image topics), one source per camera of ``pipeline``. While ``enabled()``
+    is false (a node's ``enabled`` parameter) the stages pause: the cameras stay open, each batch's
+    frames are dropped and counted per camera in ``paused_drops``. ``log`` is the cameras'.
     """
 
     def __init__(
@@ -225,6 +227,8 @@ class MultiCameraRunner:
         timeout_s: float = 0.05,
         on_error: Callable[[Exception], None] | None = None,
         on_end: Callable[[int, CameraState, list[PlateEvent]], None] | None = None,
+        enabled: Callable[[], bool] = lambda: True,
+        log: Log | None = None,
     ) -> None:
         n = len(pipeline.cameras)
         if cameras and len(cameras) != n:
@@ -238,6 +242,9 @@ class MultiCameraRunner:
         self.cameras: list[CameraSource] = []
         self.batches = 0
         self._on_batch, self._on_error, self._on_end = on_batch, on_error, on_end
+        self._enabled, self._log = enabled, log
+        #: Frames of each camera dropped while paused (``enabled()`` false).
+        self.paused_drops = [0] * n
         self._ended = [False] * n
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -246,7 +253,7 @@ class MultiCameraRunner:
         """Open every camera (``CameraError`` for one that can never work); ``worker``: a thread runs
         ``run()``, else the caller does."""
         for i, cfg in enumerate(self.camera_cfgs):
-            self.cameras.append(CameraSource(cfg, on_frame=self._pusher(i)).start())
+            self.cameras.append(CameraSource(cfg, on_frame=self._pusher(i), log=self._log).start())
         if worker:
             self._worker = threading.Thread(target=self.run, name="multi-camera-pipeline", daemon=True)
             self._worker.start()
@@ -282,6 +289,10 @@ class MultiCameraRunner:
                 return
 
     def process(self, batch: Batch) -> None:
+        if not self._enabled():  # paused: the frames were read, the stages do not run
+            for f in batch.frames:
+                self.paused_drops[f.source] += 1
+            return
         try:
             result = self.pipeline(batch)
             self._on_batch(result)

@@ -2,7 +2,9 @@
 
 ``PipelineRunner`` feeds every frame to the pipeline and hands each ``(frame, result)`` to
 ``on_result``; it serves the ``perception_pipeline`` node (in the capture thread, or a worker thread
-taking the newest frame) and ``trt-perception demo`` (a loop in the caller's thread). When the source
+taking the newest frame) and ``trt-perception demo`` (a loop in the caller's thread). While ``enabled()``
+is false (a node's ``enabled`` parameter) the stages pause: the camera stays open and is read, and each
+frame is dropped, counted in the pipeline's recorder (``record_dropped``). When the source
 ends, the pipeline is flushed once (the vehicles still in view end with the run) and ``on_end`` gets
 the final state and those events. ``camera_status`` is the one mapping of a source's state to a
 diagnostics level and message (``camera_bridge`` and the pipeline node report it). ROS-free.
@@ -26,6 +28,7 @@ from ..stages.camera import (
     CameraSource,
     CameraState,
     Frame,
+    Log,
 )
 from .perception import PerceptionPipeline, PipelineResult
 
@@ -53,7 +56,8 @@ class PipelineRunner:
 
     ``on_result(frame, result)`` is called after each frame; ``on_error(exc)`` when the pipeline
     raises on a frame (the run goes on: one bad frame must not end the capture); ``on_end(state,
-    events)`` once when the source has ended, with the events of the pipeline's flush.
+    events)`` once when the source has ended, with the events of the pipeline's flush; ``enabled()``
+    before each frame (false: dropped, the stages not run); ``log`` is the camera's (``CameraSource``).
     """
 
     def __init__(
@@ -63,12 +67,15 @@ class PipelineRunner:
         on_result: Callable[[Frame, PipelineResult], None],
         on_error: Callable[[Exception], None] | None = None,
         on_end: Callable[[CameraState, list[Any]], None] | None = None,
+        enabled: Callable[[], bool] = lambda: True,
+        log: Log | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.camera_cfg = camera
         self.camera: CameraSource | None = None
         self.frames = 0
         self._on_result, self._on_error, self._on_end = on_result, on_error, on_end
+        self._enabled, self._log = enabled, log
         self._stop = threading.Event()
         self._ended = False
         self._end_lock = threading.Lock()  # the worker and a status timer may both see the end
@@ -78,7 +85,9 @@ class PipelineRunner:
         """Open the source (``CameraError`` when it can never work). ``inline``: the stages run in the
         capture thread, straight after each read; ``worker``: a thread runs ``run()``; neither: the
         caller runs ``run()``."""
-        self.camera = CameraSource(self.camera_cfg, on_frame=self.process if inline else None).start()
+        self.camera = CameraSource(
+            self.camera_cfg, on_frame=self.process if inline else None, log=self._log
+        ).start()
         if worker and not inline:
             self._worker = threading.Thread(target=self.run, name="perception-pipeline", daemon=True)
             self._worker.start()
@@ -104,6 +113,9 @@ class PipelineRunner:
 
     def process(self, frame: Frame) -> None:
         if self._stop.is_set():
+            return
+        if not self._enabled():  # paused: read, not processed (the input status counts it)
+            self.pipeline.latency.record_dropped()
             return
         # Capture -> the thread that runs the stages (the camera hand-over; ~0 when inline).
         self.pipeline.latency.record_frame_age(frame.stamp_ns, time.time_ns())
