@@ -42,7 +42,7 @@ from tools.train_pilotnet import collect
 from trt_perception.evaluation.task_metric import TaskMetric, driving_metric
 from trt_perception.evaluation.tasks import EvalConfig
 from trt_perception.io.files import model_size_bytes
-from trt_perception.metrics.behavior import RunRecord, evaluate_run
+from trt_perception.metrics.behavior import evaluate_run, simulated_run
 from trt_perception.modelops.precision import AccuracyAwareReport
 from trt_perception.sim.circuits import circuit_names, get_circuit, load_reference
 from trt_perception.sim.world import Simulation, drive
@@ -145,16 +145,7 @@ def closed_loop(path: Path, backend: str, max_time: float) -> list[dict[str, Any
     for name in circuit_names():
         infer_ms.clear()
         tr = drive(Simulation(get_circuit(name)), brain, max_time=max_time, dt=0.05)
-        run = RunRecord(
-            odom_stamp=tr.t,
-            odom_wall=tr.t,
-            xy=tr.xy,
-            clock_sim=tr.t,
-            clock_wall=tr.t,
-            cmd_wall=tr.t[:-1],
-            cmd=tr.cmd[:-1],
-            inference_ms=np.asarray(infer_ms),
-        )
+        run = simulated_run(tr.t, tr.xy, tr.cmd, np.asarray(infer_ms))
         r = evaluate_run(run, load_reference(name))
         rows.append(
             {

@@ -66,13 +66,14 @@ def own_domain(offset: int) -> str:
 
 
 @contextlib.contextmanager
-def probe_node(domain: str) -> Iterator[Any]:
-    """A test node in ``domain`` with ``spin_until(condition, timeout)`` (as conftest's ``ros_node``)."""
+def probe_node(domain: str | None = None) -> Iterator[Any]:
+    """A test node (in ``domain``, else the run's ``ROS_DOMAIN_ID``) with ``spin_until(condition,
+    timeout)``; conftest's ``ros_node`` fixture is one."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=int(domain))
+    rclpy.init(context=context, **({"domain_id": int(domain)} if domain is not None else {}))
     node = rclpy.create_node(f"test_probe_{os.getpid()}", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)

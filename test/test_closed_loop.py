@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trt_perception.metrics.behavior import RunRecord, evaluate_run
+from trt_perception.metrics.behavior import evaluate_run, simulated_run
 from trt_perception.sim.circuits import get_circuit, load_reference
 from trt_perception.sim.world import Simulation, drive
 from trt_perception.stages.pilot import Pilot, PilotConfig
@@ -32,16 +32,7 @@ def _lap(name: str, reverse: bool = False):  # type: ignore[no-untyped-def]
         return cmd.v, cmd.w
 
     tr = drive(sim, brain, max_time=150.0, dt=0.05, reverse=reverse)
-    run = RunRecord(
-        odom_stamp=tr.t,
-        odom_wall=tr.t,
-        xy=tr.xy,
-        clock_sim=tr.t,
-        clock_wall=tr.t,
-        cmd_wall=tr.t[:-1],
-        cmd=tr.cmd[:-1],
-    )
-    return tr, evaluate_run(run, load_reference(name))
+    return tr, evaluate_run(simulated_run(tr.t, tr.xy, tr.cmd), load_reference(name))
 
 
 def test_pilotnet_completes_the_simple_circuit() -> None:

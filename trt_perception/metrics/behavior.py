@@ -281,6 +281,23 @@ class RunRecord:
     frames_wall_span: float = 0.0
 
 
+def simulated_run(
+    t: np.ndarray, xy: np.ndarray, cmd: np.ndarray, inference_ms: np.ndarray | None = None
+) -> RunRecord:
+    """The run of a drive in the light simulator (``sim.world.drive``): one time base (simulated time
+    stands for wall time and /clock), a command per pose but the last."""
+    return RunRecord(
+        odom_stamp=t,
+        odom_wall=t,
+        xy=xy,
+        clock_sim=t,
+        clock_wall=t,
+        cmd_wall=t[:-1],
+        cmd=cmd[:-1],
+        inference_ms=np.zeros(0) if inference_ms is None else inference_ms,
+    )
+
+
 @dataclass
 class BehaviorReport:
     time_base: str

@@ -135,14 +135,17 @@ class Pilot:
             PilotCommand(float(v[i]), float(w[i]), (float(raw[i, 0]), float(raw[i, 1])), int(stamps_ns[i]))
             for i in range(n)
         ]
-        t3 = time.perf_counter()
+        self._record(t0, t1, t2, time.perf_counter())
+        return cmds
+
+    def _record(self, t0: float, t1: float, t2: float, t3: float) -> None:
+        """Stage times from the perf_counter marks: start, encoded, inferred, decoded."""
         self.last_inference_ms = (t2 - t1) * 1e3
         rec = self.latency
         rec.record(PREPROCESS, (t1 - t0) * 1e3)
         rec.record(INFERENCE, (t2 - t1) * 1e3)
         rec.record(POSTPROCESS, (t3 - t2) * 1e3)
         rec.record(END_TO_END, (t3 - t0) * 1e3)
-        return cmds
 
     def warmup(self) -> None:
         """One whole pass on a grey frame tall enough for the crop rows."""
@@ -163,11 +166,5 @@ class Pilot:
         raw = out.reshape(-1, 2)[0].astype(np.float64)
         v = float(denormalise(raw[0], c.v_min, c.v_max))
         w = float(denormalise(raw[1], c.w_min, c.w_max))
-        t3 = time.perf_counter()
-        self.last_inference_ms = (t2 - t1) * 1e3
-        rec = self.latency
-        rec.record(PREPROCESS, (t1 - t0) * 1e3)
-        rec.record(INFERENCE, (t2 - t1) * 1e3)
-        rec.record(POSTPROCESS, (t3 - t2) * 1e3)
-        rec.record(END_TO_END, (t3 - t0) * 1e3)
+        self._record(t0, t1, t2, time.perf_counter())
         return PilotCommand(v, w, (float(raw[0]), float(raw[1])), stamp_ns)
