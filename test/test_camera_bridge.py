@@ -273,3 +273,27 @@ def test_publisher_qos_from_the_standard_overrides(start_node: Any, ros_node: An
     assert publisher_qos().depth == 3 or publisher_qos().depth == 0  # depth is not always in discovery data
     info = ros_node.get_publishers_info_by_topic("/camera/camera_info")
     assert info and info[0].qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT  # its own override
+
+
+def test_enabled_false_reads_the_camera_and_publishes_nothing(
+    start_node: Any, ros_node: Any, png_folder: Path
+) -> None:
+    """Paused: the source stays open and is read, its frames counted as dropped; true resumes."""
+    from ros_clients import set_params
+
+    listener = Listener(ros_node)
+    proc = start_node(
+        "camera_bridge",
+        params_file=PARAMS_FILE,
+        params={"source": str(png_folder), "loop": True, "rate_hz": 20.0, "diagnostics_period": 0.2},
+    )
+    assert listener.wait(lambda: len(listener.images) >= 3, 30, proc)
+    assert set_params(ros_node, "camera_bridge", enabled=False).successful
+    ros_node.spin_until(lambda: False, 0.5)  # a frame under way arrives
+    seen, captured = len(listener.images), int(listener.values()["frames_captured"])
+    assert listener.wait(lambda: int(listener.values()["frames_captured"]) >= captured + 10, 30, proc)
+    assert len(listener.images) == seen and listener.values()["source_state"] == "connected"
+    summary = listener.statuses[-1]
+    assert summary.message.startswith("paused (enabled: false)") and listener.status_level() == OK
+    assert set_params(ros_node, "camera_bridge", enabled=True).successful
+    assert listener.wait(lambda: len(listener.images) >= seen + 3, 30, proc)

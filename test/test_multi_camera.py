@@ -164,3 +164,34 @@ def test_a_stopped_or_silent_camera_does_not_stall_the_others(sample_data: Any, 
     assert (2, FINISHED) in ended and (3, FAILED) in ended
     assert max(b.stats.size for b in batches) >= 2 and all(b.stats.size <= 3 for b in batches)
     assert runner.muxer.pushed[3] == 0
+
+
+def test_paused_runner_reads_the_cameras_and_runs_no_stage(sample_data: Any) -> None:
+    """``enabled()`` false: the cameras stay open (their frames counted in ``paused_drops``), no batch
+    reaches the detector; true: batches flow again. The cameras' state lines go to ``log``."""
+    cameras = [CameraConfig(source=str(sample_data.video), rate_hz=15, loop=True)] * 2
+    pipeline = MultiCameraPipeline.build(len(cameras), DET)
+    batches: list[BatchResult] = []
+    lines: list[tuple[int, str]] = []
+    enabled = [False]
+    runner = MultiCameraRunner(
+        pipeline,
+        cameras,
+        batches.append,
+        enabled=lambda: enabled[0],
+        log=lambda level, line: lines.append((level, line)),
+    )
+    runner.start(worker=True)
+    try:
+        deadline = time.monotonic() + 30
+        while min(runner.paused_drops) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert min(runner.paused_drops) >= 5 and not batches
+        assert pipeline.latency.stats("detector.inference") is None  # the detector never ran
+        enabled[0] = True
+        while len(batches) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(batches) >= 3
+    finally:
+        runner.stop()
+    assert sum(": connected: " in line for _, line in lines) == 2, lines

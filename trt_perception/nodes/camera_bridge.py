@@ -134,7 +134,10 @@ class CameraBridge(ManagedPerceptionNode):
             self.startup_error("config", str(exc))
 
     def _on_frame(self, frame: Frame) -> None:
-        if self._stop.is_set() or not self.processing:
+        if self._stop.is_set():
+            return
+        if not self.processing:  # `enabled` false: the camera is read, its frames dropped and counted
+            self.latency.record_dropped()
             return
         try:
             self._publish(frame.image, frame.stamp_ns)

@@ -71,7 +71,9 @@ LIFECYCLE_PARAMETERS: tuple[Param, ...] = (
     Param(
         "enabled",
         True,
-        "False pauses processing (no output) without tearing anything down; true resumes.",
+        "False pauses processing without tearing anything down: no stage runs, nothing goes out, the "
+        "inputs stay open (camera read, subscriptions kept) and their frames are dropped, counted on "
+        "/diagnostics; true resumes.",
         live=True,
     ),
 )
