@@ -178,6 +178,17 @@ def test_a_camera_that_cannot_open_stalls_nobody(
     # A live detector parameter reaches the shared batched detector.
     assert set_params(ros_node, "perception_pipeline", **{"detector.conf_threshold": 0.999}).successful
     assert ros_node.spin_until(lambda: len(front[-1].detections) == 0, 10)
+    # enabled false: the cameras are read, nothing goes out, and the drops are no fault of the camera.
+    assert set_params(ros_node, "perception_pipeline", enabled=False).successful
+    ros_node.spin_until(lambda: False, 0.5)
+    before, dropped = len(front), _value(listener.status("camera front"), "dropped.total")
+    ros_node.spin_until(lambda: False, 2.0)
+    assert len(front) == before, "paused: nothing published"
+    paused = listener.status("camera front")
+    assert paused is not None and paused.level == b"\x00" and paused.message.endswith("(paused)"), paused
+    assert _value(paused, "dropped.total") >= dropped + 5, "the camera is read, its frames counted"
+    assert set_params(ros_node, "perception_pipeline", enabled=True).successful
+    assert ros_node.spin_until(lambda: len(front) >= before + 5, 30), proc.log()[-2000:]
     # Deactivate stops every camera; activate opens them again, the dead one failing on its own.
     assert change_state(ros_node, "perception_pipeline", "deactivate")
     ros_node.spin_until(lambda: False, 0.5)
@@ -286,3 +297,7 @@ def test_the_example_config_sets_declared_parameters_for_one_setup() -> None:
     assert (
         len(values["camera.sources"]) == len(values["camera_names"]) == len(values["camera_frame_ids"]) >= 2
     )
+
+
+def _value(status: Any, key: str) -> int:
+    return int({kv.key: kv.value for kv in status.values}[key])

@@ -277,8 +277,10 @@ class MultiCamera:
         pushed, states = runner.muxer.pushed, runner.states
         # Overwritten in the muxer, or read while paused (`enabled` false).
         drops = [m + p for m, p in zip(runner.muxer.drops, runner.paused_drops)]
+        # Paused (`enabled` false), an image topic's frames are dropped before the muxer: not silent.
+        paused = self.topics and not self.node.processing
         for i, cam in enumerate(self.cameras):
-            if pushed[i] != cam.pushed:
+            if pushed[i] != cam.pushed or paused:
                 cam.pushed, cam.last_frame, cam.silent = pushed[i], now, False
             elif not cam.silent and now - cam.last_frame > silent_s:
                 cam.silent = True
@@ -297,14 +299,15 @@ class MultiCamera:
         drops = cam.recorder.drops()
         state_level, state = self._state(cam)
         age_level = threshold_level(age.mean_ms if age else None, *self._frame_age_ms)
+        paused = bool(self.node.diagnostics.paused)  # dropped by choice, not fallen behind
         enough = drops.window_dropped + drops.window_received >= 10  # as the node's input status
-        drop_level = threshold_level(drops.ratio if enough else None, *self._dropped)
+        drop_level = threshold_level(drops.ratio if enough and not paused else None, *self._dropped)
         level = max(state_level, age_level, drop_level)
         rate = age.rate_hz if age else 0.0
         message = f"{cam.name}: {state}, {rate:.1f} Hz"
         if age is not None:
             message += f", frame age {age.mean_ms:.0f} ms"
-        message += f", {drops.ratio:.0%} dropped"
+        message += f", {drops.ratio:.0%} dropped" + (" (paused)" if paused else "")
         values = {
             "source": cam.source,
             "state": state,
