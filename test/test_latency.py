@@ -135,10 +135,26 @@ def test_drops_against_frames_received_over_the_frame_age_window() -> None:
         rec.record(FRAME_AGE, 10.0, at=t)
     rec.record_dropped(2, at=4.5)
     d = rec.drops()
-    assert (d.window_dropped, d.window_received, d.total_dropped, d.total_received) == (2, 4, 5, 4)
+    assert (d.window_dropped, d.window_processed, d.total_dropped, d.total_processed) == (2, 4, 5, 4)
     assert d.ratio == 2 / 6
     rec.record(FRAME_AGE, 10.0, at=6.0)  # the window now starts at 3.0: the drop at 4.5 stays in it
     assert rec.drops().window_dropped == 2
     rec.record_dropped(0)  # nothing to count
     rec.reset()
-    assert rec.drops() == type(d)(0, 0, 0, 0)
+    assert rec.drops() == type(d)(0, 0, 0, 0, 0)
+
+
+def test_a_frame_that_arrived_but_was_skipped_counts_once() -> None:
+    """A paused node drops every frame it gets: 100 % dropped, not 50 % (each frame both arrived and
+    dropped)."""
+    rec = LatencyRecorder(window=10)
+    for t in range(5):
+        rec.record(FRAME_AGE, 10.0, at=float(t))
+        rec.record_dropped(at=float(t), arrived=True)
+    d = rec.drops()
+    assert (d.window_dropped, d.window_processed, d.window_sent, d.total_arrived) == (5, 0, 5, 5)
+    assert d.ratio == 1.0
+    rec.record(FRAME_AGE, 10.0, at=5.0)  # one processed
+    rec.record_dropped(2, at=5.5)  # two that never arrived
+    d = rec.drops()
+    assert (d.window_dropped, d.window_processed, d.total_processed) == (7, 1, 1) and d.ratio == 7 / 8

@@ -247,11 +247,11 @@ def test_frames_reach_the_input_status_once_and_unprocessed_ones_count_as_droppe
 
     def send(encoding: str = "bgr8") -> None:
         """One frame, in lock-step: it has arrived (its age recorded) before the next goes."""
-        received = node.latency.drops().total_received
+        arrived = node.latency.drops().total_arrived
         msg = Image(height=2, width=2, encoding=encoding, step=6, data=bytes(12))
         msg.header.stamp = ros_node.get_clock().now().to_msg()
         pub.publish(msg)
-        assert spin_until(lambda: node.latency.drops().total_received > received)
+        assert spin_until(lambda: node.latency.drops().total_arrived > arrived)
 
     try:
         assert spin_until(lambda: pub.get_subscription_count() > 0)
@@ -269,7 +269,8 @@ def test_frames_reach_the_input_status_once_and_unprocessed_ones_count_as_droppe
         send()
         drops = node.latency.drops()
         # Every delivered frame's age once (the subscription records it, the node no longer does).
-        assert node.processed == 4 and (drops.total_received, drops.total_dropped) == (8, 4)
+        counts = (drops.total_arrived, drops.total_processed, drops.total_dropped)
+        assert node.processed == 4 and counts == (8, 4, 4)
         assert spin_until(lambda: "/frames/image.reliability" in _values(node, "input"))
         values = _values(node, "input")
         assert values["/frames/image.reliability"] == "BEST_EFFORT" and values["dropped.total"] == "4"

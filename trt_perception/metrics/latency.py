@@ -4,10 +4,11 @@ ROS-free. A stage records milliseconds under a name (``preprocess``, ``inference
 ``end_to_end``, ``frame_age`` by convention); ``stats`` summarises the window the way rqt and the
 benchmark reports read it (count, mean, std, min, max, p50, p95, p99, rate in Hz).
 
-Input frames also count what never arrived: ``record_dropped`` adds frames the publisher sent that the
-node never processed (a gap in the publisher's sequence numbers: lost in transport, overwritten in a
-full subscription queue while the node was busy, or skipped by the node), and ``drops`` sets them
-against the frames that did arrive (``frame_age`` samples) over the same window.
+Input frames also count what was never processed: ``record_dropped`` adds frames the publisher sent
+that never arrived (a gap in the publisher's sequence numbers: lost in transport, or overwritten in a
+full subscription queue while the node was busy) and, with ``arrived=True``, frames that arrived (their
+``frame_age`` recorded) but were skipped (paused, no model, bad encoding). ``drops`` sets them against
+the frames processed over the ``frame_age`` window, each sent frame counted once.
 """
 
 from __future__ import annotations
@@ -83,19 +84,23 @@ def _rate(times: np.ndarray, now: float) -> float:
 
 @dataclass(frozen=True)
 class DropStats:
-    """Input frames dropped (never processed) against frames received, over the ``frame_age`` window
-    (``window_*``) and since the start (``total_*``)."""
+    """Input frames dropped (never processed) against frames processed, over the ``frame_age`` window
+    (``window_*``) and since the start (``total_*``); ``total_arrived``: frames that arrived at all."""
 
     window_dropped: int
-    window_received: int
+    window_processed: int
     total_dropped: int
-    total_received: int
+    total_processed: int
+    total_arrived: int
+
+    @property
+    def window_sent(self) -> int:
+        return self.window_dropped + self.window_processed
 
     @property
     def ratio(self) -> float:
         """Dropped share of the frames sent over the window (0 when nothing was sent)."""
-        sent = self.window_dropped + self.window_received
-        return self.window_dropped / sent if sent else 0.0
+        return self.window_dropped / self.window_sent if self.window_sent else 0.0
 
 
 class LatencyRecorder:
@@ -112,8 +117,9 @@ class LatencyRecorder:
         self._clock: Callable[[], float] = clock or time.monotonic
         self._samples: dict[str, deque[tuple[float, float]]] = {}
         self._totals: dict[str, int] = {}
-        self._drops: deque[tuple[float, int]] = deque(maxlen=window)
+        self._drops: deque[tuple[float, int, bool]] = deque(maxlen=window)
         self._dropped_total = 0
+        self._arrived_dropped_total = 0
         self._lock = threading.Lock()
 
     @property
@@ -145,14 +151,16 @@ class LatencyRecorder:
         self.record(FRAME_AGE, age_ms)
         return age_ms
 
-    def record_dropped(self, count: int = 1, at: float | None = None) -> None:
-        """``count`` input frames that were sent but never processed (see the module doc)."""
+    def record_dropped(self, count: int = 1, at: float | None = None, arrived: bool = False) -> None:
+        """``count`` input frames that were sent but never processed; ``arrived``: they did arrive (their
+        frame age is recorded), so they are not counted as processed either (see the module doc)."""
         if count <= 0:
             return
         t = self._clock() if at is None else at
         with self._lock:
-            self._drops.append((t, int(count)))
+            self._drops.append((t, int(count), arrived))
             self._dropped_total += int(count)
+            self._arrived_dropped_total += int(count) if arrived else 0
 
     def drops(self) -> DropStats:
         """Dropped against received input frames; the window is the ``frame_age`` one (drops since its
@@ -160,11 +168,14 @@ class LatencyRecorder:
         with self._lock:
             ages = self._samples.get(FRAME_AGE)
             since = ages[0][0] if ages else float("-inf")
+            recent = [(n, arrived) for t, n, arrived in self._drops if t >= since]
+            arrived_total = self._totals.get(FRAME_AGE, 0)
             return DropStats(
-                window_dropped=sum(n for t, n in self._drops if t >= since),
-                window_received=len(ages) if ages else 0,
+                window_dropped=sum(n for n, _ in recent),
+                window_processed=max(0, (len(ages) if ages else 0) - sum(n for n, a in recent if a)),
                 total_dropped=self._dropped_total,
-                total_received=self._totals.get(FRAME_AGE, 0),
+                total_processed=max(0, arrived_total - self._arrived_dropped_total),
+                total_arrived=arrived_total,
             )
 
     def stages(self) -> list[str]:
@@ -208,3 +219,4 @@ class LatencyRecorder:
             self._totals.clear()
             self._drops.clear()
             self._dropped_total = 0
+            self._arrived_dropped_total = 0

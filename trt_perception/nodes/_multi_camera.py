@@ -300,7 +300,7 @@ class MultiCamera:
         state_level, state = self._state(cam)
         age_level = threshold_level(age.mean_ms if age else None, *self._frame_age_ms)
         paused = bool(self.node.diagnostics.paused)  # dropped by choice, not fallen behind
-        enough = drops.window_dropped + drops.window_received >= 10  # as the node's input status
+        enough = drops.window_sent >= 10  # as the node's input status
         drop_level = threshold_level(drops.ratio if enough and not paused else None, *self._dropped)
         level = max(state_level, age_level, drop_level)
         rate = age.rate_hz if age else 0.0
@@ -313,7 +313,7 @@ class MultiCamera:
             "state": state,
             "frame_id": cam.frame_id or "(the images' own)",
             "rate_hz": rate,
-            "processed.total": drops.total_received,
+            "processed.total": drops.total_processed,
             "dropped.window": drops.window_dropped,
             "dropped.ratio": drops.ratio,
             "dropped.total": drops.total_dropped,

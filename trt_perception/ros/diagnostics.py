@@ -254,16 +254,16 @@ class DiagnosticsPublisher:
         )
         values += [
             KeyValue(key="dropped.window", value=str(drops.window_dropped)),
-            KeyValue(key="received.window", value=str(drops.window_received)),
+            KeyValue(key="processed.window", value=str(drops.window_processed)),
             KeyValue(key="dropped.ratio", value=_fmt(drops.ratio)),
             KeyValue(key="dropped.total", value=str(drops.total_dropped)),
-            KeyValue(key="received.total", value=str(drops.total_received)),
+            KeyValue(key="processed.total", value=str(drops.total_processed)),
         ]
         values += [KeyValue(key=k, value=v) for k, v in extra.items()]
-        enough = drops.window_dropped + drops.window_received >= _MIN_FRAMES_FOR_DROPS
+        enough = drops.window_sent >= _MIN_FRAMES_FOR_DROPS
         drop_level = threshold_level(drops.ratio if enough and not self.paused else None, *self._dropped)
         age_level = threshold_level(age.mean_ms if age else None, *self._frame_age_ms)
-        sent = drops.window_dropped + drops.window_received
+        sent = drops.window_sent
         parts = []
         if age is not None:
             parts.append(f"frame age {age.mean_ms:.0f} ms mean")

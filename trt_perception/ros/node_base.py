@@ -216,10 +216,10 @@ class PerceptionNode(Node):
         (``ready`` False, an ERROR: see the startup error) or the image cannot be converted (a
         throttled report)."""
         if not self.processing:
-            self.latency.record_dropped()
+            self.latency.record_dropped(arrived=True)
             return None
         if not ready:
-            self.latency.record_dropped()
+            self.latency.record_dropped(arrived=True)
             # The startup error already holds the ERROR status (it never expires); a report under its
             # key here would replace it with one that does, and the node would look healthy again.
             self._problem_log(
@@ -229,7 +229,7 @@ class PerceptionNode(Node):
         try:
             return image_to_bgr(msg), stamp_ns(msg.header)
         except ImageEncodingError as exc:
-            self.latency.record_dropped()
+            self.latency.record_dropped(arrived=True)
             self.warn_input("input", str(exc), problem=f"{msg.encoding}:{msg.width}x{msg.height}")
             return None
 
