@@ -336,7 +336,7 @@ def test_node_and_command_score_one_drive_identically(tmp_path: Path) -> None:
             for m, msg in bag.decoded(list(feed)):
                 now[0] = m.timestamp_ns * 1e-9
                 feed[m.topic](msg)
-        node.finish("end of the recording")
+        node.end_run("end of the recording")
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
@@ -394,7 +394,7 @@ def test_evaluator_node_without_clock_and_with_messy_odometry(start_node, ros_no
     ros_node.create_subscription(
         DiagnosticArray,
         "/diagnostics",
-        lambda m: statuses.extend(s for s in m.status if s.name.startswith("behavior")),
+        lambda m: statuses.extend(s for s in m.status if s.name.startswith("/behavior_evaluator:")),
         10,
     )
     odom_pub = ros_node.create_publisher(Odometry, "odom", reliable_qos(200))

