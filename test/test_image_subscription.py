@@ -103,14 +103,14 @@ _DEPTH = "qos_overrides./camera/image_raw.subscription.depth"
 _RELIABILITY = "qos_overrides./camera/image_raw.subscription.reliability"
 
 
-def _answered(ros_node: Any) -> set[str]:
+def _answered(ros_node: Any) -> tuple[set[str], Any]:
     from vision_msgs.msg import Detection2DArray
 
     answered: set[str] = set()
-    ros_node.create_subscription(
+    sub = ros_node.create_subscription(
         Detection2DArray, "detections", lambda m: answered.add(m.header.frame_id), reliable_qos(100)
     )
-    return answered
+    return answered, sub
 
 
 @pytest.mark.ros
@@ -123,13 +123,15 @@ def _answered(ros_node: Any) -> set[str]:
 def test_publisher_without_the_profile_is_answered(
     own_domain: str, start_node: Any, ros_node: Any, reliability: str, env: dict[str, str]
 ) -> None:
-    answered = _answered(ros_node)
+    answered, answers = _answered(ros_node)
     # A queue deep enough that a loaded machine's inference never drops a frame, and a publisher that
     # waits for the adaptation and keeps every frame until acknowledged: what is checked is transport
     # loss once matched (a best-effort subscription answered 26 of 300 reliable frames; a LARGE_DATA
     # publisher was not even discovered), on any load; bench_qos measures frames answered at 30 Hz,
     # depth 1, from the first frame.
     node = start_node("detector", params_file=CONFIG / "detector.yaml", params={_DEPTH: 40})
+    # The detections path matched before the first frame (volatile: an answer sent before it is lost).
+    assert ros_node.spin_until(lambda: answers.get_publisher_count() > 0, 60), node.log()
     pub = _adapted_publisher(reliability, 40, 10.0, env=env)
     try:
         # Spinning meanwhile: detections wait in this process's queue, not in the detector's history.
@@ -140,9 +142,12 @@ def test_publisher_without_the_profile_is_answered(
         pub.kill()
     # Reliable: nothing may be lost once matched (retransmitted from the publisher's history). The
     # best-effort LARGE_DATA publisher (before the profile had TCP: never discovered, 0 answered) may
-    # lose its first frames on a loaded machine while its TCP connection is still being set up (a CI
-    # run answered frames 10-39): nothing is resent at best effort.
-    assert len(answered) >= (40 if reliability == "reliable" else 30), (
+    # lose its first frames on a loaded machine while its TCP connection is still being set up (CI runs
+    # answered frames 10-39 and 14-39): nothing is resent at best effort. Served from then on: 18 of the
+    # last 20 frames answered at least.
+    last = {str(i) for i in range(20, 40)}
+    ok = len(answered) >= 40 if reliability == "reliable" else len(last & answered) >= 18
+    assert ok, (
         sorted(answered, key=int),
         node.log()[-3000:],
     )
