@@ -112,6 +112,7 @@ class BagReplayNode(PerceptionNode):
         self.loops = 0
         self.bag_start_ns = 0
         self._clock_origin: tuple[float, int] | None = None  # (wall perf_counter, bag ns) while playing
+        self._read_ns = 0  # the newest log time read from the bag: /clock never runs past it
         self._thread: threading.Thread | None = None
         self.exit_code = 0  # what the process exits with (run_node); 1: the bag could not be replayed
         try:
@@ -188,6 +189,7 @@ class BagReplayNode(PerceptionNode):
                         continue
                     if duration_ns > 0 and m.timestamp_ns - start - offset_ns > duration_ns:
                         break
+                    self._read_ns = m.timestamp_ns
                     while not self._stop.is_set():
                         try:
                             out.put(m, timeout=0.1)
@@ -255,7 +257,9 @@ class BagReplayNode(PerceptionNode):
         if origin is None:
             return
         wall0, bag0 = origin
-        now = bag0 + int((time.perf_counter() - wall0) * self.rate * 1e9)
+        # Held at the newest message read, as rosbag2's player stops at the end of the bag: a late
+        # _END (loaded machine) or a reader behind the schedule must not show a time the bag lacks.
+        now = min(bag0 + int((time.perf_counter() - wall0) * self.rate * 1e9), self._read_ns)
         set_time(self._clock_msg.clock, now)
         self._clock_pub.publish(self._clock_msg)
 
