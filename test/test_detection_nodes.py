@@ -183,6 +183,36 @@ def test_detector_configure_error_reports_and_stays_unconfigured(
     assert "Traceback" not in proc.log()
 
 
+def test_detector_without_labels_warns_and_serves(ros_node: Any, start_node: Any, tmp_path: Path) -> None:
+    """A user's model whose labels are lost (no parameter, no metadata, no sidecar file): the node
+    serves class ids, and a lasting WARN on /diagnostics says why, not a silent change of class names."""
+    model, labels = fixed_detector(tmp_path)
+    labels.unlink()
+    proc = start_node(
+        "detector",
+        params_file=CONFIG / "detector.yaml",
+        params={"model": str(model), "diagnostics_period": 0.3},
+    )
+    probe = Probe(ros_node)
+    probe.wait_subscribed(probe.image_pub)
+    msg = probe.image(np.zeros((720, 1280, 3), np.uint8), 7)
+
+    def answered() -> bool:
+        probe.image_pub.publish(msg)
+        return bool(probe.got["detections"])
+
+    assert ros_node.spin_until(answered, 20.0), proc.log()
+    assert [d.results[0].hypothesis.class_id for d in probe.got["detections"][0].detections] == ["0", "1"]
+    assert ros_node.spin_until(
+        lambda: any(
+            s.level >= b"\x01" and any("fixed.onnx: no labels" in v.value for v in s.values)
+            for s in probe.statuses("detector")
+        ),
+        10,
+    ), [s.message for s in probe.statuses("detector")][-2:]
+    assert proc.log().count("no labels") == 1, proc.log()
+
+
 def test_plate_reader_node_matches_stamps(ros_node: Any, start_node: Any, tmp_path: Path) -> None:
     from vision_msgs.msg import Detection2DArray
 

@@ -174,6 +174,7 @@ class MultiCamera:
         except EngineError as exc:
             raise EngineError(f"detector.model for {len(inputs)} cameras: {exc}") from exc
         pipeline.warmup()
+        node.stages_ready(pipeline.detector, pipeline.reader)
         cameras = [
             _Camera(name, "" if topics else frame_id, source, PipelineOutputs(node, p, name, image=not topics),
                     LatencyRecorder(window=int(p["latency_window"])))

@@ -36,7 +36,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "image_topic",
         "camera/image_raw",
-        "Input image topic (reliability follows its publishers; depth 1: the newest frame).",
+        "Input image topic (reliability follows its publishers; depth 1, 2 when reliable: the newest frame).",
     ),
     Param("detections_topic", "detections", "Output vision_msgs/Detection2DArray topic."),
     Param("annotated_topic", "detections/image", "Annotated image topic, drawn only while subscribed."),
@@ -64,7 +64,7 @@ class DetectorNode(ManagedPerceptionNode):
         model = params_model_file(self, p)
         self.detector = Detector(DETECTOR.config(p, model=model), self.latency)
         self.detector.warmup()
-        self.latency.reset()  # the warm-up pass is not a camera frame
+        self.stages_ready(self.detector)
         self.diagnostics.set_value("model", model)
         self.diagnostics.set_value("backend", self.detector.engine.backend)
         self.get_logger().info(

@@ -149,6 +149,7 @@ class PerceptionPipelineNode(ManagedPerceptionNode):
             detector, reader, seg_cfg, self.latency, tracker=tracker, consensus=consensus
         )
         self.pipeline.warmup()
+        self.stages_ready(self.pipeline.detector, self.pipeline.plate_reader, self.pipeline.segmenter)
         self._camera_cfg = CAMERA.config(p, "camera.", source=resolve_file(str(p["camera.source"])))
         self.outputs = PipelineOutputs(self, p)
 

@@ -20,7 +20,6 @@ from geometry_msgs.msg import Twist
 from sensor_msgs.msg import Image
 
 from ..metrics.behavior_run import FRAMES_KEY, INFERENCE_SAMPLES_KEY, format_samples
-from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
@@ -61,10 +60,7 @@ class PilotNode(ManagedPerceptionNode):
         model = params_model_file(self, p)
         self.pilot = Pilot(PILOT.config(p, model=model), self.latency)
         self.pilot.warmup()
-        self.latency.reset()  # the warm-up pass is not a camera frame
-        for warning in self.pilot.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence
-            self.get_logger().warning(warning)
-            self.diagnostics.report("model_info", WARN, warning, ttl_s=None)
+        self.stages_ready(self.pilot)
         self.diagnostics.set_value("model", model)
         self.diagnostics.set_value("backend", self.pilot.engine.backend)
         self.get_logger().info(f"pilot ready: {model} ({self.pilot.engine.backend})")

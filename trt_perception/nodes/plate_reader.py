@@ -18,7 +18,6 @@ from ..io.stamps import stamp_ns
 from ..metrics.latency import END_TO_END
 from ..pipeline.stamp_sync import StampMatcher
 from ..ros.detection_msgs import msg_to_detections, readings_to_msg
-from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
@@ -57,10 +56,7 @@ class PlateReaderNode(ManagedPerceptionNode):
         model = params_model_file(self, p)
         self.reader = PlateReader(PLATE_READER.config(p, model=model), self.latency)
         self.reader.warmup()
-        self.latency.reset()  # the warm-up pass is not a camera frame
-        for warning in self.reader.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence
-            self.get_logger().warning(warning)
-            self.diagnostics.report("model_info", WARN, warning, ttl_s=None)
+        self.stages_ready(self.reader)
         self.diagnostics.set_value("model", model)
         self.get_logger().info(
             f"plate reader ready: {model} ({self.reader.decoder}, {self.reader.width}x{self.reader.height})"

@@ -16,7 +16,6 @@ from sensor_msgs.msg import Image
 
 from ..io.images import numpy_to_image
 from ..metrics.latency import END_TO_END
-from ..ros.diagnostics import WARN
 from ..ros.files import ENGINE_PARAMETERS, params_model_file
 from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
@@ -52,10 +51,7 @@ class SegmentationNode(ManagedPerceptionNode):
         model = params_model_file(self, p)
         self.segmenter = Segmenter(SEGMENTER.config(p, model=model), self.latency)
         self.segmenter.warmup()
-        for warning in self.segmenter.warnings:  # a fact the model lacks (e.g. labels): WARN, not silence
-            self.get_logger().warning(warning)
-            self.diagnostics.report("model_info", WARN, warning, ttl_s=None)
-        self.latency.reset()  # the warm-up frame is not a camera frame
+        self.stages_ready(self.segmenter)
         seg = self.segmenter
         w, h = seg.network_size(int(p["input_width"]) or 640, int(p["input_height"]) or 352)
         for key, value in (

@@ -314,6 +314,17 @@ class ManagedPerceptionNode(LifecycleNodeMixin, PerceptionNode):
     def release(self) -> None:
         """Cleanup: drop the stage and its engine."""
 
+    def stages_ready(self, *stages: Any) -> None:
+        """After ``build`` warmed ``stages`` up: timings start at the first camera frame, and each fact a
+        model lacks (labels, ...; ``stage.warnings``) is a WARN on /diagnostics until the next configure,
+        not a silent default."""
+        self.latency.reset()
+        warnings = [w for stage in stages if stage is not None for w in stage.warnings]
+        for warning in warnings:
+            self.get_logger().warning(warning)
+        if warnings:
+            self.diagnostics.report("model_info", WARN, "; ".join(warnings), ttl_s=None)
+
     def track(self, entity: Any) -> Any:
         """``entity`` (a subscription, timer or ``AdaptiveSubscription``), destroyed at deactivate."""
         self._tracked.append(entity)
@@ -341,6 +352,7 @@ class ManagedPerceptionNode(LifecycleNodeMixin, PerceptionNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self.param_errors:  # already an ERROR status and log line, naming each parameter
             return self._transition_failed("configure", "")
+        self.diagnostics.clear("model_info")  # the model's warnings are the new build's
         try:
             self.build()
         except Exception as exc:  # whatever the cause, a failed configure that names it
