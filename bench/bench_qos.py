@@ -5,9 +5,10 @@ reliability: what the transport delivers; one BEST_EFFORT: the node's subscripti
 its publishers); and the latency the QoS change adds: a reliable publisher answered at once by the
 adaptive detector (RELIABLE subscription) and by one fixed to BEST_EFFORT through qos_overrides.
 
-The detector runs with the inference default, a subscription depth of 1, so a frame that arrives while
-it is busy replaces the one waiting: on a loaded machine it answers fewer frames than the transport
-delivers, and the bare subscribers' counts tell the two losses apart.
+The detector runs with the inference defaults: a subscription depth of 1, or 2 while it follows a reliable
+publisher (``RELIABLE_MIN_DEPTH``: at depth 1 Fast DDS's reliable reader loses fragmented frames), so a
+frame that arrives while it is busy replaces the one waiting: on a loaded machine it answers fewer frames
+than the transport delivers, and the bare subscribers' counts tell the two losses apart.
 
     .venv/bin/python -m bench.bench_qos            # -> bench/results/qos.json (about 4 minutes)
 """
@@ -30,6 +31,7 @@ from vision_msgs.msg import Detection2DArray
 
 from bench.common import machine, summary, target
 from trt_perception.io.stamps import stamp_ns
+from trt_perception.ros.image_subscription import RELIABLE_MIN_DEPTH
 from trt_perception.ros.qos import reliable_qos
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +64,7 @@ def _peer(role: str, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]
 def _detector(name: str, *overrides: str) -> subprocess.Popen[bytes]:
     """A detector node (the shipped profile) answering on ``<name>/detections``."""
     args = ["--params-file", str(ROOT / "config/detector.yaml"), "-r", f"__node:={name}",
-            "-r", f"detections:={name}/detections", "-p", f"{_OVERRIDE}.depth:=1"]  # fmt: skip
+            "-r", f"detections:={name}/detections"]  # fmt: skip
     for o in overrides:
         args += ["-p", o]
     return subprocess.Popen(
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "machine": started,
         "load_average_end": os.getloadavg(),
-        "detector_subscription_depth": 1,
+        "detector_subscription_depth": {"best_effort": 1, "reliable": RELIABLE_MIN_DEPTH},
         "cases": cases,
         "latency_case": latency_case,
         "targets": rows,

@@ -16,7 +16,7 @@ from ros_domain import use_own_domain
 
 from trt_perception.metrics.latency import LatencyRecorder
 from trt_perception.ros.diagnostics import ERROR, WARN
-from trt_perception.ros.image_subscription import AdaptiveSubscription, choose_reliability
+from trt_perception.ros.image_subscription import RELIABLE_MIN_DEPTH, AdaptiveSubscription, choose_reliability
 from trt_perception.ros.qos import reliable_qos
 
 _TRANSPORT_VARS = (
@@ -282,6 +282,11 @@ def test_qos_overrides_declared_once_and_an_override_wins(ros_node: Any) -> None
         plain = AdaptiveSubscription(node, Image, "/ovr/other", lambda m: None, depth=1)
         assert plain.adaptive and plain.qos.depth == 1 and plain.reliability == B
         assert node.get_parameter("qos_overrides./ovr/other.subscription.depth").value == 1
+        # Following a reliable publisher: depth 2 (a depth-1 reliable reader loses fragmented frames).
+        ros_node.create_publisher(Image, "/ovr/other", reliable_qos(1))
+        plain.check()
+        assert plain.reliability == R and plain.qos.depth == RELIABLE_MIN_DEPTH == 2
+        plain.destroy()
         described = node.describe_parameter("qos_overrides./ovr/other.subscription.reliability")
         assert described.read_only and "follow the publishers" in described.description
     finally:

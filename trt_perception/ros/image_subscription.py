@@ -69,6 +69,16 @@ FASTDDS_PROFILE_NAME = "fastdds_images.xml"
 #: The reliability parameter's "follow the publishers" value: BEST_AVAILABLE (Iron and later) says the
 #: same thing to anyone reading the parameter; Humble has no such policy.
 ADAPTIVE = getattr(ReliabilityPolicy, "BEST_AVAILABLE", ReliabilityPolicy.SYSTEM_DEFAULT)
+#: Least depth of a RELIABLE subscription chosen by following the publishers: Fast DDS's reliable reader
+#: with a history of 1 loses frames that arrive in fragments (UDP): an idle depth-1 subscriber got 223
+#: of 300 720p 30 Hz frames from a publisher on Fast DDS defaults, depth 2 got all 300 (the newest
+#: waiting frame is overwritten when the node is busy, one frame later than at depth 1). Both queued
+#: frames are answered: over reliable UDP frames arrive in pairs, and taking only the newest answered 270.
+RELIABLE_MIN_DEPTH = 2
+_NOTES = {
+    "reliability": f" ({ADAPTIVE.name.lower()}: follow the publishers' reliability)",
+    "depth": f" (following reliable publishers: at least {RELIABLE_MIN_DEPTH})",
+}
 #: rclpy >= Iron passes MessageInfo (publisher gid, sequence number) to two-argument callbacks.
 _HAS_MESSAGE_INFO = hasattr(Subscription, "CallbackType")
 #: Statuses older than this on /diagnostics no longer describe an upstream node.
@@ -214,11 +224,7 @@ class AdaptiveSubscription:
         values: dict[str, Any] = {}
         for policy, default in defaults.items():
             name = f"qos_overrides.{self.topic}.subscription.{policy}"
-            description = f"{policy} for subscription `{self.topic}`" + (
-                f" ({ADAPTIVE.name.lower()}: follow the publishers' reliability)"
-                if policy == "reliability"
-                else ""
-            )
+            description = f"{policy} for subscription `{self.topic}`" + _NOTES.get(policy, "")
             try:
                 param = self._node.declare_parameter(
                     name, default, ParameterDescriptor(description=description, read_only=True)
@@ -241,9 +247,10 @@ class AdaptiveSubscription:
     @property
     def qos(self) -> QoSProfile:
         q = self._base_qos
-        return QoSProfile(
-            reliability=self.reliability, durability=q.durability, history=q.history, depth=q.depth
-        )
+        depth = q.depth
+        if self.adaptive and self.reliability == ReliabilityPolicy.RELIABLE:
+            depth = max(depth, RELIABLE_MIN_DEPTH)
+        return QoSProfile(reliability=self.reliability, durability=q.durability, history=q.history, depth=depth)
 
     def _subscribe(self, reliability: ReliabilityPolicy) -> Any:
         self.reliability = reliability
@@ -345,6 +352,7 @@ class AdaptiveSubscription:
         self._report_no_data(infos, now)
         if self._set_value is not None:
             self._set_value(f"{self.topic}.reliability", self.reliability.name)
+            self._set_value(f"{self.topic}.depth", self.qos.depth)
             self._set_value(f"{self.topic}.lost", self.lost)
             self._set_value(f"{self.topic}.dropped", self.dropped)
             self._set_value(f"{self.topic}.publishers", ", ".join(sorted(names)) or "none")
