@@ -42,7 +42,8 @@ import onnxruntime as ort
 
 from bench.common import machine, summary
 from trt_perception.metrics.segmentation import confusion_matrix, iou_per_class, mean_iou
-from trt_perception.modelops.argmax_fusion import FusionConfig, fuse_argmax
+from trt_perception.modelops.argmax_fusion import fuse_argmax
+from trt_perception.modelops.fusion_config import FusionConfig
 from trt_perception.stages.segmenter import (
     Segmenter,
     SegmenterConfig,

@@ -131,6 +131,22 @@ def test_numpy_to_image_fills_a_given_message_and_header() -> None:
     assert out is msg and msg.header.frame_id == "cam"
 
 
+def test_a_reused_message_is_refilled_in_place() -> None:
+    """camera_bridge refills one Image per frame: the same buffer while the size holds, a new one when
+    it changes (a live ``encoding`` change), and the pixels of the newest frame either way."""
+    msg = Image()
+    first, second = _random("bgr8", 30, 40), _random("bgr8", 30, 40)
+    numpy_to_image(first, "bgr8", msg)
+    buffer = msg._data
+    numpy_to_image(second, "bgr8", msg)
+    assert msg._data is buffer
+    np.testing.assert_array_equal(image_to_numpy(msg), second)
+    grey = _random("mono8", 30, 40)
+    numpy_to_image(grey, "mono8", msg)
+    assert msg._data is not buffer and msg.step == 40
+    np.testing.assert_array_equal(image_to_numpy(msg), grey)
+
+
 def test_rosbags_like_message_with_numpy_data() -> None:
     """Messages read by rosbags carry data as a numpy uint8 array."""
 

@@ -8,6 +8,8 @@ with ``ast`` without importing anything.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,3 +133,20 @@ def test_every_layer_is_listed() -> None:
 @pytest.mark.parametrize("layer", CORES)
 def test_cores_are_ros_free(layer: str) -> None:
     assert _imports_of(layer, lambda dep: dep.split(".")[0] == "rclpy") == []
+
+
+#: Imports of a second or more that only some runs need (measured here: onnx 1.4 s, scipy.optimize
+#: 1.4 s, the rest more): a node that starts without using them must not pay for them at startup.
+HEAVY = ("onnx", "scipy.optimize", "onnxconverter_common", "openvino", "motmetrics", "matplotlib", "torch")
+
+
+def test_nodes_and_the_cli_start_without_heavy_imports() -> None:
+    """Every node module and the CLI's parser, imported in a fresh interpreter, leave the ``HEAVY``
+    modules out: each node used to pay ~2.7 s for onnx and scipy through the stage parameter sets."""
+    nodes = sorted(p.stem for p in (PACKAGE / "nodes").glob("*.py") if not p.stem.startswith("_"))
+    code = "; ".join(
+        ["import sys", *(f"import trt_perception.nodes.{n}" for n in nodes), "import trt_perception.cli as c",
+         "c.build_parser()", f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"]
+    )  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -11,16 +11,20 @@ import numpy as np
 import pytest
 
 from trt_perception.metrics.latency import LatencyRecorder
-from trt_perception.pipeline.runner import ERROR, OK, WARN, PipelineRunner, camera_status
+from trt_perception.pipeline.runner import PipelineRunner
 from trt_perception.stages.camera import (
     CONNECTED,
     CONNECTING,
+    ERROR,
     FAILED,
     FINISHED,
+    OK,
     RECONNECTING,
     STOPPED,
+    WARN,
     CameraConfig,
     CameraState,
+    camera_status,
 )
 
 

@@ -11,16 +11,8 @@ import pytest
 import segmentation_standin as standin
 from segmentation_standin import numpy_mask
 
-from trt_perception.modelops.argmax_fusion import (
-    MASK_OUTPUT,
-    MODES,
-    FusionConfig,
-    fuse_argmax,
-    fuse_argmax_file,
-    fusion_info,
-    parse_divisor,
-    parse_size,
-)
+from trt_perception.modelops.argmax_fusion import fuse_argmax, fuse_argmax_file, fusion_info
+from trt_perception.modelops.fusion_config import MASK_OUTPUT, MODES, FusionConfig, parse_divisor, parse_size
 
 
 def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:

@@ -14,7 +14,8 @@ from conftest import MODELS
 from trt_perception.inference.engine import EngineError
 from trt_perception.metrics.latency import INFERENCE, POSTPROCESS, PREPROCESS, LatencyRecorder
 from trt_perception.metrics.segmentation import confusion_matrix, mean_iou
-from trt_perception.modelops.argmax_fusion import FusionConfig, fuse_argmax_file
+from trt_perception.modelops.argmax_fusion import fuse_argmax_file
+from trt_perception.modelops.fusion_config import FusionConfig
 from trt_perception.stages.segmenter import Segmenter, SegmenterConfig, upsample_argmax, upsample_argmax_numpy
 
 SAMPLE = Path(os.environ.get("TRT_PERCEPTION_SEGMENTER", MODELS / "segmenter.onnx"))

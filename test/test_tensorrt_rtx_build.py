@@ -33,7 +33,7 @@ from trt_perception.inference import tensorrt_backend as backend
 from trt_perception.inference.engine import EngineError
 from trt_perception.modelops import precision as P
 from trt_perception.modelops import tensorrt_build as tb
-from trt_perception.modelops.argmax_fusion import ARGMAX_IMPLS, MODES, FusionConfig, fuse_argmax
+from trt_perception.modelops.argmax_fusion import fuse_argmax
 from trt_perception.modelops.engine_cache import (
     BuildRecipe,
     EngineCache,
@@ -41,6 +41,7 @@ from trt_perception.modelops.engine_cache import (
     cache_key,
     parse_engine_entry,
 )
+from trt_perception.modelops.fusion_config import ARGMAX_IMPLS, MODES, FusionConfig
 
 if backend.FLAVOUR != "tensorrt_rtx":
     pytest.skip("a real TensorRT is loaded first; this check is TensorRT-RTX's", allow_module_level=True)

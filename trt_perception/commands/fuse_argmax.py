@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import argparse
 
-from ..modelops.argmax_fusion import FusionConfig, fuse_argmax_file, parse_divisor, parse_size
+from ..modelops.fusion_config import (
+    ARGMAX_IMPLS,
+    MODES,
+    TARGET_NAMES,
+    FusionConfig,
+    parse_divisor,
+    parse_size,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    MODES = (
-        "fused-argmax",
-        "argmax",
-        "reducemax",
-        "fused-reducemax",
-    )  # modelops.argmax_fusion.MODES (imports onnx)
-
     parser.add_argument("input", help="segmentation ONNX with logits [N, C, h, w]")
     parser.add_argument("output", help="where to write the rewritten ONNX")
     parser.add_argument("--mode", choices=MODES, default="fused-argmax", help="post-processing appended")
@@ -32,13 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--argmax-impl",
-        choices=("op", "compare", "delta"),
+        choices=ARGMAX_IMPLS,
         default="op",
         help="argmax modes: ONNX ArgMax, elementwise compare chain, or the chain on class-0 difference planes",
     )
     parser.add_argument(
         "--target",
-        choices=("tensorrt", "cpu"),
+        choices=TARGET_NAMES,
         default="tensorrt",
         help="tensorrt: a graph TensorRT 8.5+/TensorRT-RTX and ONNX Runtime both run (float32 class index, "
         "uint8 only at the output); cpu: ONNX Runtime only, uint8 index (faster there, TensorRT rejects it)",
@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: imports onnx (~1.4 s), and the CLI loads every command to build its parser
+    from ..modelops.argmax_fusion import fuse_argmax_file
 
     try:
         cfg = FusionConfig(

@@ -163,14 +163,17 @@ def numpy_to_image(arr: np.ndarray, encoding: str, msg: Any = None, header: Any 
     msg.encoding = encoding
     msg.is_bigendian = int(_HOST_BIG_ENDIAN and dtype.itemsize > 1)
     msg.step = int(shape[1] * channels * dtype.itemsize)
-    contiguous = np.ascontiguousarray(arr)  # a view when it already is
-    if isinstance(getattr(msg, "_data", None), array.array):
+    flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)  # a view when it already is
+    data = getattr(msg, "_data", None)
+    if isinstance(data, array.array) and len(data) == flat.size:
+        np.frombuffer(data, np.uint8)[:] = flat  # a reused message: filled in place, no allocation
+    elif isinstance(data, array.array):
         buf = array.array("B")
-        buf.frombytes(contiguous.reshape(-1).view(np.uint8).data)
+        buf.frombytes(flat.data)
         # The generated setter would copy the array once more; store it the way the setter does.
         msg._data = buf
     else:
-        msg.data = contiguous.reshape(-1).view(np.uint8).copy()
+        msg.data = flat.copy()
     return msg
 
 

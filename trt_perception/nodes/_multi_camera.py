@@ -31,12 +31,11 @@ from ..inference.tensors import EngineError
 from ..metrics.latency import END_TO_END, FRAME_AGE, LatencyRecorder
 from ..pipeline.multi_camera import BatchResult, MultiCameraPipeline, MultiCameraRunner
 from ..pipeline.muxer import MuxSource
-from ..pipeline.runner import OK, WARN, camera_status
 from ..ros.diagnostics import threshold_level
 from ..ros.files import resolve_file
 from ..ros.node_base import ManagedPerceptionNode
 from ..ros.params import Param
-from ..stages.camera import CameraError, CameraState
+from ..stages.camera import OK, WARN, CameraError, CameraState, camera_status
 from ..stages.detector import DetectorConfig
 from ..stages.plate_consensus import PlateConsensusConfig
 from ..stages.plate_reader import PlateReaderConfig

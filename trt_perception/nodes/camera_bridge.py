@@ -20,11 +20,10 @@ from std_msgs.msg import Header
 from ..io.images import bgr_to_encoding, numpy_to_image
 from ..io.stamps import set_time
 from ..metrics.latency import END_TO_END
-from ..pipeline.runner import OK, camera_status
 from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
 from ..ros.qos import sensor_qos
-from ..stages.camera import CameraError, CameraSource, Frame
+from ..stages.camera import OK, CameraError, CameraSource, Frame, camera_status
 from ..vision.calibration import CameraCalibration, load_calibration
 from ._stages import CAMERA
 
@@ -74,6 +73,9 @@ class CameraBridge(ManagedPerceptionNode):
         )
         self._info_cache: dict[tuple[int, int], CameraInfo] = {}
         self._published = 0
+        # One Image refilled per frame (publish serialises before it returns): no 1 MB allocation
+        # per frame in the capture thread.
+        self._msg = Image()
         self._sim_time = bool(self.get_parameter("use_sim_time").value)
         self._camera_cfg = CAMERA.config(p)
         CameraSource(self._camera_cfg).check()  # a file that is not there fails here, not at activate
@@ -152,7 +154,7 @@ class CameraBridge(ManagedPerceptionNode):
         if self._sim_time:  # capture time in the node's clock (/clock)
             stamp_ns = self.get_clock().now().nanoseconds - (time.time_ns() - capture_ns)
         set_time(header.stamp, max(stamp_ns, 0))
-        msg = numpy_to_image(pixels, self.encoding, header=header)
+        msg = numpy_to_image(pixels, self.encoding, self._msg, header=header)
         t1 = time.perf_counter()
         self.image_pub.publish(msg)
         if self.calibration is not None:

@@ -40,12 +40,12 @@ from ..pipeline.perception import (
     ReadStep,
     SegmentStep,
 )
-from ..pipeline.runner import ENDED, OK, PipelineRunner, camera_status
+from ..pipeline.runner import PipelineRunner
 from ..ros.diagnostics import WARN
 from ..ros.files import params_model_file, resolve_file
 from ..ros.node_base import LIFECYCLE_PARAMETERS, ManagedPerceptionNode, run_node
 from ..ros.params import Param
-from ..stages.camera import CameraState, Frame
+from ..stages.camera import ENDED, OK, CameraState, Frame, camera_status
 from ._multi_camera import MULTI_CAMERA_PARAMETERS, MultiCamera, camera_count, multi_camera_requested
 from ._pipeline_outputs import PipelineOutputs
 from ._stages import CAMERA, DETECTOR, PLATE_CONSENSUS, PLATE_READER, SEGMENTER, TRACKER, close_stage, rebuilt

@@ -23,14 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..metrics.latency import END_TO_END, LatencyRecorder
-from ..stages.camera import CameraConfig, CameraSource, CameraState, Frame, Log
+from ..stages.camera import ENDED, CameraConfig, CameraSource, CameraState, Frame, Log
 from ..stages.detector import Detector, DetectorConfig
 from ..stages.plate_consensus import PlateConsensus, PlateConsensusConfig, PlateEvent
 from ..stages.plate_reader import PlateReader, PlateReaderConfig
 from ..stages.tracker import Tracker, TrackerConfig
 from .muxer import Batch, Muxer, MuxSource, SourceFrame
 from .perception import CONSENSUS, DETECTOR, PLATE_READER, TRACKER, PipelineResult, _track_classes
-from .runner import ENDED
 
 
 @dataclass
@@ -268,7 +267,7 @@ class MultiCameraRunner:
 
     @property
     def states(self) -> list[CameraState]:
-        """Each camera's state (``runner.camera_status`` maps one to a diagnostics level)."""
+        """Each camera's state (``stages.camera.camera_status`` maps one to a diagnostics level)."""
         return [c.state for c in self.cameras]
 
     @property

@@ -6,8 +6,7 @@ taking the newest frame) and ``trt-perception demo`` (a loop in the caller's thr
 is false (a node's ``enabled`` parameter) the stages pause: the camera stays open and is read, and each
 frame is dropped, counted in the pipeline's recorder (``record_dropped``). When the source
 ends, the pipeline is flushed once (the vehicles still in view end with the run) and ``on_end`` gets
-the final state and those events. ``camera_status`` is the one mapping of a source's state to a
-diagnostics level and message (``camera_bridge`` and the pipeline node report it). ROS-free.
+the final state and those events. ROS-free.
 """
 
 from __future__ import annotations
@@ -17,38 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..stages.camera import (
-    CONNECTED,
-    CONNECTING,
-    FAILED,
-    FINISHED,
-    RECONNECTING,
-    STOPPED,
-    CameraConfig,
-    CameraSource,
-    CameraState,
-    Frame,
-    Log,
-)
+from ..stages.camera import ENDED, CameraConfig, CameraSource, CameraState, Frame, Log
 from .perception import PerceptionPipeline, PipelineResult
-
-#: diagnostic_msgs/DiagnosticStatus levels (the same numbers as ``ros.diagnostics``).
-OK, WARN, ERROR = 0, 1, 2
-#: Camera states after which no frame will come.
-ENDED = (FINISHED, STOPPED, FAILED)
-
-
-def camera_status(state: CameraState) -> tuple[int, str] | None:
-    """(level, message) of a camera source: OK while it delivers (or finished after delivering), WARN
-    while it reconnects, ERROR when it never opened (after its first attempt) or gave up; None while
-    there is nothing to say yet (first attempt under way) or it was stopped."""
-    if state.status == CONNECTED or (state.status == FINISHED and state.ever_connected):
-        return OK, state.message
-    if state.status == RECONNECTING:
-        return WARN, state.message
-    if state.status == FAILED or (state.status == CONNECTING and state.message):
-        return ERROR, state.message
-    return None
 
 
 class PipelineRunner:

@@ -216,6 +216,26 @@ class CameraState:
     since: float = field(default_factory=time.monotonic)
 
 
+#: diagnostic_msgs/DiagnosticStatus levels (the same numbers as ``ros.diagnostics``).
+OK, WARN, ERROR = 0, 1, 2
+#: Camera states after which no frame will come.
+ENDED = (FINISHED, STOPPED, FAILED)
+
+
+def camera_status(state: CameraState) -> tuple[int, str] | None:
+    """(level, message) of a camera source, the one mapping ``camera_bridge`` and the pipeline nodes
+    report: OK while it delivers (or finished after delivering), WARN while it reconnects, ERROR when it
+    never opened (after its first attempt) or gave up; None while there is nothing to say yet (first
+    attempt under way) or it was stopped."""
+    if state.status == CONNECTED or (state.status == FINISHED and state.ever_connected):
+        return OK, state.message
+    if state.status == RECONNECTING:
+        return WARN, state.message
+    if state.status == FAILED or (state.status == CONNECTING and state.message):
+        return ERROR, state.message
+    return None
+
+
 class _Reader:
     """Uniform ``open() / read() -> (ok, image, index, path) / release()`` over OpenCV and folders."""
 

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ..metrics.latency import LatencyRecorder
 from ..vision.detections import Detections
@@ -157,6 +156,9 @@ def plates_to_vehicles(
     off_y = np.abs(vehicles[:, 3, None] - plates[:, 3]) / vh
     cost = np.where(inside, off_x + off_y + (1.0 - scores), 1e6)
     if inside.any():
+        # lazy: scipy.optimize takes ~1.4 s to import, and every node declares this stage's parameters
+        from scipy.optimize import linear_sum_assignment
+
         v, p = linear_sum_assignment(cost)
         ok = inside[v, p]
         owner[p[ok]] = v[ok]

@@ -33,7 +33,7 @@ from ..inference.engine import Encoded, Engine, EngineError
 from ..inference.model_info import engine_info
 from ..io.files import atomic_save
 from ..metrics.latency import LatencyRecorder
-from ..modelops.argmax_fusion import METADATA_KEY, FusionConfig, fuse_argmax, fusion_info, parse_divisor
+from ..modelops.fusion_config import METADATA_KEY, FusionConfig, parse_divisor
 from ..vision.preprocess import Preprocessor, preset
 from .fields import about, setting
 from .model_stage import ModelStage
@@ -394,7 +394,9 @@ def _model_for(cfg: SegmenterConfig) -> str:
     path = Path(cfg.model)
     if cfg.argmax != "fused" or path.suffix != ".onnx":
         return cfg.model
-    import onnx
+    import onnx  # lazy: ~1.4 s to import, for argmax=fused on an ONNX model alone
+
+    from ..modelops.argmax_fusion import fuse_argmax, fusion_info  # lazy: imports onnx
 
     if not path.is_file():
         raise EngineError(f"model file not found: {path}")

@@ -33,7 +33,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ..metrics.latency import LatencyRecorder
 from ..vision.detections import Detections, class_id
@@ -206,6 +205,9 @@ def assign(
     if not np.count_nonzero(ok):
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
     cost = np.where(ok, 1.0 - similarity, _FORBIDDEN)
+    # lazy: scipy.optimize takes ~1.4 s to import, and every node declares the tracker's parameters
+    from scipy.optimize import linear_sum_assignment
+
     rows, cols = linear_sum_assignment(cost)
     keep = ok[rows, cols]
     return rows[keep], cols[keep]
