@@ -40,7 +40,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from bench.common import machine, summary
+from bench.common import machine, summary, target
 from trt_perception.metrics.segmentation import confusion_matrix, iou_per_class, mean_iou
 from trt_perception.modelops.argmax_fusion import fuse_argmax
 from trt_perception.modelops.fusion_config import FusionConfig
@@ -337,9 +337,9 @@ def target_levers(model_path: Path, val_dir: Path, budget_s: float) -> dict[str,
         fns[f"threads={tname} defaults, target=tensorrt"] = lambda s=trt_head: _resize_mask(
             s.run(None, {"x": x})[0][0], w, h
         )
-        for target in ("cpu", "tensorrt"):
-            whole = session(post_only_model(x.shape, (h, w), "fused-argmax", True, target=target), t)
-            fns[f"threads={tname} defaults, nearest resize in the graph, target={target}"] = lambda s=whole: (
+        for graph_target in ("cpu", "tensorrt"):
+            whole = session(post_only_model(x.shape, (h, w), "fused-argmax", True, target=graph_target), t)
+            fns[f"threads={tname} defaults, nearest resize in the graph, target={graph_target}"] = lambda s=whole: (
                 s.run(None, {"x": x})
             )
         plain = session(base_model, t)
@@ -347,9 +347,9 @@ def target_levers(model_path: Path, val_dir: Path, budget_s: float) -> dict[str,
         fns[f"threads={tname} total: network + baseline"] = lambda s=plain: upsample_argmax_numpy(
             s.run(None, {name: tensor})[0][0], w, h
         )
-        for target in ("cpu", "tensorrt"):
-            graph = session(fused_model(base_model, "fused-argmax", target), t)
-            fns[f"threads={tname} total: fused graph (defaults, in-graph nearest, target={target})"] = (
+        for graph_target in ("cpu", "tensorrt"):
+            graph = session(fused_model(base_model, "fused-argmax", graph_target), t)
+            fns[f"threads={tname} total: fused graph (defaults, in-graph nearest, target={graph_target})"] = (
                 lambda s=graph: s.run(None, {name: tensor})
             )
     for fn in fns.values():
@@ -414,39 +414,46 @@ def main(argv: list[str] | None = None) -> int:
     for tname in ("1", "default"):
         r = levers["rows"][f"threads={tname} {defaults}"]  # type: ignore[index]
         targets.append(
-            {
-                "name": f"fused post-processing >= 3x faster than upsample + numpy argmax at 768x1344 "
+            target(
+                f"fused post-processing >= 3x faster than upsample + numpy argmax at 768x1344 "
                 f"(ONNX Runtime threads={tname}; node defaults: {defaults}, stage path)",
-                "shown": f"{r['speedup_median']:.2f}x median ({r['median_ms']:.2f} ms vs "
+                r["speedup_median"],
+                ">=",
+                3.0,
+                "x",
+                shown=f"{r['speedup_median']:.2f}x median ({r['median_ms']:.2f} ms vs "
                 f"{levers['rows']['baseline']['median_ms']:.2f} ms), {r['speedup_p25']:.2f}x p25, "  # type: ignore[index]
                 f"{r['speedup_min']:.2f}x min",
-                "value": r["speedup_median"],
-                "pass": bool(r["speedup_median"] >= 3.0),
-                "pass_at_p25_and_min": bool(r["speedup_p25"] >= 3.0 and r["speedup_min"] >= 3.0),
-            }
+                pass_at_p25_and_min=bool(r["speedup_p25"] >= 3.0 and r["speedup_min"] >= 3.0),
+            )
         )
     if "cpu" in acc:
         stage = acc["segmenter_stage_defaults"]["fused"]  # type: ignore[index]
         targets.append(
-            {
-                "name": f"mIoU change of the fused defaults ({defaults}) vs upsample + numpy argmax <= 0.5 points "
+            target(
+                f"mIoU change of the fused defaults ({defaults}) vs upsample + numpy argmax <= 0.5 points "
                 f"({acc['frames']} val frames, 768x1344)",
-                "shown": f"{stage['miou_change_points']:.3f} points (Segmenter stage, argmax=fused)",
-                "value": stage["miou_change_points"],
-                "pass": bool(abs(stage["miou_change_points"]) <= 0.5),
-            }
+                abs(stage["miou_change_points"]),
+                "<=",
+                0.5,
+                "points",
+                shown=f"{stage['miou_change_points']:.3f} points (Segmenter stage, argmax=fused)",
+            )
         )
     exact = levers["rows"]["cpu-opencv"]  # type: ignore[index]
-    targets.append(
-        {
-            "name": "exact host post-processing (cpu-opencv, the Segmenter's cpu mode) vs the baseline at 768x1344, "
-            "identical masks (0 mIoU change)",
-            "shown": f"{exact['speedup_median']:.2f}x median, {exact['speedup_p25']:.2f}x p25, "
-            f"{exact['speedup_min']:.2f}x min, identical masks: {rows[-1]['cpu_opencv_identical_to_numpy']}",
-            "value": exact["speedup_median"],
-            "pass": bool(exact["speedup_median"] >= 3.0 and rows[-1]["cpu_opencv_identical_to_numpy"]),
-        }
+    identical = bool(rows[-1]["cpu_opencv_identical_to_numpy"])
+    row = target(
+        "exact host post-processing (cpu-opencv, the Segmenter's cpu mode) vs the baseline at 768x1344, "
+        "identical masks (0 mIoU change)",
+        exact["speedup_median"],
+        ">=",
+        3.0,
+        "x and identical masks",
+        shown=f"{exact['speedup_median']:.2f}x median, {exact['speedup_p25']:.2f}x p25, "
+        f"{exact['speedup_min']:.2f}x min, identical masks: {identical}",
     )
+    row["pass"] = bool(row["pass"] and identical)
+    targets.append(row)
     result: dict[str, object] = {
         "benchmark": "segmentation post-processing (ONNX Runtime CPU)",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -469,15 +476,16 @@ def main(argv: list[str] | None = None) -> int:
         result["gpu"] = gpu_data
         plain = gpu_data.get("plain_argmax_19x1024x2048", {})
         if isinstance(plain, dict) and "best_median_ms" in plain:
-            targets.append(
-                {
-                    "name": "NVRTC argmax on 19x1024x2048 fp32 <= 1.5x the DRAM bound (H100)",
-                    "value": plain["best_median_ms"],
-                    "target": None,
-                    "shown": f"{plain['best_median_ms']:.4f} ms ({plain['ratio_to_bound']:.2f}x of {plain['dram_bound_ms']:.4f} ms)",
-                    "pass": bool(plain["pass"]),
-                }
+            row = target(
+                "NVRTC argmax on 19x1024x2048 fp32 <= 1.5x the DRAM bound (H100)",
+                plain["ratio_to_bound"],
+                "<=",
+                1.5,
+                "x",
+                shown=f"{plain['best_median_ms']:.4f} ms ({plain['ratio_to_bound']:.2f}x of {plain['dram_bound_ms']:.4f} ms)",
             )
+            row["pass"] = bool(plain["pass"])
+            targets.append(row)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
