@@ -31,6 +31,16 @@ def scene(text: str = "AB12CDE") -> np.ndarray:
     return frame
 
 
+def scene_video(tmp_path: Path, frames: int) -> Path:
+    """An MJPG clip of ``frames`` copies of scene() at 10 fps, for the pipeline node's camera."""
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (1280, 720))
+    for _ in range(frames):
+        writer.write(scene())
+    writer.release()
+    return video
+
+
 def plate_detector(tmp_path: Path) -> Path:
     """Constant detector output: the plate box of scene() and a car around it."""
     x1, y1, x2, y2 = (v * 0.5 for v in PLATE_BOX)
@@ -103,11 +113,7 @@ def test_perception_pipeline_node(ros_node: Any, start_node: Any, tmp_path: Path
 
     from trt_perception.ros.qos import reliable_qos
 
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (1280, 720))
-    for _ in range(8):
-        writer.write(scene())
-    writer.release()
+    video = scene_video(tmp_path, 8)
     got: dict[str, list[Any]] = {"detections": [], "plates": []}
     for topic, received in got.items():
         ros_node.create_subscription(Detection2DArray, topic, received.append, reliable_qos(50))
@@ -149,11 +155,7 @@ def test_enabled_false_pauses_the_stages_and_true_resumes(
 
     from trt_perception.ros.qos import reliable_qos
 
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (1280, 720))
-    for _ in range(4):
-        writer.write(scene())
-    writer.release()
+    video = scene_video(tmp_path, 4)
     detections: list[Any] = []
     ros_node.create_subscription(Detection2DArray, "detections", detections.append, reliable_qos(50))
     statuses: dict[str, Any] = {}
