@@ -39,6 +39,9 @@ class PipelineOutputs:
         topic = lambda key: f"{namespace}/{params[key]}" if namespace else str(params[key])  # noqa: E731
         qos = reliable_qos(10)
         self._det_msg = DetectionMsgBuilder()  # reuses its message: one per camera
+        # One Image per image topic, refilled each frame (publish serialises before it returns): a
+        # fresh frame-sized buffer per frame cost camera_bridge 0.3 ms at 640x480.
+        self._image_msg, self._annotated_msg, self._mask_msg = Image(), Image(), Image()
         self.detections = node.publisher(Detection2DArray, topic("detections_topic"), qos)
         self.plates = node.publisher(Detection2DArray, topic("plates_topic"), qos)
         self._read_plates = bool(params["plate_reader.enabled"])
@@ -67,11 +70,12 @@ class PipelineOutputs:
             self.tracks.publish(tracks_to_msg(result.tracks, header, result.plate_of()))
         self.publish_events(result.events, frame_id)
         if self.mask is not None and result.segmentation is not None:
-            self.mask.publish(numpy_to_image(result.segmentation.mask, "mono8", header=header))
+            self.mask.publish(numpy_to_image(result.segmentation.mask, "mono8", self._mask_msg, header))
         if self.image is not None:
-            self.image.publish(numpy_to_image(bgr, "bgr8", header=header))
+            self.image.publish(numpy_to_image(bgr, "bgr8", self._image_msg, header))
         if self.annotated.get_subscription_count() > 0:
-            self.annotated.publish(numpy_to_image(draw_result(bgr, result), "bgr8", header=header))
+            annotated = draw_result(bgr, result)
+            self.annotated.publish(numpy_to_image(annotated, "bgr8", self._annotated_msg, header))
 
     def publish_events(self, events: list[Any], frame_id: str) -> None:
         for event in events:

@@ -66,6 +66,9 @@ class SegmentationNode(ManagedPerceptionNode):
             f"mask at {p['output_resolution']} resolution, classes {seg.class_names})"
         )
         self.mask_pub = self.publisher(Image, str(p["mask_topic"]), reliable_qos(2))
+        # One Image per topic, refilled each frame (publish serialises before it returns): no
+        # frame-sized allocation per frame.
+        self._mask_msg, self._overlay_msg = Image(), Image()
         self.overlay_pub = (
             self.publisher(Image, str(p["overlay_topic"]), reliable_qos(2)) if p["publish_overlay"] else None
         )
@@ -91,12 +94,12 @@ class SegmentationNode(ManagedPerceptionNode):
         bgr, stamp = frame  # its age was recorded on arrival (subscribe_images)
         result = self.segmenter(bgr, stamp)
         with self.latency.measure(MESSAGE):
-            out = numpy_to_image(result.mask, "mono8", header=msg.header)
+            out = numpy_to_image(result.mask, "mono8", self._mask_msg, msg.header)
         self.mask_pub.publish(out)
         self.latency.record(END_TO_END, (time.perf_counter() - start) * 1e3)
         if self.overlay_pub is not None and self.overlay_pub.get_subscription_count() > 0:
             overlay = result.overlay(bgr, self.segmenter.cfg.overlay_alpha)
-            self.overlay_pub.publish(numpy_to_image(overlay, "bgr8", header=msg.header))
+            self.overlay_pub.publish(numpy_to_image(overlay, "bgr8", self._overlay_msg, msg.header))
 
 
 def main(args: list[str] | None = None) -> int:
