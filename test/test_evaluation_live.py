@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from evaluation_standins import make_dataset, make_detector, write_bag
+from ros_clients import probe_node
 
 from trt_perception.evaluation.live import LiveScorer
 from trt_perception.evaluation.runner import evaluate
@@ -73,6 +74,15 @@ def test_replay_detector_scorer_processes(
                 "exit_when_done": True, "plots": False},
         env=ENV,
     )  # fmt: skip
+    # The detections path (detector -> scorer, volatile) must be there before the first frame: answers
+    # sent before the scorer's subscription is discovered are lost, and a loaded CI run once lost them all.
+    with probe_node(ENV["ROS_DOMAIN_ID"]) as probe:
+        assert probe.spin_until(
+            lambda: probe.count_publishers("/detections") >= 1
+            and probe.count_subscribers("/detections") >= 1
+            and probe.count_subscribers("/camera/image_raw") >= 2,
+            60,
+        ), f"{det.log()}\n{scorer.log()}"
     replay = start_node("bag_replay", params_file=CONFIG / "bag_replay.yaml",
                         params={"bag": str(setup["bag"]), "wait_for_subscribers": 2, "start_delay": 1.0,
                                 "exit_when_done": True, "rate": 0.5}, env=ENV)  # fmt: skip
